@@ -1,0 +1,160 @@
+"""What every receiver does with a decoded export request: validate, then append to the WAL.
+
+Spans (or log records) with unusable ids are removed from the request and reported through
+``partial_success``; the rest is appended to the WAL as one record. The caller acknowledges
+only after the returned future resolves (the record is fsynced).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+from collector.telemetry import Telemetry
+from storage.wal import Signal, WriteAheadLog
+
+_ZERO_TRACE = bytes(16)
+_ZERO_SPAN = bytes(8)
+
+
+def _span_problem(span: Any) -> str | None:
+    trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
+    if len(trace_id) != 16 or trace_id == _ZERO_TRACE:
+        return "invalid trace id"
+    if len(span_id) != 8 or span_id == _ZERO_SPAN:
+        return "invalid span id"
+    if parent and len(parent) != 8:
+        return "invalid parent span id"
+    return None
+
+
+def _log_problem(record: Any) -> str | None:
+    if record.trace_id and len(record.trace_id) != 16:
+        return "invalid trace id"
+    if record.span_id and len(record.span_id) != 8:
+        return "invalid span id"
+    return None
+
+
+@dataclass(frozen=True)
+class SignalSpec:
+    """Everything that differs between the traces and the logs signal."""
+
+    signal: int
+    name: str
+    request_type: type
+    response_type: type
+    path: tuple[str, str, str]  # resource list, scope list, item list
+    items: str  # "spans" / "log records", for messages
+    rejected_field: str
+    json_root: str
+    problem: Callable[[Any], str | None]
+
+
+TRACES = SignalSpec(
+    signal=Signal.TRACES,
+    name="traces",
+    request_type=trace_service_pb2.ExportTraceServiceRequest,
+    response_type=trace_service_pb2.ExportTraceServiceResponse,
+    path=("resource_spans", "scope_spans", "spans"),
+    items="spans",
+    rejected_field="rejected_spans",
+    json_root="resourceSpans",
+    problem=_span_problem,
+)
+LOGS = SignalSpec(
+    signal=Signal.LOGS,
+    name="logs",
+    request_type=logs_service_pb2.ExportLogsServiceRequest,
+    response_type=logs_service_pb2.ExportLogsServiceResponse,
+    path=("resource_logs", "scope_logs", "log_records"),
+    items="log records",
+    rejected_field="rejected_log_records",
+    json_root="resourceLogs",
+    problem=_log_problem,
+)
+
+
+@dataclass
+class Submission:
+    """A validated request: its WAL future (None if nothing was left to store) and its response."""
+
+    spec: SignalSpec
+    project_id: str
+    transport: str
+    accepted: int
+    rejected: int
+    response: Any
+    future: Future[int] | None
+
+
+def remove_invalid_items(spec: SignalSpec, message: Any) -> tuple[int, int, str | None]:
+    """Drop items with unusable ids from ``message`` in place.
+
+    Returns (kept, removed, message describing the first problem).
+    """
+    outer, middle, inner = spec.path
+    kept = removed = 0
+    first_problem = None
+    for resource in getattr(message, outer):
+        for scope in getattr(resource, middle):
+            items = getattr(scope, inner)
+            bad = []
+            for index, item in enumerate(items):
+                problem = spec.problem(item)
+                if problem is not None:
+                    bad.append(index)
+                    first_problem = first_problem or problem
+            for index in reversed(bad):
+                del items[index]
+            kept += len(items)
+            removed += len(bad)
+    return kept, removed, first_problem
+
+
+class Ingestor:
+    """Validates decoded requests and appends them to the WAL, counting everything."""
+
+    def __init__(self, wal: WriteAheadLog, telemetry: Telemetry) -> None:
+        self.wal = wal
+        self.telemetry = telemetry
+
+    def submit(self, spec: SignalSpec, project_id: str, message: Any, raw: bytes | None, transport: str) -> Submission:
+        """Validate ``message`` and queue it for the WAL.
+
+        ``raw`` is the request's protobuf encoding when it arrived as protobuf; it is stored as
+        is unless items had to be removed. Raises the WAL's :class:`~storage.wal.WalFull` /
+        :class:`~storage.wal.WalClosed` when the request cannot be queued.
+        """
+        kept, removed, problem = remove_invalid_items(spec, message)
+        labels = (project_id, transport, spec.name)
+        self.telemetry.received.labels(*labels).inc(kept + removed)
+        response = spec.response_type()
+        if removed:
+            self.telemetry.rejected.labels(*labels, "invalid_id").inc(removed)
+            partial = response.partial_success
+            setattr(partial, spec.rejected_field, removed)
+            partial.error_message = f"{removed} {spec.items} rejected: {problem}"
+            raw = None
+        future = None
+        if kept:
+            payload = raw if raw is not None else message.SerializeToString()
+            try:
+                future = self.wal.append(spec.signal, project_id, payload)
+            except Exception:
+                self.telemetry.rejected.labels(*labels, "unavailable").inc(kept)
+                raise
+        return Submission(spec, project_id, transport, kept, removed, response, future)
+
+    def settled(self, submission: Submission, error: BaseException | None) -> None:
+        """Count the outcome once the WAL future has resolved."""
+        labels = (submission.project_id, submission.transport, submission.spec.name)
+        if error is None:
+            self.telemetry.accepted.labels(*labels).inc(submission.accepted)
+        else:
+            self.telemetry.rejected.labels(*labels, "wal_write_failed").inc(submission.accepted)

@@ -1,0 +1,128 @@
+"""OTLP/gRPC receiver: ``TraceService/Export`` and ``LogsService/Export``.
+
+Requests are taken as raw bytes so an accepted request is stored exactly as it arrived.
+Errors use the OTLP status codes: INVALID_ARGUMENT (malformed), UNAUTHENTICATED,
+RESOURCE_EXHAUSTED with ``RetryInfo`` (backpressure; gRPC itself answers it for messages over
+the size limit), UNAVAILABLE (shutting down, disk failure).
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent import futures
+from typing import Any
+
+import grpc
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import DecodeError
+from google.rpc.error_details_pb2 import RetryInfo
+
+from collector.auth import Authenticator, AuthError
+from collector.ingest import LOGS, TRACES, Ingestor, SignalSpec
+from collector.telemetry import Telemetry
+from storage.wal import WalClosed, WalFull, WalWriteFailed
+
+log = logging.getLogger("spanfuse.grpc")
+
+SERVICES = {
+    "opentelemetry.proto.collector.trace.v1.TraceService": TRACES,
+    "opentelemetry.proto.collector.logs.v1.LogsService": LOGS,
+}
+_RETRY_INFO = RetryInfo(retry_delay=Duration(seconds=1)).SerializeToString()
+
+
+class _Abort(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str, reason: str, retry: bool = False) -> None:
+        super().__init__(message)
+        self.code, self.message, self.reason, self.retry = code, message, reason, retry
+
+
+class OtlpGrpcReceiver:
+    """A gRPC server exposing the OTLP export services."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        ingestor: Ingestor,
+        auth: Authenticator,
+        telemetry: Telemetry,
+        max_message_bytes: int,
+        workers: int = 16,
+    ) -> None:
+        self.endpoint = endpoint
+        self.ingestor = ingestor
+        self.auth = auth
+        self.telemetry = telemetry
+        self.port = 0
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
+            options=[
+                ("grpc.max_receive_message_length", max_message_bytes),
+                ("grpc.max_send_message_length", 4 * 1024 * 1024),
+                ("grpc.so_reuseport", 0),
+            ],
+            maximum_concurrent_rpcs=workers * 4,
+        )
+        handlers = []
+        for service, spec in SERVICES.items():
+            method = grpc.unary_unary_rpc_method_handler(
+                self._handler(spec),
+                request_deserializer=None,  # raw bytes: stored as received
+                response_serializer=lambda message: message.SerializeToString(),
+            )
+            handlers.append(grpc.method_handlers_generic_handler(service, {"Export": method}))
+        self._server.add_generic_rpc_handlers(tuple(handlers))
+
+    def start(self) -> None:
+        self.port = self._server.add_insecure_port(self.endpoint)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {self.endpoint}")
+        self._server.start()
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting RPCs and wait up to ``grace`` seconds for those in flight."""
+        self._server.stop(grace).wait()
+
+    def _handler(self, spec: SignalSpec) -> Any:
+        def export(request: bytes, context: grpc.ServicerContext) -> Any:
+            try:
+                response = self._export(spec, request, context)
+            except _Abort as abort:
+                self.telemetry.requests.labels("grpc", spec.name, abort.reason).inc()
+                if abort.retry:
+                    context.set_trailing_metadata((("google.rpc.retryinfo-bin", _RETRY_INFO),))
+                context.abort(abort.code, abort.message)
+            self.telemetry.requests.labels("grpc", spec.name, "ok").inc()
+            return response
+
+        return export
+
+    def _export(self, spec: SignalSpec, request: bytes, context: grpc.ServicerContext) -> Any:
+        metadata = dict(context.invocation_metadata())
+        try:
+            project_id = self.auth.project_for(metadata.get("authorization"))
+        except AuthError as exc:
+            raise _Abort(grpc.StatusCode.UNAUTHENTICATED, str(exc), "unauthenticated") from None
+        message = spec.request_type()
+        try:
+            message.ParseFromString(request)
+        except (DecodeError, RecursionError) as exc:
+            raise _Abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"malformed protobuf {spec.request_type.__name__}: {exc}",
+                "malformed",
+            ) from None
+        try:
+            submission = self.ingestor.submit(spec, project_id, message, request, "grpc")
+        except WalFull as exc:
+            raise _Abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), "backpressure", retry=True) from None
+        except WalClosed as exc:
+            raise _Abort(grpc.StatusCode.UNAVAILABLE, str(exc), "unavailable", retry=True) from None
+        if submission.future is not None:
+            try:
+                submission.future.result()
+            except WalWriteFailed as exc:
+                self.ingestor.settled(submission, exc)
+                raise _Abort(grpc.StatusCode.UNAVAILABLE, str(exc), "wal_write_failed", retry=True) from None
+            self.ingestor.settled(submission, None)
+        return submission.response

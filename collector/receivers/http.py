@@ -1,0 +1,193 @@
+"""OTLP/HTTP receiver: ``POST /v1/traces``, ``/v1/logs`` and Langfuse's ``/api/public/otel/v1/*``.
+
+Protobuf and JSON bodies, gzip or deflate. Answers in the request's encoding: an
+``Export…ServiceResponse`` on success (``partial_success`` when items were rejected), a
+``google.rpc.Status`` on error. Status codes follow the OTLP specification: 400 malformed,
+401 bad credentials, 413 too large, 415 unsupported media type or encoding, 429/503 with
+``Retry-After`` when the collector cannot take the data right now (clients retry those).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from google.protobuf.message import DecodeError
+from google.rpc import status_pb2
+
+from collector import otlp_json
+from collector.auth import Authenticator, AuthError
+from collector.ingest import LOGS, TRACES, Ingestor, SignalSpec
+from collector.telemetry import Telemetry
+from storage.wal import WalClosed, WalFull, WalWriteFailed
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+_MEDIA_TYPES = {"application/x-protobuf": PROTOBUF, "application/protobuf": PROTOBUF, "application/json": JSON}
+RETRY_AFTER_SECONDS = 1
+
+ROUTES: dict[str, SignalSpec] = {
+    "/v1/traces": TRACES,
+    "/v1/logs": LOGS,
+    "/api/public/otel/v1/traces": TRACES,
+    "/api/public/otel/v1/logs": LOGS,
+}
+
+# google.rpc.Code values used in error bodies.
+_INVALID_ARGUMENT, _RESOURCE_EXHAUSTED, _UNAVAILABLE, _UNAUTHENTICATED = 3, 8, 14, 16
+
+
+@dataclass
+class HttpError(Exception):
+    status: int
+    message: str
+    code: int = _INVALID_ARGUMENT
+    headers: dict[str, str] = field(default_factory=dict)
+    reason: str = "malformed"
+
+
+def _retry_later(status: int, message: str, reason: str) -> HttpError:
+    code = _RESOURCE_EXHAUSTED if status == 429 else _UNAVAILABLE
+    return HttpError(status, message, code, {"Retry-After": str(RETRY_AFTER_SECONDS)}, reason)
+
+
+def media_type(content_type: str | None) -> str:
+    """The OTLP encoding named by a Content-Type header; raises 415 for anything else."""
+    base = (content_type or "").split(";", 1)[0].strip().lower()
+    if base not in _MEDIA_TYPES:
+        shown = base or "none"
+        raise HttpError(
+            415,
+            f"unsupported content type {shown!r}: use application/x-protobuf or application/json",
+            reason="unsupported_media_type",
+        )
+    return _MEDIA_TYPES[base]
+
+
+def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """Undo ``Content-Encoding`` without ever producing more than ``limit`` bytes."""
+    name = (encoding or "identity").strip().lower()
+    if name == "identity":
+        return body
+    if name == "gzip":
+        attempts = [zlib.MAX_WBITS | 16]
+    elif name == "deflate":
+        attempts = [zlib.MAX_WBITS, -zlib.MAX_WBITS]  # zlib-wrapped, then raw deflate
+    else:
+        raise HttpError(
+            415,
+            f"unsupported content encoding {name!r}: use gzip, deflate or none",
+            reason="unsupported_media_type",
+        )
+    for wbits in attempts:
+        inflater = zlib.decompressobj(wbits)
+        try:
+            out = inflater.decompress(body, limit + 1)
+        except zlib.error:
+            continue
+        if len(out) > limit or inflater.unconsumed_tail:
+            raise HttpError(413, f"decompressed body exceeds the limit of {limit} bytes", reason="too_large")
+        if not inflater.eof:
+            raise HttpError(400, f"truncated {name} body")
+        return out
+    raise HttpError(400, f"body is not valid {name} data")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HttpError(413, f"body of {declared} bytes exceeds the limit of {limit} bytes", reason="too_large")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HttpError(413, f"body exceeds the limit of {limit} bytes", reason="too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _error_response(error: HttpError, encoding: str) -> Response:
+    if encoding == PROTOBUF:
+        body = status_pb2.Status(code=error.code, message=error.message).SerializeToString()
+    else:
+        body = otlp_json.render(status_pb2.Status(code=error.code, message=error.message))
+    return Response(body, status_code=error.status, media_type=encoding, headers=error.headers)
+
+
+class OtlpHttpHandler:
+    """Turns one OTLP/HTTP request into a WAL record and an answer."""
+
+    def __init__(self, ingestor: Ingestor, auth: Authenticator, telemetry: Telemetry, max_body_bytes: int) -> None:
+        self.ingestor = ingestor
+        self.auth = auth
+        self.telemetry = telemetry
+        self.max_body_bytes = max_body_bytes
+
+    async def handle(self, request: Request, spec: SignalSpec) -> Response:
+        content_type = request.headers.get("content-type")
+        # Errors are answered in the request's encoding when it is one we speak.
+        encoding = _MEDIA_TYPES.get((content_type or "").split(";", 1)[0].strip().lower(), JSON)
+        try:
+            response = await self._export(request, spec, content_type)
+        except HttpError as error:
+            self.telemetry.requests.labels("http", spec.name, error.reason).inc()
+            return _error_response(error, encoding)
+        self.telemetry.requests.labels("http", spec.name, "ok").inc()
+        return response
+
+    async def _export(self, request: Request, spec: SignalSpec, content_type: str | None) -> Response:
+        try:
+            project_id = self.auth.project_for(request.headers.get("authorization"))
+        except AuthError as exc:
+            raise HttpError(401, str(exc), _UNAUTHENTICATED, reason="unauthenticated") from None
+        encoding = media_type(content_type)
+        raw = await read_body(request, self.max_body_bytes)
+        body = decompress(raw, request.headers.get("content-encoding"), self.max_body_bytes)
+        message = self._parse(body, spec, encoding)
+        try:
+            submission = self.ingestor.submit(spec, project_id, message, body if encoding == PROTOBUF else None, "http")
+        except WalFull as exc:
+            raise _retry_later(429, str(exc), "backpressure") from None
+        except WalClosed as exc:
+            raise _retry_later(503, str(exc), "unavailable") from None
+        if submission.future is not None:
+            try:
+                await asyncio.wrap_future(submission.future)
+            except WalWriteFailed as exc:
+                self.ingestor.settled(submission, exc)
+                raise _retry_later(503, str(exc), "wal_write_failed") from None
+            self.ingestor.settled(submission, None)
+        if encoding == PROTOBUF:
+            return Response(submission.response.SerializeToString(), media_type=PROTOBUF)
+        return Response(otlp_json.render(submission.response), media_type=JSON)
+
+    @staticmethod
+    def _parse(body: bytes, spec: SignalSpec, encoding: str) -> Any:
+        if encoding == JSON:
+            try:
+                return otlp_json.parse(body, spec.request_type)
+            except otlp_json.JsonDecodeError as exc:
+                raise HttpError(400, str(exc)) from None
+        message = spec.request_type()
+        try:
+            message.ParseFromString(body)
+        except (DecodeError, RecursionError) as exc:
+            raise HttpError(400, f"malformed protobuf {spec.request_type.__name__}: {exc}") from None
+        return message
+
+
+def add_otlp_routes(app: FastAPI, handler: OtlpHttpHandler) -> None:
+    """Register the OTLP export paths (POST only; other methods get 405)."""
+
+    def endpoint_for(spec: SignalSpec) -> Any:
+        async def export(request: Request) -> Response:
+            return await handler.handle(request, spec)
+
+        return export
+
+    for path, spec in ROUTES.items():
+        app.add_api_route(path, endpoint_for(spec), methods=["POST"], include_in_schema=False)

@@ -1,0 +1,182 @@
+"""Wire the collector from a :class:`~collector.config.Config` and run it.
+
+Start order: data directory and WAL recovery, the Parquet pipeline, maintenance, then the
+listeners. Stop order is the reverse of what matters for durability: listeners first (their
+in-flight requests still reach the WAL), then the WAL, then the pipeline's final flush.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from collector.app import create_app
+from collector.auth import Authenticator
+from collector.config import MIB, Config
+from collector.http_server import HttpServer
+from collector.ingest import Ingestor
+from collector.pipeline import ParquetPipeline
+from collector.receivers.grpc import OtlpGrpcReceiver
+from collector.receivers.http import OtlpHttpHandler
+from collector.telemetry import Telemetry
+from storage.compaction import Compactor
+from storage.fsutil import remove_stray_temporaries
+from storage.parquet_writer import PartitionedWriter
+from storage.query import TableQuery
+from storage.wal import WriteAheadLog
+
+log = logging.getLogger("spanfuse.server")
+
+
+def spanfuse_version() -> str:
+    try:
+        return version("spanfuse")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+class Server:
+    """One collector process: receivers, WAL, Parquet pipeline, maintenance, query layer."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.data_dir = Path(config.data_dir)
+        self.telemetry = Telemetry()
+        wal_settings = config.storage.wal
+        self.wal = WriteAheadLog(
+            self.data_dir / "wal",
+            segment_bytes=wal_settings.segment_size_mib * MIB,
+            max_backlog_bytes=wal_settings.max_backlog_mib * MIB,
+            fsync=wal_settings.fsync,
+        )
+        self.auth = Authenticator(config)
+        self.ingestor = Ingestor(self.wal, self.telemetry)
+        self.query = TableQuery(self.data_dir)
+        self.pipeline: ParquetPipeline | None = None
+        self.grpc: OtlpGrpcReceiver | None = None
+        self.http: HttpServer | None = None
+        self._maintenance: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._stopped = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        for path in remove_stray_temporaries(self.data_dir / "tables"):
+            log.warning("removed unfinished file path=%s", path.relative_to(self.data_dir))
+        recovery = self.wal.open()
+        log.info(
+            "wal opened dir=%s segments=%d truncated_bytes=%d damaged_regions=%d",
+            self.wal.directory,
+            recovery.segments,
+            recovery.truncated_bytes,
+            len(recovery.damaged_regions),
+        )
+        exporter = self.config.exporters.parquet
+        self.pipeline = ParquetPipeline(
+            self.wal, PartitionedWriter(self.data_dir), self.telemetry, flush_interval=exporter.flush_interval
+        )
+        self.pipeline.start()
+        self._register_gauges()
+        self._maintenance = threading.Thread(target=self._maintain, name="maintenance", daemon=True)
+        self._maintenance.start()
+        self._start_listeners()
+        log.info("data directory path=%s", self.data_dir.resolve())
+
+    def _start_listeners(self) -> None:
+        protocols = self.config.receivers.otlp.protocols
+        if protocols.grpc is not None:
+            self.grpc = OtlpGrpcReceiver(
+                protocols.grpc.endpoint,
+                self.ingestor,
+                self.auth,
+                self.telemetry,
+                max_message_bytes=protocols.grpc.max_recv_msg_size_mib * MIB,
+            )
+            self.grpc.start()
+            log.info("listening transport=grpc endpoint=%s port=%d", protocols.grpc.endpoint, self.grpc.port)
+        if protocols.http is not None:
+            handler = OtlpHttpHandler(
+                self.ingestor, self.auth, self.telemetry, max_body_bytes=protocols.http.max_request_body_size
+            )
+            app = create_app(handler, self.telemetry, spanfuse_version())
+            self.http = HttpServer(protocols.http.endpoint, app)
+            self.http.start()
+            log.info("listening transport=http endpoint=%s port=%d", protocols.http.endpoint, self.http.port)
+
+    def stop(self) -> None:
+        """Stop listening, finish in-flight requests, flush, commit. Safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stopping.set()
+        log.info("shutting down")
+        if self.http is not None:
+            self.http.stop()
+        if self.grpc is not None:
+            self.grpc.stop()
+        self.wal.close()
+        if self.pipeline is not None:
+            self.pipeline.stop()
+        if self._maintenance is not None:
+            self._maintenance.join(timeout=60)
+        self.query.close()
+        log.info("stopped")
+
+    def run_until_signalled(self) -> None:
+        """Start, then serve until SIGINT or SIGTERM, then stop cleanly."""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self._stopping.set())
+        self.start()
+        try:
+            self._stopping.wait()
+        finally:
+            self.stop()
+
+    # ------------------------------------------------------------------ internals
+    def _maintain(self) -> None:
+        exporter = self.config.exporters.parquet
+        compactor = Compactor(self.data_dir, retention_days=exporter.retention_days)
+        while not self._stopping.wait(exporter.compaction_interval):
+            try:
+                stats = compactor.run_once()
+            except Exception:
+                log.exception("compaction failed")
+                continue
+            for table, seconds in stats.durations:
+                self.telemetry.compactions.labels(table).inc()
+                self.telemetry.compaction_seconds.observe(seconds)
+            self.telemetry.partitions_expired.inc(stats.partitions_deleted)
+
+    def _register_gauges(self) -> None:
+        wal, t = self.wal, self.telemetry
+        t.gauge("spanfuse_wal_size_bytes", "Bytes of WAL on disk.", lambda: {(): wal.size_bytes()})
+        t.gauge(
+            "spanfuse_wal_backlog_bytes",
+            "WAL bytes not yet consumed by every consumer.",
+            lambda: {(): wal.backlog_bytes()},
+        )
+        t.gauge(
+            "spanfuse_wal_backlog_limit_bytes",
+            "Backlog at which ingest answers 429.",
+            lambda: {(): wal.max_backlog_bytes},
+        )
+        t.gauge(
+            "spanfuse_consumer_lag_bytes",
+            "WAL bytes a consumer has not committed.",
+            lambda: {(name,): wal.durable_offset - offset for name, offset in wal.committed().items()},
+            labels=("consumer",),
+        )
+        t.counter("spanfuse_wal_fsyncs", "WAL group commits.", lambda: {(): wal.fsyncs})
+        t.counter("spanfuse_wal_fsync_seconds", "Time spent in WAL fsync.", lambda: {(): wal.fsync_seconds})
+
+    @property
+    def grpc_port(self) -> int:
+        return self.grpc.port if self.grpc else 0
+
+    @property
+    def http_port(self) -> int:
+        return self.http.port if self.http else 0

@@ -1,0 +1,55 @@
+"""OTLP ``AnyValue`` / ``KeyValue`` decoding into plain Python values, and JSON text."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+
+def any_value(value: Any) -> Any:
+    """Decode an OTLP ``AnyValue`` into str, bool, int, float, list, dict, or None.
+
+    Bytes become base64 text so every value can be written as JSON.
+    """
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "int_value":
+        return value.int_value
+    if kind == "double_value":
+        return value.double_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "array_value":
+        return [any_value(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: any_value(kv.value) for kv in value.kvlist_value.values}
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode()
+    return None
+
+
+def attributes(key_values: Iterable[Any]) -> dict[str, Any]:
+    """Decode repeated ``KeyValue`` into a dict (a repeated key keeps its last value)."""
+    out: dict[str, Any] = {}
+    for kv in key_values:
+        value = kv.value
+        kind = value.WhichOneof("value")
+        # The common scalar cases inline: this runs once per attribute of every span.
+        if kind == "string_value":
+            out[kv.key] = value.string_value
+        elif kind == "int_value":
+            out[kv.key] = value.int_value
+        else:
+            out[kv.key] = any_value(value)
+    return out
+
+
+def to_json(value: Any) -> str | None:
+    """JSON text of ``value``; None stays None. Non-finite floats become null."""
+    if value is None:
+        return None
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()

@@ -1,0 +1,68 @@
+"""Filesystem helpers for crash-safe publishing: write to a temporary name, fsync, rename.
+
+Everything that touches the disk layout goes through here, so the storage root can later be
+an object store behind the same few calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+TMP_SUFFIX = ".tmp"
+
+
+def fsync_dir(directory: str | Path) -> None:
+    """Make a rename or unlink inside ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: str | Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def temporary_path(final: Path) -> Path:
+    """A unique sibling of ``final`` that readers' ``*.parquet`` globs never match."""
+    return final.with_name(f"{final.name}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
+
+
+def publish(final: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)``, fsync it, then atomically rename it to ``final``."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_path(final)
+    try:
+        write(tmp)
+        fsync_file(tmp)
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    fsync_dir(final.parent)
+
+
+def atomic_write_bytes(final: Path, data: bytes) -> None:
+    """Replace ``final`` with ``data`` so a crash leaves either the old or the new content."""
+    publish(final, lambda tmp: tmp.write_bytes(data))
+
+
+def remove_stray_temporaries(root: Path) -> list[Path]:
+    """Delete temporary files left by a crash under ``root``; returns what was removed."""
+    removed = []
+    if root.exists():
+        for path in root.rglob(f"*{TMP_SUFFIX}"):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+    return removed

@@ -1,0 +1,121 @@
+"""Read the tables through DuckDB, one project at a time, with duplicates folded.
+
+Every query is scoped to one project by reading only that project's partition directories,
+and every value from a caller is a bound parameter. ``{observations}``, ``{traces}``,
+``{scores}`` and ``{logs}`` in a query stand for that table's deduplicated rows: among rows
+sharing the table's key, the one ingested last.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from storage.schema import TABLES, TableSpec
+
+_PROJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_HIVE = "hive_partitioning = true, union_by_name = true, hive_types = {'project_id': VARCHAR, 'date': DATE}"
+
+
+def _empty(spec: TableSpec) -> pa.Table:
+    schema = spec.schema.append(pa.field("project_id", pa.string())).append(pa.field("date", pa.date32()))
+    return schema.empty_table()
+
+
+class TableQuery:
+    """DuckDB over the Parquet tables under ``root``; safe to share between threads."""
+
+    def __init__(self, root: str | Path, *, threads: int = 2, memory_limit: str = "1GB") -> None:
+        self.root = Path(root)
+        self._db = duckdb.connect(config={"threads": threads, "memory_limit": memory_limit})
+        self._lock = threading.Lock()
+        self._empties = {name: _empty(spec) for name, spec in TABLES.items()}
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _pattern(self, table: str, project_id: str) -> str | None:
+        if not _PROJECT_ID.match(project_id):
+            raise ValueError(f"invalid project id {project_id!r}")
+        directory = self.root / "tables" / table / f"project_id={project_id}"
+        if not any(directory.glob("date=*/*.parquet")):
+            return None
+        return str(directory / "date=*" / "*.parquet")
+
+    def _source(self, table: str, project_id: str, params: list[Any]) -> str:
+        spec = TABLES[table]
+        pattern = self._pattern(table, project_id)
+        if pattern is None:
+            return f"(SELECT * FROM empty_{table})"
+        params.append(pattern)
+        key = ", ".join(spec.key)
+        return (
+            f"(SELECT * FROM read_parquet(?, {_HIVE}) "
+            f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY ingested_at DESC, ingest_seq DESC) = 1)"
+        )
+
+    def query(self, project_id: str, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[dict[str, Any]]:
+        """Run ``sql`` for one project; ``{table}`` placeholders expand to deduplicated rows.
+
+        Placeholders are replaced in the order they appear, so their bound parameters come
+        first, then ``params``.
+        """
+        bound: list[Any] = []
+        text = re.sub(r"\{(\w+)\}", lambda m: self._source(m.group(1), project_id, bound), sql)
+        cursor = self._cursor()
+        try:
+            for name, empty in self._empties.items():
+                cursor.register(f"empty_{name}", empty)
+            result = cursor.execute(text, [*bound, *params])
+            columns = [d[0] for d in result.description]
+            return [dict(zip(columns, row, strict=True)) for row in result.fetchall()]
+        finally:
+            cursor.close()
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            return self._db.cursor()
+
+    # ---------------------------------------------------------------- simple reads
+    def count(self, project_id: str, table: str) -> int:
+        return self.query(project_id, f"SELECT count(*) AS n FROM {{{table}}}")[0]["n"]
+
+    def observations(self, project_id: str, trace_id: str | None = None) -> list[dict[str, Any]]:
+        """Observations of a project (optionally of one trace), oldest first."""
+        if trace_id is None:
+            return self.query(project_id, "SELECT * FROM {observations} ORDER BY start_time, id")
+        return self.query(
+            project_id, "SELECT * FROM {observations} WHERE trace_id = ? ORDER BY start_time, id", (trace_id,)
+        )
+
+    def recent_traces(self, project_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest traces: id, start, duration, span count, errors, name and service of the root."""
+        return self.query(
+            project_id,
+            """
+            WITH spans AS (
+                SELECT trace_id,
+                       min(start_time) AS start_time,
+                       max(coalesce(end_time, start_time)) AS end_time,
+                       count(*) AS spans,
+                       count(*) FILTER (WHERE level = 'ERROR') AS errors,
+                       arg_min(name, (parent_observation_id IS NOT NULL, start_time)) AS root_name,
+                       arg_min(service_name, (parent_observation_id IS NOT NULL, start_time)) AS service_name
+                FROM {observations} GROUP BY trace_id
+            ),
+            facts AS (
+                SELECT id, arg_max(name, ingested_at) FILTER (WHERE name IS NOT NULL) AS name
+                FROM {traces} GROUP BY id
+            )
+            SELECT spans.trace_id, spans.start_time, spans.end_time, spans.spans, spans.errors,
+                   coalesce(facts.name, spans.root_name) AS name, spans.service_name
+            FROM spans LEFT JOIN facts ON facts.id = spans.trace_id
+            ORDER BY spans.start_time DESC LIMIT ?
+            """,
+            (limit,),
+        )

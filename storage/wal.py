@@ -1,0 +1,441 @@
+"""Segmented write-ahead log: the durable queue between the receivers and every consumer.
+
+A request is acknowledged only after :meth:`WriteAheadLog.append` has resolved, i.e. after its
+frame is written and fsynced. One writer thread does *group commit*: every append waiting
+while an fsync runs is written together and shares the next fsync.
+
+Layout under the WAL directory::
+
+    00000000000000000000.wal    segment; the name is the global offset of its first byte
+    00000000000067108913.wal
+    consumers/<name>.offset     committed offset of each consumer (written atomically)
+
+Frame: ``magic u32 | body length u32 | crc32(body) u32 | body`` where body is
+``signal u8 | received_at_ns u64 | len(project) u16 | project utf-8 | payload``.
+A frame that fails its length or checksum is never handed to a consumer: a torn tail is
+truncated at start-up, and damage inside a segment is skipped up to the next valid frame
+(both are reported).
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import logging
+import os
+import struct
+import threading
+import time
+import zlib
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from storage.fsutil import atomic_write_bytes, fsync_dir, remove_stray_temporaries
+
+log = logging.getLogger("spanfuse.wal")
+
+MAGIC = 0x53465731  # "SFW1"
+_HEADER = struct.Struct("<III")
+_META = struct.Struct("<BQH")
+HEADER_SIZE = _HEADER.size
+_MAGIC_BYTES = struct.pack("<I", MAGIC)
+_MAX_BODY = 1 << 30
+_MAX_GROUP_BYTES = 32 * 1024 * 1024
+
+
+class Signal:
+    """Payload kinds stored in the WAL (the payload is the raw protobuf request)."""
+
+    TRACES = 1
+    LOGS = 2
+    NAMES = {1: "traces", 2: "logs"}
+
+
+class WalError(Exception):
+    """Base class for WAL failures reported to callers."""
+
+
+class WalFull(WalError):
+    """The unconsumed backlog is over its bound: the caller should retry later."""
+
+
+class WalClosed(WalError):
+    """The WAL is shutting down."""
+
+
+class WalWriteFailed(WalError):
+    """Writing or fsyncing failed (e.g. disk full); nothing of the append was kept."""
+
+
+@dataclass(frozen=True, slots=True)
+class WalRecord:
+    offset: int
+    next_offset: int
+    signal: int
+    project_id: str
+    received_ns: int
+    payload: bytes
+
+
+@dataclass
+class RecoveryReport:
+    segments: int = 0
+    truncated_bytes: int = 0
+    damaged_regions: list[tuple[int, int]] = field(default_factory=list)
+
+
+def encode_frame(signal: int, project_id: str, received_ns: int, payload: bytes) -> bytes:
+    project = project_id.encode()
+    body = _META.pack(signal, received_ns, len(project)) + project + payload
+    return _HEADER.pack(MAGIC, len(body), zlib.crc32(body)) + body
+
+
+def _decode_body(offset: int, body: bytes) -> WalRecord:
+    signal, received_ns, plen = _META.unpack_from(body)
+    start = _META.size
+    project = body[start : start + plen].decode()
+    payload = body[start + plen :]
+    return WalRecord(offset, offset + HEADER_SIZE + len(body), signal, project, received_ns, payload)
+
+
+def _frame_at(buf: bytes | memoryview, pos: int) -> int:
+    """Length of the valid frame at ``pos`` in ``buf``, or 0 if there is none."""
+    if pos + HEADER_SIZE > len(buf):
+        return 0
+    magic, length, crc = _HEADER.unpack_from(buf, pos)
+    end = pos + HEADER_SIZE + length
+    if magic != MAGIC or length < _META.size or length > _MAX_BODY or end > len(buf):
+        return 0
+    if zlib.crc32(buf[pos + HEADER_SIZE : end]) != crc:
+        return 0
+    return HEADER_SIZE + length
+
+
+def _next_valid_frame(buf: bytes, pos: int) -> int:
+    """Position of the next valid frame after ``pos``, or -1."""
+    search = pos + 1
+    while True:
+        found = buf.find(_MAGIC_BYTES, search)
+        if found < 0:
+            return -1
+        if _frame_at(buf, found):
+            return found
+        search = found + 1
+
+
+@dataclass
+class _Pending:
+    frame: bytes
+    future: Future[int]
+
+
+class WriteAheadLog:
+    """Append-only, segmented, group-committed log with per-consumer committed offsets."""
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        segment_bytes: int = 64 * 1024 * 1024,
+        max_backlog_bytes: int = 1024 * 1024 * 1024,
+        fsync: bool = True,
+    ) -> None:
+        self.directory = Path(directory)
+        self.segment_bytes = segment_bytes
+        self.max_backlog_bytes = max_backlog_bytes
+        self.fsync = fsync
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._queue: deque[_Pending] = deque()
+        self._queued_bytes = 0
+        self._segments: list[int] = []  # start offsets, ascending
+        self._fd = -1
+        self._durable = 0  # global offset up to which data is fsynced
+        self._committed: dict[str, int] = {}
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.fsyncs = 0
+        self.fsync_seconds = 0.0
+        self.recovery = RecoveryReport()
+
+    # ------------------------------------------------------------------ lifecycle
+    def open(self) -> RecoveryReport:
+        """Recover the log (truncate a torn tail), load consumer offsets, start the writer."""
+        (self.directory / "consumers").mkdir(parents=True, exist_ok=True)
+        remove_stray_temporaries(self.directory)
+        self._segments = sorted(int(p.stem) for p in self.directory.glob("*.wal") if p.stem.isdigit())
+        if not self._segments:
+            self._segments = [0]
+            self._segment_path(0).touch()
+            fsync_dir(self.directory)
+        report = self.recovery = self._recover_tail()
+        report.segments = len(self._segments)
+        last = self._segments[-1]
+        self._fd = os.open(self._segment_path(last), os.O_WRONLY | os.O_APPEND)
+        self._durable = last + os.fstat(self._fd).st_size
+        for path in (self.directory / "consumers").glob("*.offset"):
+            with contextlib.suppress(ValueError):
+                self._committed[path.stem] = int(path.read_text().strip())
+        self._thread = threading.Thread(target=self._writer_loop, name="wal-writer", daemon=True)
+        self._thread.start()
+        return report
+
+    def close(self) -> None:
+        """Finish the appends already queued, then stop the writer."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def _segment_path(self, start: int) -> Path:
+        return self.directory / f"{start:020d}.wal"
+
+    def _recover_tail(self) -> RecoveryReport:
+        """Validate the newest segment; cut a torn tail, remember damage followed by good data."""
+        report = RecoveryReport()
+        start = self._segments[-1]
+        path = self._segment_path(start)
+        data = path.read_bytes()
+        pos = 0
+        while pos < len(data):
+            size = _frame_at(data, pos)
+            if size:
+                pos += size
+                continue
+            resume = _next_valid_frame(data, pos)
+            if resume < 0:
+                report.truncated_bytes = len(data) - pos
+                with open(path, "r+b") as fh:
+                    fh.truncate(pos)
+                    os.fsync(fh.fileno())
+                log.warning(
+                    "wal torn tail truncated segment=%s at=%d dropped_bytes=%d",
+                    path.name,
+                    pos,
+                    report.truncated_bytes,
+                )
+                break
+            report.damaged_regions.append((start + pos, start + resume))
+            log.warning("wal damaged region skipped segment=%s from=%d to=%d", path.name, pos, resume)
+            pos = resume
+        return report
+
+    # ------------------------------------------------------------------ writing
+    @property
+    def durable_offset(self) -> int:
+        return self._durable
+
+    def backlog_bytes(self) -> int:
+        """Bytes acknowledged but not yet committed by the slowest consumer."""
+        with self._lock:
+            return self._backlog_locked()
+
+    def _backlog_locked(self) -> int:
+        if not self._committed:
+            return 0
+        return self._durable + self._queued_bytes - min(self._committed.values())
+
+    def size_bytes(self) -> int:
+        """Bytes of WAL on disk."""
+        with self._lock:
+            return self._durable - self._segments[0]
+
+    def append(self, signal: int, project_id: str, payload: bytes, received_ns: int | None = None) -> Future[int]:
+        """Queue one record; the future resolves to its offset once it is fsynced.
+
+        Raises :class:`WalFull` when the backlog is over its bound and :class:`WalClosed`
+        during shutdown; the future fails with :class:`WalWriteFailed` on an I/O error.
+        """
+        frame = encode_frame(signal, project_id, received_ns or time.time_ns(), payload)
+        future: Future[int] = Future()
+        with self._cond:
+            if self._closed:
+                raise WalClosed("the write-ahead log is closed")
+            if self._backlog_locked() + len(frame) > self.max_backlog_bytes:
+                raise WalFull("write-ahead log backlog is over its bound; retry later")
+            self._queue.append(_Pending(frame, future))
+            self._queued_bytes += len(frame)
+            self._cond.notify_all()
+        return future
+
+    def _take_group(self) -> list[_Pending] | None:
+        with self._cond:
+            while not self._queue and not self._closed:
+                self._cond.wait()
+            if not self._queue:
+                return None
+            group: list[_Pending] = []
+            size = 0
+            while self._queue and (not group or size + len(self._queue[0].frame) <= _MAX_GROUP_BYTES):
+                item = self._queue.popleft()
+                group.append(item)
+                size += len(item.frame)
+            return group
+
+    def _writer_loop(self) -> None:
+        while (group := self._take_group()) is not None:
+            data = b"".join(item.frame for item in group)
+            try:
+                self._maybe_roll()
+                self._write_durably(data)
+            except OSError as exc:
+                with self._cond:
+                    self._queued_bytes -= len(data)
+                error = WalWriteFailed(f"write-ahead log write failed: {exc.strerror or exc}")
+                log.error("wal write failed error=%s records=%d", exc, len(group))
+                for item in group:
+                    item.future.set_exception(error)
+                continue
+            offset = self._durable
+            with self._cond:
+                self._durable += len(data)
+                self._queued_bytes -= len(data)
+                self._cond.notify_all()
+            for item in group:
+                item.future.set_result(offset)
+                offset += len(item.frame)
+
+    def _write_durably(self, data: bytes) -> None:
+        before = self._durable - self._segments[-1]
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            started = time.perf_counter()
+            if self.fsync:
+                os.fdatasync(self._fd)
+            self.fsync_seconds += time.perf_counter() - started
+            self.fsyncs += 1
+        except OSError:
+            # Leave no partial frame behind: a later successful append must follow good data.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, before)
+            raise
+
+    def _maybe_roll(self) -> None:
+        if self._durable - self._segments[-1] < self.segment_bytes:
+            return
+        start = self._durable
+        fd = os.open(self._segment_path(start), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
+        fsync_dir(self.directory)
+        os.close(self._fd)
+        self._fd = fd
+        with self._lock:
+            self._segments.append(start)
+
+    # ------------------------------------------------------------------ consumers
+    def consumer(self, name: str) -> WalReader:
+        """A reader positioned at ``name``'s committed offset (the oldest data if it has none)."""
+        with self._lock:
+            first = self._segments[0]
+            offset = self._committed.get(name, first)
+            if offset < first or offset > self._durable:
+                log.warning("wal consumer offset out of range consumer=%s offset=%d", name, offset)
+                offset = min(max(offset, first), self._durable)
+            self._committed[name] = offset
+        return WalReader(self, name, offset)
+
+    def committed(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._committed)
+
+    def commit(self, name: str, offset: int) -> None:
+        """Persist ``name``'s offset and delete the segments every consumer has passed."""
+        atomic_write_bytes(self.directory / "consumers" / f"{name}.offset", str(offset).encode())
+        with self._cond:
+            self._committed[name] = offset
+            floor = min(self._committed.values())
+            removable = [s for s, nxt in zip(self._segments, self._segments[1:], strict=False) if nxt <= floor]
+            self._segments = self._segments[len(removable) :]
+            self._cond.notify_all()
+        for start in removable:
+            with contextlib.suppress(FileNotFoundError):
+                self._segment_path(start).unlink()
+        if removable:
+            fsync_dir(self.directory)
+
+    def wait_for_data(self, offset: int, timeout: float) -> bool:
+        """Block until data beyond ``offset`` is durable, the log closes, or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._durable <= offset and not self._closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return self._durable > offset
+
+    def _locate(self, offset: int) -> tuple[int, int]:
+        with self._lock:
+            index = bisect.bisect_right(self._segments, offset) - 1
+            start = self._segments[max(index, 0)]
+            end = self._segments[index + 1] if index + 1 < len(self._segments) else self._durable
+            return start, end
+
+
+class WalReader:
+    """Reads durable records for one consumer; :meth:`commit` persists its progress."""
+
+    def __init__(self, wal: WriteAheadLog, name: str, offset: int) -> None:
+        self.wal = wal
+        self.name = name
+        self.position = offset
+        self.skipped_bytes = 0
+
+    def read(self, max_bytes: int = 16 * 1024 * 1024) -> list[WalRecord]:
+        """Return durable records from the current position, about ``max_bytes`` at most."""
+        records: list[WalRecord] = []
+        budget = max_bytes
+        while budget > 0 and self.position < self.wal.durable_offset:
+            start, end = self.wal._locate(self.position)
+            if self.position >= end:  # at the boundary of a segment that is being rolled
+                break
+            with open(self.wal._segment_path(start), "rb") as fh:
+                fh.seek(self.position - start)
+                while budget > 0 and self.position < end:
+                    record = self._read_frame(fh, start, end)
+                    if record is not None:
+                        records.append(record)
+                        budget -= record.next_offset - record.offset
+        return records
+
+    def _read_frame(self, fh: BinaryIO, start: int, end: int) -> WalRecord | None:
+        header = fh.read(HEADER_SIZE)
+        if len(header) == HEADER_SIZE:
+            magic, length, crc = _HEADER.unpack(header)
+            if magic == MAGIC and _META.size <= length <= end - self.position - HEADER_SIZE:
+                body = fh.read(length)
+                if len(body) == length and zlib.crc32(body) == crc:
+                    record = _decode_body(self.position, body)
+                    self.position = record.next_offset
+                    return record
+        self._skip_damage(fh, start, end)
+        return None
+
+    def _skip_damage(self, fh: BinaryIO, start: int, end: int) -> None:
+        """Move past damaged bytes to the next valid frame of the segment (or to its end)."""
+        fh.seek(self.position - start)
+        rest = fh.read(end - self.position)
+        resume = _next_valid_frame(rest, 0)
+        skip = resume if resume >= 0 else len(rest)
+        log.error("wal damaged data skipped consumer=%s from=%d bytes=%d", self.name, self.position, skip)
+        self.skipped_bytes += skip
+        self.position += skip
+        fh.seek(self.position - start)
+
+    def commit(self, offset: int | None = None) -> None:
+        """Persist progress up to ``offset`` (default: everything read so far)."""
+        self.wal.commit(self.name, self.position if offset is None else offset)
+
+    def lag_bytes(self) -> int:
+        return self.wal.durable_offset - self.wal.committed().get(self.name, self.position)
