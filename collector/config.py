@@ -25,6 +25,7 @@ DEV_SECRET_KEY = "sk-lf-local"
 MIB = 1024 * 1024
 
 _ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_PROJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
@@ -77,7 +78,18 @@ def is_loopback(host: str) -> bool:
 
 Duration = Annotated[float, BeforeValidator(_parse_duration)]
 Endpoint = Annotated[str, BeforeValidator(_check_endpoint)]
-ProjectId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+
+
+def _check_project_id(value: Any) -> str:
+    if not isinstance(value, str) or not _PROJECT_ID.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid project id: use up to 64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+ProjectId = Annotated[str, BeforeValidator(_check_project_id)]
 
 
 class _Strict(BaseModel):
@@ -97,6 +109,14 @@ class HttpProtocol(_Strict):
 class OtlpProtocols(_Strict):
     grpc: GrpcProtocol | None = None
     http: HttpProtocol | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_defaults(cls, data: Any) -> Any:
+        # As in the OpenTelemetry Collector, a bare `http:` enables the protocol with defaults.
+        if isinstance(data, dict):
+            return {k: ({} if v is None and k in ("grpc", "http") else v) for k, v in data.items()}
+        return data
 
     @model_validator(mode="after")
     def _one_protocol(self) -> OtlpProtocols:

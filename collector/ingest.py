@@ -16,7 +16,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from collector.telemetry import Telemetry
-from storage.wal import Signal, WriteAheadLog
+from storage.wal import Signal, WalFull, WriteAheadLog
 
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
@@ -123,6 +123,11 @@ class Ingestor:
     def __init__(self, wal: WriteAheadLog, telemetry: Telemetry) -> None:
         self.wal = wal
         self.telemetry = telemetry
+
+    def check_room(self) -> None:
+        """Raise :class:`~storage.wal.WalFull` early, before a request body is read and parsed."""
+        if not self.wal.has_room():
+            raise WalFull("write-ahead log backlog is over its bound; retry later")
 
     def submit(self, spec: SignalSpec, project_id: str, message: Any, raw: bytes | None, transport: str) -> Submission:
         """Validate ``message`` and queue it for the WAL.

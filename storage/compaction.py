@@ -131,12 +131,12 @@ class Compactor:
         key = ", ".join(spec.key)
         con = duckdb.connect(config={"threads": 1, "memory_limit": "512MB"})
         try:
-            arrow = con.execute(
-                "SELECT * FROM read_parquet(?, union_by_name = true, hive_partitioning = false) "
+            arrow = con.sql(
+                "SELECT * FROM read_parquet($files, union_by_name = true, hive_partitioning = false) "
                 f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY ingested_at DESC, ingest_seq DESC) = 1 "
                 f"ORDER BY {spec.sort_by}",
-                [[str(f) for f in files]],
-            ).fetch_arrow_table()
+                params={"files": [str(f) for f in files]},
+            ).to_arrow_table()
         finally:
             con.close()
         arrow = conform(arrow, spec.schema)

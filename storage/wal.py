@@ -244,6 +244,11 @@ class WriteAheadLog:
             return 0
         return self._durable + self._queued_bytes - min(self._committed.values())
 
+    def has_room(self) -> bool:
+        """False when the backlog is at its bound (a cheap check before reading a request)."""
+        with self._lock:
+            return self._backlog_locked() < self.max_backlog_bytes
+
     def size_bytes(self) -> int:
         """Bytes of WAL on disk."""
         with self._lock:

@@ -103,6 +103,10 @@ class OtlpGrpcReceiver:
             project_id = self.auth.project_for(metadata.get("authorization"))
         except AuthError as exc:
             raise _Abort(grpc.StatusCode.UNAUTHENTICATED, str(exc), "unauthenticated") from None
+        try:
+            self.ingestor.check_room()  # refuse before parsing
+        except WalFull as exc:
+            raise _Abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), "backpressure", retry=True) from None
         message = spec.request_type()
         try:
             message.ParseFromString(request)

@@ -145,10 +145,11 @@ class OtlpHttpHandler:
         except AuthError as exc:
             raise HttpError(401, str(exc), _UNAUTHENTICATED, reason="unauthenticated") from None
         encoding = media_type(content_type)
-        raw = await read_body(request, self.max_body_bytes)
-        body = decompress(raw, request.headers.get("content-encoding"), self.max_body_bytes)
-        message = self._parse(body, spec, encoding)
         try:
+            raw = await read_body(request, self.max_body_bytes)  # read even when refusing: keeps the connection
+            self.ingestor.check_room()  # refuse before decompressing and parsing
+            body = decompress(raw, request.headers.get("content-encoding"), self.max_body_bytes)
+            message = self._parse(body, spec, encoding)
             submission = self.ingestor.submit(spec, project_id, message, body if encoding == PROTOBUF else None, "http")
         except WalFull as exc:
             raise _retry_later(429, str(exc), "backpressure") from None

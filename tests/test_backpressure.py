@@ -1,0 +1,76 @@
+"""When consumers fall behind, receivers push back with retryable answers and memory stays flat."""
+
+from __future__ import annotations
+
+import gc
+
+import grpc
+import httpx
+import psutil
+from google.rpc.error_details_pb2 import RetryInfo
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from tests.conftest import wait_until
+from tests.otlp_helpers import basic_auth, make_span, trace_request
+
+HEADERS = {"content-type": "application/x-protobuf", "authorization": basic_auth()}
+
+
+def _body(index: int, size: int = 64 * 1024) -> bytes:
+    return trace_request([make_span(name=f"s{index}", attributes={"blob": "x" * size})]).SerializeToString()
+
+
+def test_full_backlog_answers_429_then_recovers_and_keeps_memory_flat(start_server):
+    server = start_server(storage={"wal": {"max_backlog_mib": 1}})
+    server.pipeline.pause()
+    url = f"http://127.0.0.1:{server.http_port}/v1/traces"
+    accepted = 0
+    with httpx.Client() as client:
+        for index in range(100):
+            response = client.post(url, headers=HEADERS, content=_body(index))
+            if response.status_code == 429:
+                break
+            assert response.status_code == 200
+            accepted += 1
+        assert response.status_code == 429, "the backlog bound was never reached"
+        assert response.headers["retry-after"] == "1"
+        assert 5 <= accepted <= 16  # ~1 MiB of 64 KiB requests
+
+        # Sustained overload: every further request is refused and memory does not grow with it.
+        gc.collect()
+        rss_before = psutil.Process().memory_info().rss
+        big = _body(-1, size=2 * 1024 * 1024)
+        for _ in range(50):  # 100 MiB offered
+            assert client.post(url, headers=HEADERS, content=big).status_code == 429
+        gc.collect()
+        growth = psutil.Process().memory_info().rss - rss_before
+        assert growth < 32 * 1024 * 1024, f"RSS grew by {growth / 2**20:.1f} MiB under overload"
+
+        # gRPC answers RESOURCE_EXHAUSTED with RetryInfo, which the OTLP exporters honour.
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            export = channel.unary_unary(
+                "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                request_serializer=None,
+                response_deserializer=ExportTraceServiceResponse.FromString,
+            )
+            try:
+                export(_body(-2), metadata=(("authorization", basic_auth()),), timeout=10)
+                raise AssertionError("expected RESOURCE_EXHAUSTED")
+            except grpc.RpcError as error:
+                assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                retry = RetryInfo.FromString(dict(error.trailing_metadata())["google.rpc.retryinfo-bin"])
+                assert retry.retry_delay.seconds == 1
+
+        # Consumers catch up: ingest resumes and everything acknowledged is stored.
+        server.pipeline.resume()
+        wait_until(lambda: server.wal.backlog_bytes() == 0, timeout=30)
+        assert client.post(url, headers=HEADERS, content=_body(999)).status_code == 200
+    names = {
+        r["name"]
+        for r in wait_until(
+            lambda: len(server.query.observations("default")) == accepted + 1 and server.query.observations("default")
+        )
+    }
+    assert names == {f"s{i}" for i in range(accepted)} | {"s999"}
+    metrics = httpx.get(f"http://127.0.0.1:{server.http_port}/metrics").text
+    assert 'spanfuse_requests_total{outcome="backpressure",signal="traces",transport="http"} 51.0' in metrics

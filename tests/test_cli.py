@@ -1,0 +1,71 @@
+"""The command line: ``spanfuse traces`` reads what the collector stored; ``serve`` reports start-up errors."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import httpx
+import yaml
+
+from tests.conftest import ROOT, config_dict, wait_until
+from tests.otlp_helpers import basic_auth, make_span, trace_request
+
+
+def test_traces_command_lists_the_latest_traces(server):
+    trace_id = bytes.fromhex("4bf92f3577b34da6a3ce929d0e0e4736")
+    spans = [
+        make_span(trace_id, bytes.fromhex("00f067aa0ba902b7"), name="checkout"),
+        make_span(trace_id, parent=bytes.fromhex("00f067aa0ba902b7"), name="db", error="timeout"),
+    ]
+    response = httpx.post(
+        f"http://127.0.0.1:{server.http_port}/v1/traces",
+        content=trace_request(spans, service="shop").SerializeToString(),
+        headers={"content-type": "application/x-protobuf", "authorization": basic_auth()},
+    )
+    assert response.status_code == 200
+    wait_until(lambda: len(server.query.observations("default")) == 2)
+    result = subprocess.run(
+        [sys.executable, "-m", "collector", "traces", "--data-dir", str(server.data_dir), "--project", "default"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if trace_id.hex() in line)
+    cells = [cell.strip() for cell in line.strip("│┃ ").split("│")]
+    assert cells[3:] == ["2", "1", "checkout", "shop"]  # spans, errors, name, service
+
+
+def test_traces_command_on_an_empty_project(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "collector", "traces", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0
+    assert "no traces yet" in result.stdout
+
+
+def test_serve_reports_a_busy_port_in_one_line(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        doc = config_dict(tmp_path / "data")
+        doc["receivers"]["otlp"]["protocols"] = {"http": {"endpoint": f"127.0.0.1:{busy.getsockname()[1]}"}}
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        result = subprocess.run(
+            [sys.executable, "-m", "collector", "serve", "--config", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
+    assert result.returncode == 1
+    assert "spanfuse: cannot start: Address already in use" in result.stderr
+    assert "Traceback" not in result.stderr

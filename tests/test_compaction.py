@@ -1,0 +1,121 @@
+"""Compaction folds duplicates and small files without changing what reads return; retention drops old days."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from storage.compaction import Compactor, partitions
+from storage.parquet_writer import PartitionedWriter
+from storage.query import TableQuery
+
+DAY_US = 86_400_000_000
+NOW = time.time()
+TODAY_US = int(NOW // 86400) * DAY_US
+
+
+def _observation(span_id: str, trace_id: str, start_us: int, name: str) -> dict:
+    return {
+        "id": span_id,
+        "trace_id": trace_id,
+        "type": "SPAN",
+        "name": name,
+        "start_time": start_us,
+        "level": "DEFAULT",
+    }
+
+
+def _write(writer: PartitionedWriter, rows: list[dict], seq: int, project: str = "p") -> None:
+    writer.add("observations", project, rows, {"ingested_at": seq * 1000, "ingest_seq": seq})
+    writer.flush()
+
+
+def _files(root: Path, date: str, project: str = "p") -> list[Path]:
+    return sorted((root / "tables/observations" / f"project_id={project}" / f"date={date}").glob("*.parquet"))
+
+
+def test_merging_small_files_keeps_the_latest_version_of_each_row(tmp_path):
+    writer = PartitionedWriter(tmp_path)
+    for seq in range(10):  # every flush re-sends span "a" (a retry) with a newer name
+        _write(
+            writer,
+            [
+                _observation("a", "t1", TODAY_US + 5, f"v{seq}"),
+                _observation(f"b{seq}", f"t{seq % 3}", TODAY_US + seq, "b"),
+            ],
+            seq,
+        )
+    date = dt.datetime.fromtimestamp(NOW, dt.UTC).date().isoformat()
+    assert len(_files(tmp_path, date)) == 10
+    query = TableQuery(tmp_path)
+    before = query.query("p", "SELECT id, name FROM {observations} ORDER BY id")
+
+    stats = Compactor(tmp_path, min_files=8).run_once(now=NOW)
+    assert (stats.partitions, stats.files_in, stats.files_out, stats.rows_out) == (1, 10, 1, 11)
+    [merged] = _files(tmp_path, date)
+    table = pq.read_table(merged)
+    assert table.num_rows == 11  # the nine stale copies of "a" are gone
+    assert table.column("trace_id").to_pylist() == sorted(table.column("trace_id").to_pylist())
+    metadata = pq.ParquetFile(merged).metadata
+    assert metadata.row_group(0).column(0).compression == "ZSTD"
+    assert query.query("p", "SELECT id, name FROM {observations} ORDER BY id") == before
+    assert {r["name"] for r in before if r["id"] == "a"} == {"v9"}
+    query.close()
+
+
+def test_few_files_of_today_are_left_alone(tmp_path):
+    writer = PartitionedWriter(tmp_path)
+    for seq in range(3):
+        _write(writer, [_observation(f"s{seq}", "t", TODAY_US + seq, "x")], seq)
+    assert Compactor(tmp_path, min_files=8).run_once(now=NOW).partitions == 0
+
+
+def test_a_finished_quiet_day_is_merged_whole(tmp_path):
+    writer = PartitionedWriter(tmp_path)
+    for seq in range(3):
+        _write(writer, [_observation(f"s{seq}", "t", TODAY_US - DAY_US + seq, "x")], seq)
+    compactor = Compactor(tmp_path, min_files=8, settle_seconds=0)
+    stats = compactor.run_once(now=time.time() + 1)
+    assert (stats.partitions, stats.files_in) == (1, 3)
+    yesterday = (dt.datetime.fromtimestamp(NOW, dt.UTC).date() - dt.timedelta(days=1)).isoformat()
+    assert len(_files(tmp_path, yesterday)) == 1
+
+
+def test_retention_deletes_whole_old_partitions_only(tmp_path):
+    writer = PartitionedWriter(tmp_path)
+    _write(
+        writer,
+        [
+            _observation("old", "t", TODAY_US - 10 * DAY_US, "old"),
+            _observation("recent", "t", TODAY_US - 2 * DAY_US, "recent"),
+            _observation("now", "t", TODAY_US, "now"),
+        ],
+        1,
+    )
+    stats = Compactor(tmp_path, retention_days=7).run_once(now=NOW)
+    assert stats.partitions_deleted == 1
+    query = TableQuery(tmp_path)
+    assert {r["id"] for r in query.observations("p")} == {"recent", "now"}
+    query.close()
+    assert len(partitions(tmp_path, "observations")) == 2
+
+
+def test_retention_zero_keeps_everything(tmp_path):
+    writer = PartitionedWriter(tmp_path)
+    _write(writer, [_observation("ancient", "t", 0, "epoch")], 1)
+    assert Compactor(tmp_path, retention_days=0).run_once(now=NOW).partitions_deleted == 0
+    assert _files(tmp_path, "1970-01-01")
+
+
+def test_queries_never_cross_projects(tmp_path):
+    writer = PartitionedWriter(tmp_path)
+    _write(writer, [_observation("mine", "t", TODAY_US, "x")], 1, project="a")
+    _write(writer, [_observation("theirs", "t", TODAY_US, "x")], 2, project="b")
+    query = TableQuery(tmp_path)
+    assert [r["id"] for r in query.observations("a")] == ["mine"]
+    assert [r["id"] for r in query.observations("b")] == ["theirs"]
+    assert query.observations("c") == []
+    query.close()

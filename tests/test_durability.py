@@ -1,0 +1,106 @@
+"""Acknowledged means durable: SIGKILL under load loses nothing and duplicates nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from storage.query import TableQuery
+from tests.conftest import ROOT, wait_until
+
+
+def _acked(path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    lines = [line.split() for line in path.read_text().splitlines() if line.strip()]
+    return {span_id: name for span_id, name in lines}
+
+
+@pytest.mark.slow
+def test_sigkill_under_load_keeps_every_acknowledged_span_exactly_once(tmp_path, server_process):
+    server = server_process()
+    server.start()
+    acked_path = tmp_path / "acked.txt"
+    client = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.durability_client",
+            "--http-port",
+            str(server.http_port),
+            "--grpc-port",
+            str(server.grpc_port),
+            "--out",
+            str(acked_path),
+            "--requests",
+            "120",
+            "--spans",
+            "25",
+        ],
+        cwd=ROOT,
+    )
+    try:
+        for _ in range(3):  # kill it mid-stream, several times in a row
+            already = len(_acked(acked_path))
+            wait_until(lambda already=already: len(_acked(acked_path)) >= already + 150, timeout=60)
+            server.kill()
+            time.sleep(0.3)  # the client keeps retrying against a dead port
+            server.start()
+        assert client.wait(timeout=120) == 0
+    finally:
+        client.kill()
+    assert server.terminate() == 0
+
+    acked = _acked(acked_path)
+    assert len(acked) == 120 * 25
+    query = TableQuery(server.data_dir)
+    try:
+        rows = query.query("default", "SELECT id, name FROM {observations}")
+        counts = query.query("default", "SELECT count(*) AS n, count(DISTINCT id) AS ids FROM {observations}")[0]
+    finally:
+        query.close()
+    stored = {row["id"]: row["name"] for row in rows}
+    missing = set(acked) - set(stored)
+    assert not missing, f"{len(missing)} acknowledged spans lost"
+    assert counts["n"] == counts["ids"], "a span reads more than once"
+    assert all(stored[span_id] == name for span_id, name in acked.items())
+
+
+@pytest.mark.slow
+def test_sigterm_flushes_buffered_rows_before_exit(tmp_path, server_process):
+    # A flush interval far longer than the test: only the shutdown flush can write the rows.
+    server = server_process(exporters={"parquet": {"path": str(tmp_path / "data"), "flush_interval": "1h"}})
+    server.start()
+    acked_path = tmp_path / "acked.txt"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.durability_client",
+            "--http-port",
+            str(server.http_port),
+            "--grpc-port",
+            str(server.grpc_port),
+            "--out",
+            str(acked_path),
+            "--requests",
+            "4",
+            "--spans",
+            "5",
+        ],
+        cwd=ROOT,
+        check=True,
+        timeout=60,
+    )
+    assert not list(server.data_dir.glob("tables/observations/**/*.parquet"))
+    assert server.terminate() == 0
+    query = TableQuery(server.data_dir)
+    try:
+        assert query.count("default", "observations") == 20
+    finally:
+        query.close()
+    log = server.log_path.read_text()
+    assert "shutting down" in log and "stopped" in log

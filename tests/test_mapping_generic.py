@@ -1,0 +1,160 @@
+"""The generic OTLP -> row mapping every span gets, before any GenAI dialect."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+import semconv.registry as registry
+from semconv.mapping import map_logs_request, map_traces_request
+from tests.otlp_helpers import kv, logs_request, make_span, trace_request
+
+TRACE = bytes.fromhex("0af7651916cd43dd8448eb211c80319c")
+ROOT = bytes.fromhex("b7ad6b7169203331")
+CHILD = bytes.fromhex("00f067aa0ba902b7")
+
+
+def _map(*spans: Span, resource: dict | None = None):
+    request = trace_request(list(spans))
+    if resource is not None:
+        del request.resource_spans[0].resource.attributes[:]
+        request.resource_spans[0].resource.attributes.extend(kv(k, v) for k, v in resource.items())
+    return map_traces_request(request)
+
+
+def test_root_and_child_ids_times_and_trace_fact():
+    root = make_span(TRACE, ROOT, name="root", start_ns=1_764_000_000_123_456_789, duration_ns=2_000_000)
+    child = make_span(TRACE, CHILD, parent=ROOT, name="child", start_ns=1_764_000_000_124_000_000)
+    out = _map(root, child)
+    first, second = out.observations
+    assert (first["id"], first["trace_id"], first["parent_observation_id"]) == (
+        "b7ad6b7169203331",
+        "0af7651916cd43dd8448eb211c80319c",
+        None,
+    )
+    assert second["parent_observation_id"] == "b7ad6b7169203331"
+    assert first["start_time"] == 1_764_000_000_123_456  # microseconds
+    assert first["end_time"] == 1_764_000_000_125_456
+    assert first["type"] == "SPAN" and first["span_kind"] == "CLIENT"
+    assert out.traces == [
+        {
+            "id": "0af7651916cd43dd8448eb211c80319c",
+            "observation_id": "b7ad6b7169203331",
+            "timestamp": 1_764_000_000_123_456,
+            "name": "root",
+            "environment": "default",
+        }
+    ]
+
+
+def test_error_status_sets_level_and_message():
+    assert _map(make_span(error="rate limited")).observations[0]["level"] == "ERROR"
+    assert _map(make_span(error="rate limited")).observations[0]["status_message"] == "rate limited"
+    assert _map(make_span()).observations[0]["level"] == "DEFAULT"
+
+
+def test_error_without_message_takes_the_exception_event():
+    span = make_span(error="")
+    span.status.code = 2
+    event = span.events.add(name="exception", time_unix_nano=span.start_time_unix_nano)
+    event.attributes.extend([kv("exception.type", "ValueError"), kv("exception.message", "bad value")])
+    row = _map(span).observations[0]
+    assert (row["level"], row["status_message"]) == ("ERROR", "bad value")
+    assert json.loads(row["events"])[0]["attributes"]["exception.type"] == "ValueError"
+
+
+def test_every_attribute_value_type_survives_as_json():
+    span = make_span(attributes={"s": "text", "i": -7, "d": 1.5, "b": False, "raw": b"\x00\xff"})
+    span.attributes.append(
+        KeyValue(
+            key="list",
+            value=AnyValue(array_value=ArrayValue(values=[AnyValue(int_value=1), AnyValue(string_value="two")])),
+        )
+    )
+    span.attributes.append(KeyValue(key="map", value=AnyValue(kvlist_value=KeyValueList(values=[kv("nested", True)]))))
+    span.attributes.append(KeyValue(key="empty", value=AnyValue()))
+    attrs = json.loads(_map(span).observations[0]["attributes"])
+    assert attrs == {
+        "s": "text",
+        "i": -7,
+        "d": 1.5,
+        "b": False,
+        "raw": base64.b64encode(b"\x00\xff").decode(),
+        "list": [1, "two"],
+        "map": {"nested": True},
+        "empty": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("resource", "environment"),
+    [
+        ({"deployment.environment.name": "prod", "deployment.environment": "old"}, "prod"),
+        ({"deployment.environment": "staging"}, "staging"),
+        ({}, "default"),
+    ],
+)
+def test_environment_comes_from_the_resource(resource, environment):
+    row = _map(make_span(), resource={"service.name": "svc", **resource}).observations[0]
+    assert row["environment"] == environment
+    assert row["service_name"] == "svc"
+    assert json.loads(row["resource_attributes"])["service.name"] == "svc"
+
+
+def test_unfinished_span_has_no_end_time():
+    span = make_span()
+    span.end_time_unix_nano = 0
+    assert _map(span).observations[0]["end_time"] is None
+
+
+def test_links_keep_their_ids():
+    span = make_span()
+    span.links.add(trace_id=TRACE, span_id=ROOT).attributes.append(kv("why", "follows"))
+    assert json.loads(_map(span).observations[0]["links"]) == [
+        {"trace_id": TRACE.hex(), "span_id": ROOT.hex(), "attributes": {"why": "follows"}}
+    ]
+
+
+def test_a_failing_dialect_never_drops_the_span(monkeypatch):
+    class Broken:
+        name = "broken"
+
+        def matches(self, view):
+            return True
+
+        def apply(self, view, observation, trace):
+            raise KeyError("boom")
+
+    monkeypatch.setattr(registry, "DIALECTS", (Broken(),))
+    out = _map(make_span(name="survivor"))
+    assert [o["name"] for o in out.observations] == ["survivor"]
+    assert out.warnings == 1
+
+
+def test_log_records_map_with_event_names_bodies_and_stable_ids():
+    body = AnyValue(kvlist_value=KeyValueList(values=[kv("content", "hi")]))
+    records = [
+        LogRecord(time_unix_nano=5_000, trace_id=TRACE, span_id=ROOT, body=body, event_name="gen_ai.user.message"),
+        LogRecord(
+            observed_time_unix_nano=7_000,
+            attributes=[kv("event.name", "gen_ai.choice")],
+            body=AnyValue(string_value="plain"),
+        ),
+        LogRecord(severity_number=9, severity_text="INFO"),
+    ]
+    rows = map_logs_request(logs_request(records), received_ns=9_000)
+    assert [r["event_name"] for r in rows] == ["gen_ai.user.message", "gen_ai.choice", None]
+    assert [r["timestamp"] for r in rows] == [5, 7, 9]  # time, else observed time, else received
+    assert (rows[0]["trace_id"], rows[0]["span_id"]) == (TRACE.hex(), ROOT.hex())
+    assert rows[1]["trace_id"] is None
+    assert json.loads(rows[0]["body"]) == {"content": "hi"}
+    assert json.loads(rows[1]["body"]) == "plain"
+    assert (rows[2]["severity_number"], rows[2]["severity_text"], rows[2]["body"]) == (9, "INFO", None)
+    again = map_logs_request(logs_request(records), received_ns=1)
+    assert [r["id"] for r in again] == [r["id"] for r in rows]  # a resend is the same row
+    assert len({r["id"] for r in rows}) == 3
