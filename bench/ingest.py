@@ -57,12 +57,13 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
 PUBLIC_KEY, SECRET_KEY = "pk-lf-bench", "sk-lf-bench"
 PROJECT_ID = "bench"
+AUTHORIZATION = "Basic " + base64.b64encode(f"{PUBLIC_KEY}:{SECRET_KEY}".encode()).decode()
 GRPC_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 HTTP_PATH = "/v1/traces"
 MIB = 1024 * 1024
 RETRY_SLEEP_SECONDS = 0.05
 REQUEST_TIMEOUT_SECONDS = 30.0
-QUERYABLE_TIMEOUT_SECONDS = 120.0
+QUERYABLE_TIMEOUT_SECONDS = 120.0  # plus twice the step's duration: the backlog a step leaves grows with it
 RSS_SAMPLE_SECONDS = 0.1
 
 # A template payload with the byte offsets of every trace/span id in its encoding, so a client can
@@ -370,6 +371,7 @@ def client_main(spec: ClientSpec, templates: list[Template], ready: Any, go: Any
     acked = requests = retryable = errors = partially_rejected = 0
     reasons: Counter[str] = Counter()
     started = finished = 0.0
+    failure = ""
     try:
         sender.warm_up()
         ready.put(os.getpid())
@@ -399,11 +401,15 @@ def client_main(spec: ClientSpec, templates: list[Template], ready: Any, go: Any
                 if outcome == ERROR or time.monotonic() >= deadline:
                     break
         finished = time.monotonic()
+    except BaseException as exc:
+        failure = repr(exc)
+        raise
     finally:
         sender.close()
         results.put(
             {
                 "pid": os.getpid(),
+                "failure": failure,
                 "started": started,
                 "finished": finished,
                 "requests": requests,
@@ -666,14 +672,13 @@ def run_step(
 ) -> StepResult:
     ctx = mp.get_context("spawn")
     ready, results, go = ctx.Queue(), ctx.Queue(), ctx.Event()
-    authorization = "Basic " + base64.b64encode(f"{PUBLIC_KEY}:{SECRET_KEY}".encode()).decode()
     port = server.grpc_port if transport == "grpc" else server.http_port
     workers = []
     for index in range(clients):
         spec = ClientSpec(
             transport=transport,
             port=port,
-            authorization=authorization,
+            authorization=AUTHORIZATION,
             seconds=args.seconds,
             max_requests=args.max_requests,
             batch=args.batch,
@@ -702,10 +707,13 @@ def run_step(
                 worker.terminate()
                 worker.join(timeout=10)
 
+    failures = [o["failure"] for o in outcomes if o["failure"]]
+    if failures:
+        raise RuntimeError(f"{len(failures)} client(s) failed: {failures[0]}")
     acked = sum(o["acked_spans"] for o in outcomes)
     wall = max((o["finished"] for o in outcomes), default=acked_at) - step_start
     expected = expected_before + acked
-    visible_at, rows_visible, distinct_visible = rows.wait_for(expected, QUERYABLE_TIMEOUT_SECONDS)
+    visible_at, rows_visible, distinct_visible = rows.wait_for(expected, QUERYABLE_TIMEOUT_SECONDS + 2 * args.seconds)
     step_end = visible_at if visible_at is not None else time.monotonic()
     cpu_after = server_ps.cpu_times()
     metrics_after = server.metrics()
@@ -755,9 +763,8 @@ def run_step(
 
 def warm_up(server: ServerProcess, templates: list[Template], batch: int, rows: RowCounter) -> int:
     """A few requests per transport before measuring (imports, first files); returns spans acked."""
-    authorization = "Basic " + base64.b64encode(f"{PUBLIC_KEY}:{SECRET_KEY}".encode()).decode()
     acked = 0
-    for sender in (_GrpcSender(server.grpc_port, authorization), _HttpSender(server.http_port, authorization)):
+    for sender in (_GrpcSender(server.grpc_port, AUTHORIZATION), _HttpSender(server.http_port, AUTHORIZATION)):
         try:
             sender.warm_up()
             for index in range(3):
@@ -927,6 +934,9 @@ def main(argv: list[str] | None = None) -> int:
                 "templates": args.templates,
                 "flush_interval": "1s",
                 "payload_bytes_avg": round(payload_bytes),
+                "latency": "first attempt of a request until its acknowledgement, retries included",
+                "spans_per_s_acked": "acknowledged spans / (step start until the last client stopped)",
+                "spans_per_s_queryable": "acknowledged spans / (step start until all of them are counted in Parquet)",
             },
             "steps": [asdict(s) for s in steps],
             "overall_peak_rss_mib": overall_peak,
