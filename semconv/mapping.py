@@ -14,12 +14,15 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from semconv.registry import SpanView, dialects_for
+from semconv.attrs import as_str
+from semconv.context import DEFAULT_ENVIRONMENT, context, normalize_environment
+from semconv.dialects import genai
+from semconv.extract import Extract, SpanView, merge
+from semconv.registry import dialects_for
 from semconv.values import any_value, attributes, to_json
 
 STATUS_CODE_ERROR = 2
 _SPAN_KINDS = {0: None, 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
-DEFAULT_ENVIRONMENT = "default"
 
 
 @dataclass
@@ -46,7 +49,7 @@ def resource_context(resource: Any) -> ResourceContext:
         attributes=attrs,
         attributes_json=to_json(attrs) if attrs else None,
         service_name=attrs.get("service.name"),
-        environment=str(environment) if environment else DEFAULT_ENVIRONMENT,
+        environment=normalize_environment(environment) if environment else DEFAULT_ENVIRONMENT,
     )
 
 
@@ -79,53 +82,117 @@ def _links(span: Any) -> str | None:
     )
 
 
+def _status_message(span: Any, attrs: dict[str, Any], exception_message: str | None) -> str | None:
+    if span.status.message:
+        return span.status.message
+    if span.status.code == STATUS_CODE_ERROR:
+        return exception_message or as_str(attrs.get("error.type"))
+    return None
+
+
+def _read(view: SpanView, out: MappedSpans) -> Extract:
+    readings = []
+    for dialect in dialects_for(view):
+        try:
+            readings.append(dialect.extract(view))
+        except Exception:  # a dialect bug must never drop a span: keep what the others read
+            out.warnings += 1
+    readings.append(context(view))
+    return merge(readings)
+
+
+def _json_or_none(value: Any) -> str | None:
+    return to_json(value) if value is not None else None
+
+
 def map_span(resource: ResourceContext, scope: Any, span: Any, out: MappedSpans) -> None:
-    """Append the observation (and, for a root span, the trace fact) of one span to ``out``."""
+    """Append the observation (and, when the span carries trace facts, the trace row) to ``out``."""
     attrs = attributes(span.attributes)
+    view = SpanView.of(attrs, resource.attributes, scope, span)
+    e = _read(view, out)
     trace_id = span.trace_id.hex()
     span_id = span.span_id.hex()
     parent_id = span.parent_span_id.hex() or None
     events_json, exception_message = _events(span)
-    is_error = span.status.code == STATUS_CODE_ERROR
     start = _micros(span.start_time_unix_nano)
+    environment = e.environment or resource.environment
+    metadata = e.metadata
+    if e.aggregated_usage:
+        metadata = {**(metadata or {}), "aggregated_usage": e.aggregated_usage}
+    unmapped = {k: v for k, v in attrs.items() if k not in e.consumed} if e.consumed else attrs
     observation: dict[str, Any] = {
         "id": span_id,
         "trace_id": trace_id,
         "parent_observation_id": parent_id,
-        "type": "SPAN",
-        "name": span.name,
+        "type": e.type or "SPAN",
+        "name": e.name or span.name,
         "start_time": start,
         "end_time": _micros(span.end_time_unix_nano) if span.end_time_unix_nano else None,
-        "level": "ERROR" if is_error else "DEFAULT",
-        "status_message": span.status.message or (exception_message if is_error else None),
-        "environment": resource.environment,
+        "completion_start_time": e.completion_start_time,
+        "level": e.level or ("ERROR" if span.status.code == STATUS_CODE_ERROR else "DEFAULT"),
+        "status_message": e.status_message or _status_message(span, attrs, exception_message),
+        "version": e.version,
+        "environment": environment,
+        "model": as_str(e.model),
+        "provider": as_str(e.provider),
+        "model_parameters": _json_or_none(e.model_parameters),
+        "input": _json_or_none(e.input),
+        "output": _json_or_none(e.output),
+        "metadata": _json_or_none(metadata),
+        "usage_details": e.usage,
+        "prompt_name": e.prompt_name,
+        "prompt_version": e.prompt_version,
         "service_name": resource.service_name,
         "scope_name": scope.name or None,
         "scope_version": scope.version or None,
         "span_kind": _SPAN_KINDS.get(span.kind),
-        "attributes": to_json(attrs) if attrs else None,
+        "attributes": to_json(unmapped) if unmapped else None,
         "resource_attributes": resource.attributes_json,
         "events": events_json,
         "links": _links(span),
     }
-    trace: dict[str, Any] | None = None
-    if parent_id is None:
-        trace = {
-            "id": trace_id,
-            "observation_id": span_id,
-            "timestamp": start,
-            "name": span.name,
-            "environment": resource.environment,
-        }
-    view = SpanView(attributes=attrs, resource=resource.attributes, scope_name=scope.name, span=span)
-    for dialect in dialects_for(view):
-        try:
-            trace = dialect.apply(view, observation, trace)
-        except Exception:  # a dialect bug must never drop a span: keep the generic rows
-            out.warnings += 1
+    if e.cost:
+        observation["cost_details"] = e.cost
+        observation["total_cost"] = e.cost.get("total")
+        observation["cost_source"] = "provided"
     out.observations.append(observation)
-    if trace is not None:
-        out.traces.append(trace)
+
+    is_root = parent_id is None or bool(e.root)
+    has_facts = any(
+        v is not None
+        for v in (
+            e.trace_name,
+            e.trace_input,
+            e.trace_output,
+            e.trace_metadata,
+            e.user_id,
+            e.session_id,
+            e.tags,
+            e.public,
+            e.release,
+        )
+    )
+    if is_root or has_facts:
+        out.traces.append(
+            {
+                "id": trace_id,
+                "observation_id": span_id,
+                "timestamp": start,
+                "name": e.trace_name or (observation["name"] if is_root else None),
+                "user_id": e.user_id,
+                "session_id": e.session_id,
+                "tags": e.tags,
+                "input": _json_or_none(e.trace_input if e.trace_input is not None else e.input if is_root else None),
+                "output": _json_or_none(
+                    e.trace_output if e.trace_output is not None else e.output if is_root else None
+                ),
+                "metadata": _json_or_none(e.trace_metadata),
+                "release": e.release,
+                "version": e.version,
+                "environment": environment,
+                "public": e.public,
+            }
+        )
 
 
 def map_traces_request(request: Any) -> MappedSpans:
@@ -142,18 +209,22 @@ def map_traces_request(request: Any) -> MappedSpans:
 
 def _log_row(resource: ResourceContext, scope: Any, record: Any, fallback_ns: int) -> dict[str, Any]:
     attrs = attributes(record.attributes)
-    event_name = getattr(record, "event_name", "") or attrs.get("event.name")
+    event_name = as_str(getattr(record, "event_name", "") or attrs.get("event.name"))
     time_ns = record.time_unix_nano or record.observed_time_unix_nano or fallback_ns
+    body = any_value(record.body) if record.HasField("body") else None
+    input_messages, output_messages = genai.log_content(event_name, body, attrs) if event_name else (None, None)
     return {
         "id": hashlib.blake2b(record.SerializeToString(deterministic=True), digest_size=16).hexdigest(),
         "trace_id": record.trace_id.hex() or None,
         "span_id": record.span_id.hex() or None,
         "timestamp": _micros(time_ns),
         "observed_timestamp": _micros(record.observed_time_unix_nano) if record.observed_time_unix_nano else None,
-        "event_name": str(event_name) if event_name else None,
+        "event_name": event_name,
         "severity_number": record.severity_number or None,
         "severity_text": record.severity_text or None,
-        "body": to_json(any_value(record.body)) if record.HasField("body") else None,
+        "body": to_json(body),
+        "input_messages": _json_or_none(input_messages),
+        "output_messages": _json_or_none(output_messages),
         "attributes": to_json(attrs) if attrs else None,
         "resource_attributes": resource.attributes_json,
         "service_name": resource.service_name,

@@ -1,40 +1,21 @@
-"""The seam for attribute dialects and the order in which they apply.
+"""The attribute dialects and their precedence.
 
-A dialect recognises spans (``matches``) and refines the generic rows (``apply``). Dialects
-run from the lowest precedence to the highest, so a later one overwrites what an earlier one
-set: plain OTel GenAI first, framework dialects next, explicit ``langfuse.*`` last.
+Highest precedence first: explicit ``langfuse.*``, then framework dialects, then plain OTel
+GenAI. For every field the first dialect that states a value wins (see
+:func:`semconv.extract.merge`); the shared trace context (session, user, tags…) comes last.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+from semconv.dialects import genai, langfuse
+from semconv.extract import Dialect, SpanView
 
-
-@dataclass(frozen=True, slots=True)
-class SpanView:
-    """A span as dialects see it: decoded attributes plus the raw protobuf message."""
-
-    attributes: dict[str, Any]
-    resource: dict[str, Any]
-    scope_name: str
-    span: Any
-
-
-class Dialect(Protocol):
-    name: str
-
-    def matches(self, view: SpanView) -> bool: ...
-
-    def apply(self, view: SpanView, observation: dict[str, Any], trace: dict[str, Any] | None) -> dict[str, Any] | None:
-        """Refine ``observation`` in place; return the trace fact (possibly new, or None)."""
-        ...
-
-
-# Lowest precedence first. The GenAI dialects are added here by the mapping issue.
-DIALECTS: tuple[Dialect, ...] = ()
+DIALECTS: tuple[Dialect, ...] = (
+    langfuse.DIALECT,
+    genai.DIALECT,
+)
 
 
 def dialects_for(view: SpanView) -> list[Dialect]:
-    """The dialects that recognise ``view``, lowest precedence first."""
+    """The dialects that recognise ``view``, highest precedence first."""
     return [dialect for dialect in DIALECTS if dialect.matches(view)]

@@ -45,6 +45,7 @@ OBSERVATIONS = TableSpec(
             pa.field("version", pa.string()),
             pa.field("environment", pa.string()),
             pa.field("model", pa.string()),
+            pa.field("provider", pa.string()),
             pa.field("model_parameters", JSON),
             pa.field("input", JSON),
             pa.field("output", JSON),
@@ -141,6 +142,10 @@ LOGS = TableSpec(
             pa.field("severity_number", pa.int32()),
             pa.field("severity_text", pa.string()),
             pa.field("body", JSON),
+            # GenAI content carried by this record, as normalised chat messages (JSON lists), joined on
+            # read to the input / output of the span (trace_id, span_id) whichever arrived first.
+            pa.field("input_messages", JSON),
+            pa.field("output_messages", JSON),
             pa.field("attributes", JSON),
             pa.field("resource_attributes", JSON),
             pa.field("service_name", pa.string()),

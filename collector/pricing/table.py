@@ -1,0 +1,150 @@
+"""``PriceTable``: resolve a (model, provider, project, date) to flattened prices once, then price calls fast."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, time
+from functools import _CacheInfo, lru_cache
+
+from collector.pricing.config import PricingEntry
+from collector.pricing.cost import compute_cost
+from collector.pricing.custom import CustomPrices
+from collector.pricing.models import CostResult, ModelPrices, TimeDependentPrices, unknown_cost
+from collector.pricing.normalize import canonical_provider, name_candidates, provider_hint, undated_candidates
+
+log = logging.getLogger(__name__)
+
+_Resolved = ModelPrices | TimeDependentPrices | None
+
+
+def _as_datetime(at: object) -> datetime | None:
+    if isinstance(at, datetime):
+        return at
+    if isinstance(at, date):
+        return datetime.combine(at, time.min, tzinfo=UTC)
+    return None
+
+
+def _utc_day(at: datetime | None) -> date:
+    if at is None:
+        return datetime.now(UTC).date()
+    if at.tzinfo is None:  # naive timestamps are UTC, as in genai-prices
+        return at.date()
+    return at.astimezone(UTC).date()
+
+
+class PriceTable:
+    """Model prices: custom entries first, then the genai-prices defaults; lookups cached, arithmetic cheap.
+
+    Matching, in order:
+
+    1. custom entries (``PricingEntry``) that apply to the project and date and whose ``match`` regex fully
+       matches the model name as sent or one of its normalised spellings; project-specific entries first,
+       then the newest ``start_date``;
+    2. genai-prices, trying the call's provider (``aws.bedrock`` → ``aws``, ``gcp.vertex_ai`` → ``google``…),
+       then the provider the name implies (``openai/…``, Bedrock ids → ``aws``), then the provider
+       genai-prices infers from the name alone (``gpt-*``, ``claude-*``, ``gemini-*``…), each with the name
+       candidates of ``normalize.name_candidates``; only if none matches, the same again with a trailing date
+       removed (``gpt-4o-2099-01-01`` → ``gpt-4o``).
+
+    Each distinct (model, provider, project, UTC date) is resolved once and kept in an LRU cache of
+    ``cache_size`` keys (misses too). ``cost`` never raises: anything it cannot price is ``unknown_model``.
+    """
+
+    def __init__(
+        self, overrides: Sequence[PricingEntry] = (), *, use_default: bool = True, cache_size: int = 4096
+    ) -> None:
+        self._custom = CustomPrices(overrides)
+        if use_default:
+            from collector.pricing.genai import GenaiPrices
+
+            self.default: GenaiPrices | None = GenaiPrices()
+        else:
+            self.default = None
+        self._cached = lru_cache(maxsize=cache_size)(self._resolve_uncached)
+
+    # -- public API ------------------------------------------------------------------------------------------
+
+    def resolve(
+        self, model: str, provider: str | None = None, project_id: str | None = None, at: datetime | None = None
+    ) -> ModelPrices | None:
+        """The prices that apply to a call of ``model`` (as sent) at ``at`` (None: now; naive: UTC), or None."""
+        at = _as_datetime(at)
+        found = self._lookup(model, provider, project_id, at)
+        if found is None or found.__class__ is ModelPrices:
+            return found  # type: ignore[return-value]
+        return found.select(at)  # type: ignore[union-attr]
+
+    def cost(
+        self,
+        usage: Mapping[str, int | float],
+        model: str | None,
+        provider: str | None = None,
+        project_id: str | None = None,
+        at: datetime | None = None,
+    ) -> CostResult:
+        """Price one call's disjoint usage buckets. Unknown model (or odd input) → ``unknown_model=True``."""
+        if at is not None and at.__class__ is not datetime:
+            at = _as_datetime(at)
+        try:
+            found = self._lookup(model, provider, project_id, at)
+            if found is None:
+                return unknown_cost()
+            if found.__class__ is not ModelPrices:
+                found = found.select(at)  # type: ignore[union-attr]
+            return compute_cost(found, usage)  # type: ignore[arg-type]
+        except Exception:  # never raise on odd input (e.g. usage that is not a mapping)
+            log.debug("pricing: cannot price usage %r of model %r", usage, model, exc_info=True)
+            return unknown_cost()
+
+    def cache_info(self) -> _CacheInfo:
+        """Hits, misses, maxsize and current size of the resolution cache."""
+        return self._cached.cache_info()
+
+    def cache_clear(self) -> None:
+        """Forget every resolution (e.g. after genai-prices' ``UpdatePrices`` loaded new data)."""
+        self._cached.cache_clear()
+
+    # -- internals -------------------------------------------------------------------------------------------
+
+    def _lookup(self, model: object, provider: object, project_id: object, at: datetime | None) -> _Resolved:
+        if model.__class__ is not str or not model:
+            return None
+        if provider is not None and provider.__class__ is not str:
+            provider = None
+        if project_id is not None and (project_id.__class__ is not str or not self._custom.project_scoped):
+            project_id = None  # only project-scoped entries make the project part of the key
+        return self._cached(model, provider, project_id, _utc_day(at))
+
+    def _resolve_uncached(self, model: str, provider: str | None, project_id: str | None, day: date) -> _Resolved:
+        try:
+            return self._resolve(model, provider, project_id, day)
+        except Exception:
+            log.warning("pricing: cannot resolve model %r (provider %r)", model, provider, exc_info=True)
+            return None
+
+    def _resolve(self, model: str, provider: str | None, project_id: str | None, day: date) -> _Resolved:
+        canonical = canonical_provider(provider)
+        hint = provider_hint(model)
+        candidates = name_candidates(model)
+        if len(self._custom):
+            names = [model.strip(), *candidates]
+            prices = self._custom.find(names, canonical or hint, project_id, day)
+            if prices is not None:
+                return prices
+        if self.default is None:
+            return None
+        order: list[str | None] = []
+        for name in (canonical, hint):
+            provider_id = self.default.provider_id(name)
+            if provider_id is not None and provider_id not in order:
+                order.append(provider_id)
+        order.append(None)
+        found = self.default.find(candidates, order)
+        if found is None:
+            undated = undated_candidates(candidates)
+            found = self.default.find(undated, order) if undated else None
+        if found is None:
+            return None
+        return self.default.prices_for(found[0], found[1], day)

@@ -1,0 +1,137 @@
+"""Small readers for attribute dicts: first-of aliases, JSON-in-strings, numbers, flattened lists."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import orjson
+
+_INDEX = re.compile(r"^\d+$")
+MAX_FLATTENED_ITEMS = 10_000  # bounds what a hostile "x.999999999.y" key can allocate
+
+
+def first(attrs: Mapping[str, Any], keys: Iterable[str]) -> Any:
+    """The value of the first key present with a non-empty value, else None."""
+    for key in keys:
+        value = attrs.get(key)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def parse_json(value: Any) -> Any:
+    """``value`` decoded if it is a string holding a JSON object or array; otherwise unchanged."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text[:1] in ("{", "[") or text[:1] == '"':
+            try:
+                return orjson.loads(text)
+            except orjson.JSONDecodeError:
+                return value
+    return value
+
+
+def parse_json_any(value: Any) -> Any:
+    """``value`` decoded if it is a string holding any JSON value (numbers, strings…)."""
+    if isinstance(value, str):
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value
+    return value
+
+
+def as_int(value: Any) -> int | None:
+    """A non-negative token count from an int, float or numeric string; None otherwise."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float):
+        return int(value) if value >= 0 and value == value and value != float("inf") else None
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return as_int(number)
+    return None
+
+
+def as_float(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def as_str(value: Any) -> str | None:
+    """A string for an id-like value (numbers are stringified, containers JSON-encoded)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return str(value).lower() if isinstance(value, bool) else str(value)
+    return orjson.dumps(value).decode()
+
+
+def as_bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return None
+
+
+def with_prefix(attrs: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """The attributes under ``prefix`` (which ends with a dot), with the prefix removed."""
+    size = len(prefix)
+    return {key[size:]: value for key, value in attrs.items() if key.startswith(prefix) and len(key) > size}
+
+
+def unflatten(flat: Mapping[str, Any]) -> Any:
+    """Rebuild nested data from dotted keys; numeric segments become list indices.
+
+    ``{"0.role": "user", "0.content": "hi"}`` -> ``[{"role": "user", "content": "hi"}]``.
+    """
+    root: dict[str, Any] = {}
+    for key, value in flat.items():
+        node = root
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[parts[-1]] = value
+    return _lists(root)
+
+
+def _lists(node: Any) -> Any:
+    if not isinstance(node, dict):
+        return node
+    if node and all(_INDEX.match(k) for k in node):
+        indices = sorted(int(k) for k in node)
+        if indices[-1] < MAX_FLATTENED_ITEMS:
+            return [_lists(node[str(i)]) for i in indices]
+    return {k: _lists(v) for k, v in node.items()}
+
+
+def indexed(attrs: Mapping[str, Any], prefix: str) -> list[Any]:
+    """Items of a flattened, zero-based list such as ``gen_ai.prompt.0.role`` (prefix ``gen_ai.prompt.``)."""
+    flat = {k: v for k, v in with_prefix(attrs, prefix).items() if k.split(".", 1)[0].isdigit()}
+    if not flat:
+        return []
+    result = unflatten(flat)
+    return result if isinstance(result, list) else []

@@ -1,0 +1,110 @@
+"""Trace context every dialect shares: session, user, tags, environment, release, version.
+
+Each field is read through an alias table, first match wins. The order follows Langfuse's
+server (so its SDK and docs behave the same here) extended with the dialects it misses.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from semconv.attrs import as_str, parse_json
+from semconv.extract import Extract, SpanView
+
+SESSION_KEYS = (
+    "langfuse.session.id",
+    "session.id",
+    "gen_ai.conversation.id",
+    "langfuse.observation.metadata.langfuse_session_id",
+    "langfuse.trace.metadata.langfuse_session_id",
+    "ai.telemetry.metadata.sessionId",
+    "traceloop.association.properties.session_id",
+    "traceloop.association.properties.sessionId",
+)
+USER_KEYS = (
+    "langfuse.user.id",
+    "user.id",
+    "langfuse.observation.metadata.langfuse_user_id",
+    "langfuse.trace.metadata.langfuse_user_id",
+    "ai.telemetry.metadata.userId",
+    "traceloop.association.properties.user_id",
+    "traceloop.association.properties.userId",
+)
+TAG_KEYS = (
+    "langfuse.trace.tags",
+    "langfuse.tags",
+    "langfuse.observation.metadata.langfuse_tags",
+    "langfuse.trace.metadata.langfuse_tags",
+    "ai.telemetry.metadata.tags",
+    "tag.tags",
+    "logfire.tags",
+)
+ENVIRONMENT_KEYS = ("langfuse.environment", "deployment.environment.name", "deployment.environment")
+RELEASE_KEYS = ("langfuse.release",)
+VERSION_KEYS = ("langfuse.version",)
+RESOURCE_VERSION_KEYS = ("langfuse.version", "service.version")
+
+DEFAULT_ENVIRONMENT = "default"
+_ENVIRONMENT = re.compile(r"^[a-z0-9_-]+$")
+_LANGFUSE_PREFIX = re.compile(r"^(langfuse[-_]?)+")
+
+
+def _text(key: str, value: Any) -> str | None:
+    # Langfuse SDK v5 JSON-encodes metadata values: '"abc"' means abc.
+    if ".metadata." in key and isinstance(value, str) and value.startswith('"'):
+        value = parse_json(value)
+    return as_str(value)
+
+
+def _first_text(attrs: dict[str, Any], keys: tuple[str, ...], used: set[str]) -> str | None:
+    for key in keys:
+        value = attrs.get(key)
+        if value is not None and value != "":
+            used.add(key)
+            return _text(key, value)
+    return None
+
+
+def parse_tags(value: Any) -> list[str]:
+    """Tags from a string array, a JSON array string, a comma-separated string or one string."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            value = parse_json(text)
+        elif "," in text:
+            return [t.strip() for t in text.split(",") if t.strip()]
+        else:
+            return [text] if text else []
+    if isinstance(value, list):
+        return [t for t in (as_str(v) for v in value) if t]
+    text = as_str(value)
+    return [text] if text else []
+
+
+def normalize_environment(value: Any) -> str:
+    """Langfuse's environment rule: lower-case, no ``langfuse`` prefix, [a-z0-9_-], ≤ 40 chars."""
+    text = _LANGFUSE_PREFIX.sub("", str(value).strip().lower())[:40]
+    return text if text and _ENVIRONMENT.match(text) else DEFAULT_ENVIRONMENT
+
+
+def context(view: SpanView) -> Extract:
+    """Session, user, tags, environment, release and version of one span."""
+    attrs, resource = view.attributes, view.resource
+    used: set[str] = set()
+    tags: list[str] | None = None
+    for key in TAG_KEYS:
+        if attrs.get(key) not in (None, "", []):
+            used.add(key)
+            tags = parse_tags(_text(key, attrs[key]) if not isinstance(attrs[key], list) else attrs[key])
+            break
+    environment = _first_text(attrs, ENVIRONMENT_KEYS, used) or _first_text(resource, ENVIRONMENT_KEYS, set())
+    return Extract(
+        session_id=_first_text(attrs, SESSION_KEYS, used),
+        user_id=_first_text(attrs, USER_KEYS, used),
+        tags=tags,
+        environment=normalize_environment(environment) if environment else None,
+        release=_first_text(attrs, RELEASE_KEYS, used) or _first_text(resource, RELEASE_KEYS, set()),
+        version=_first_text(attrs, VERSION_KEYS, used) or _first_text(resource, RESOURCE_VERSION_KEYS, set()),
+        consumed=used,
+    )

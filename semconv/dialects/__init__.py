@@ -1,0 +1,1 @@
+"""One module per attribute dialect; :mod:`semconv.registry` decides their order."""

@@ -1,0 +1,205 @@
+"""Normalise chat content from every dialect into one shape.
+
+A message is ``{"role": str, "content": str | list[part] | None}`` plus, when present,
+``tool_calls`` (``[{"id", "type": "function", "function": {"name", "arguments"}}]``),
+``tool_call_id`` (on ``tool`` messages), ``name``, ``reasoning`` and ``finish_reason``.
+``content`` is a string when every part is text; otherwise a list keeping non-text parts
+(images, audio, files) as they came. Values that are not chat-like (plain strings, arbitrary
+JSON) are left as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+Message = dict[str, Any]
+
+_TEXT_TYPES = frozenset({"text", "input_text", "output_text"})
+_REASONING_TYPES = frozenset({"reasoning", "thinking"})
+
+
+def _json_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _tool_call(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
+    return {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": name, "arguments": None if arguments is None else _json_text(arguments)},
+    }
+
+
+def _openai_tool_call(call: Any) -> dict[str, Any] | None:
+    if not isinstance(call, Mapping):
+        return None
+    function = call.get("function")
+    if isinstance(function, Mapping):
+        return _tool_call(call.get("id"), function.get("name"), function.get("arguments"))
+    if "name" in call:
+        return _tool_call(call.get("id"), call.get("name"), call.get("arguments", call.get("args")))
+    return None
+
+
+def _tool_result(part: Mapping[str, Any]) -> tuple[Any, Any] | None:
+    """(call id, result) of a tool-result part in any dialect's spelling, else None."""
+    kind = part.get("type")
+    if kind in ("tool_call_response", "tool_call_result"):
+        return part.get("id"), part.get("response", part.get("result"))
+    if kind == "tool-result":
+        return part.get("toolCallId"), part.get("output", part.get("result"))
+    if kind == "tool_result":
+        return part.get("tool_use_id"), part.get("content")
+    return None
+
+
+def _call_part(part: Mapping[str, Any]) -> dict[str, Any] | None:
+    kind = part.get("type")
+    if kind == "tool_call":
+        return _tool_call(part.get("id"), part.get("name"), part.get("arguments"))
+    if kind == "tool-call":
+        return _tool_call(part.get("toolCallId"), part.get("toolName"), part.get("input", part.get("args")))
+    if kind == "tool_use":
+        return _tool_call(part.get("id"), part.get("name"), part.get("input"))
+    if kind == "function" and isinstance(part.get("function"), Mapping):
+        return _openai_tool_call(part)
+    return None
+
+
+def _from_parts(role: str, parts: list[Any], extra: Mapping[str, Any]) -> list[Message]:
+    """One message (or several tool messages) from a list of content parts."""
+    texts: list[str] = []
+    kept: list[Any] = []
+    reasoning: list[str] = []
+    calls: list[dict[str, Any]] = []
+    results: list[tuple[Any, Any]] = []
+    for part in parts:
+        if isinstance(part, str):
+            texts.append(part)
+            kept.append({"type": "text", "text": part})
+            continue
+        if not isinstance(part, Mapping):
+            continue
+        kind = part.get("type")
+        if kind in _TEXT_TYPES:
+            text = part.get("content", part.get("text"))
+            text = text if isinstance(text, str) else _json_text(text)
+            texts.append(text)
+            kept.append({"type": "text", "text": text})
+        elif kind in _REASONING_TYPES:
+            value = part.get("content", part.get("text", part.get("thinking")))
+            if value is not None:
+                reasoning.append(value if isinstance(value, str) else _json_text(value))
+        elif (call := _call_part(part)) is not None:
+            calls.append(call)
+        elif (result := _tool_result(part)) is not None:
+            results.append(result)
+        else:
+            kept.append(dict(part))
+    messages: list[Message] = []
+    if results and not texts and not calls and len(kept) == 0:
+        for call_id, result in results:
+            message: Message = {"role": "tool", "content": _content_text(result), "tool_call_id": call_id}
+            messages.append(message)
+        return messages
+    message = {"role": role, "content": _join(texts, kept)}
+    if calls:
+        message["tool_calls"] = calls
+    if reasoning:
+        message["reasoning"] = "\n".join(reasoning)
+    for call_id, result in results:  # results mixed into another message: keep them visible
+        message.setdefault("tool_results", []).append({"tool_call_id": call_id, "content": _content_text(result)})
+    message.update(extra)
+    return [message]
+
+
+def _content_text(value: Any) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(p, Mapping) and p.get("type") in _TEXT_TYPES for p in value):
+        return "".join(str(p.get("text", p.get("content", ""))) for p in value)
+    return _json_text(value)
+
+
+def _join(texts: list[str], kept: list[Any]) -> str | list[Any] | None:
+    if not kept:
+        return None
+    if len(texts) == len(kept):
+        return "".join(texts)
+    return kept
+
+
+def normalize_message(raw: Any, default_role: str | None = None) -> list[Message]:
+    """One chat-like dict in any dialect's spelling -> normalised message(s); [] if not chat-like."""
+    if not isinstance(raw, Mapping):
+        return []
+    role = raw.get("role", default_role)
+    if not isinstance(role, str):
+        return []
+    extra: dict[str, Any] = {}
+    for key in ("name", "finish_reason"):
+        if raw.get(key) is not None:
+            extra[key] = raw[key]
+    if raw.get("tool_call_id") is not None or (raw.get("id") is not None and role == "tool"):
+        extra["tool_call_id"] = raw.get("tool_call_id", raw.get("id"))
+    parts = raw.get("parts")
+    if isinstance(parts, list):  # OTel GenAI >= 1.37
+        return _from_parts(role, parts, extra)
+    content = raw.get("content")
+    if isinstance(content, list):  # OpenAI / Anthropic / Vercel content parts
+        messages = _from_parts(role, content, extra)
+    else:
+        messages = [{"role": role, "content": _content_text(content) if content is not None else None, **extra}]
+    calls = [c for c in (_openai_tool_call(c) for c in raw.get("tool_calls") or ()) if c is not None]
+    if calls and messages:
+        messages[-1].setdefault("tool_calls", []).extend(calls)
+    return messages
+
+
+def normalize_messages(value: Any, default_role: str | None = None) -> Any:
+    """A list (or single dict) of chat messages normalised; anything else returned unchanged.
+
+    A list counts as chat only if every item is a message with a role (or ``default_role``).
+    """
+    items = value if isinstance(value, list) else [value] if isinstance(value, Mapping) else None
+    if not items:
+        return value
+    out: list[Message] = []
+    for item in items:
+        messages = normalize_message(item, default_role)
+        if not messages:
+            return value
+        out.extend(messages)
+    return out
+
+
+def system_message(instructions: Any) -> Message | None:
+    """``gen_ai.system_instructions`` (parts list or string) as a system message."""
+    if instructions is None or instructions == "" or instructions == []:
+        return None
+    if isinstance(instructions, str):
+        return {"role": "system", "content": instructions}
+    if isinstance(instructions, list | Mapping):
+        parts = instructions if isinstance(instructions, list) else [instructions]
+        messages = _from_parts("system", parts, {})
+        return messages[0] if messages else None
+    return {"role": "system", "content": _json_text(instructions)}
+
+
+def prepend_system(messages: Any, instructions: Any) -> Any:
+    """Put system instructions first, unless the messages already start with a system message."""
+    system = system_message(instructions)
+    if system is None:
+        return messages
+    if messages is None:
+        return [system]
+    if isinstance(messages, list):
+        if messages and isinstance(messages[0], Mapping) and messages[0].get("role") == "system":
+            return messages
+        return [system, *messages]
+    return [system, {"role": "user", "content": messages}]

@@ -1,0 +1,24 @@
+"""Timestamps in the shapes clients send them, as microseconds since the epoch (UTC)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from semconv.attrs import parse_json
+
+
+def iso_to_micros(value: Any) -> int | None:
+    """An ISO-8601 string (possibly JSON-quoted, ``Z`` or offset, naive = UTC) as µs; else None."""
+    value = parse_json(value) if isinstance(value, str) and value.startswith('"') else value
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
