@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from collector.config import Config, ConfigError, check_safe_to_listen, load_config
+from collector.pricing.cli import add_prices_command
 
 DEFAULT_CONFIG = "otel-config.yaml"
 
@@ -92,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     traces.add_argument("--project", default="default", help="project id (default: %(default)s)")
     traces.add_argument("-n", "--limit", type=int, default=20, help="how many traces (default: %(default)s)")
     traces.set_defaults(run=_traces)
+
+    add_prices_command(commands)
     return parser
 
 

@@ -20,6 +20,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from collector.pricing.config import PricingEntry
+
 DEV_PUBLIC_KEY = "pk-lf-local"
 DEV_SECRET_KEY = "sk-lf-local"
 MIB = 1024 * 1024
@@ -190,6 +192,7 @@ class Config(_Strict):
     projects: list[Project] = Field(min_length=1)
     auth: Auth = Auth()
     storage: Storage = Storage()
+    pricing: list[PricingEntry] = []  # custom model prices; they win over the genai-prices defaults
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:
@@ -202,6 +205,10 @@ class Config(_Strict):
                 raise ValueError(f"projects: public key of {project.id!r} is used by another project")
             seen_ids.add(project.id)
             seen_keys.add(project.public_key)
+        for index, entry in enumerate(self.pricing):
+            unknown = sorted(set(entry.projects or ()) - seen_ids)
+            if unknown:
+                raise ValueError(f"pricing[{index}].projects: no project with id {unknown[0]!r}")
         anonymous = self.auth.anonymous_project
         if anonymous is not None and anonymous not in seen_ids:
             raise ValueError(f"auth.anonymous_project: no project with id {anonymous!r}")

@@ -8,13 +8,16 @@ twice that way read as one (dedup on read and in compaction).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
+from typing import Any
 
 from google.protobuf.message import DecodeError
 
 from collector.ingest import LOGS, TRACES
+from collector.pricing import PriceTable
 from collector.telemetry import Telemetry
 from semconv.mapping import map_logs_request, map_traces_request
 from storage.parquet_writer import PartitionedWriter
@@ -27,14 +30,40 @@ _READ_BYTES = 8 * 1024 * 1024
 _MAX_BUFFERED_ROWS = 200_000
 
 
+def price(observation: dict[str, Any], prices: PriceTable, project_id: str) -> None:
+    """Compute the cost of a model call from its usage, unless the client already sent one.
+
+    ``cost_source`` says where a cost came from: ``provided``, ``computed``, or ``unknown_model``
+    when there is usage but no price for the model (then there is no cost, never a guess).
+    """
+    usage = observation.get("usage_details")
+    if not usage or observation.get("cost_source") == "provided":
+        return
+    at = dt.datetime.fromtimestamp(observation["start_time"] / 1e6, dt.UTC)
+    result = prices.cost(usage, observation.get("model"), observation.get("provider"), project_id, at)
+    if result.unknown_model:
+        observation["cost_source"] = "unknown_model"
+        return
+    observation["cost_details"] = result.cost_details
+    observation["total_cost"] = result.total_cost
+    observation["cost_source"] = "computed"
+    observation["matched_model"] = result.matched_model
+
+
 class ParquetPipeline:
     """Runs in its own thread; :meth:`stop` flushes what is buffered and commits."""
 
     def __init__(
-        self, wal: WriteAheadLog, writer: PartitionedWriter, telemetry: Telemetry, flush_interval: float = 1.0
+        self,
+        wal: WriteAheadLog,
+        writer: PartitionedWriter,
+        telemetry: Telemetry,
+        prices: PriceTable,
+        flush_interval: float = 1.0,
     ) -> None:
         self.wal = wal
         self.writer = writer
+        self.prices = prices
         self.telemetry = telemetry
         self.flush_interval = flush_interval
         self.reader: WalReader = wal.consumer(CONSUMER)
@@ -95,6 +124,8 @@ class ParquetPipeline:
         ingest = {"ingested_at": record.received_ns // 1000, "ingest_seq": record.offset}
         if record.signal == Signal.TRACES:
             mapped = map_traces_request(TRACES.request_type.FromString(record.payload))
+            for observation in mapped.observations:
+                price(observation, self.prices, record.project_id)
             self.writer.add("observations", record.project_id, mapped.observations, ingest)
             self.writer.add("traces", record.project_id, mapped.traces, ingest)
             if mapped.warnings:

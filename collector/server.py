@@ -19,6 +19,7 @@ from collector.config import MIB, Config
 from collector.http_server import HttpServer
 from collector.ingest import Ingestor
 from collector.pipeline import ParquetPipeline
+from collector.pricing import PriceTable
 from collector.receivers.grpc import OtlpGrpcReceiver
 from collector.receivers.http import OtlpHttpHandler
 from collector.telemetry import Telemetry
@@ -76,8 +77,10 @@ class Server:
             len(recovery.damaged_regions),
         )
         exporter = self.config.exporters.parquet
+        prices = PriceTable(self.config.pricing)
+        prices.warm()
         self.pipeline = ParquetPipeline(
-            self.wal, PartitionedWriter(self.data_dir), self.telemetry, flush_interval=exporter.flush_interval
+            self.wal, PartitionedWriter(self.data_dir), self.telemetry, prices, flush_interval=exporter.flush_interval
         )
         self.pipeline.start()
         self._register_gauges()

@@ -25,7 +25,7 @@ def parse_json(value: Any) -> Any:
     """``value`` decoded if it is a string holding a JSON object or array; otherwise unchanged."""
     if isinstance(value, str):
         text = value.strip()
-        if text[:1] in ("{", "[") or text[:1] == '"':
+        if text[:1] in ("{", "["):
             try:
                 return orjson.loads(text)
             except orjson.JSONDecodeError:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from semconv.attrs import as_str, parse_json
+from semconv.attrs import as_str, parse_json, parse_json_any
 from semconv.extract import Extract, SpanView
 
 SESSION_KEYS = (
@@ -53,7 +53,7 @@ _LANGFUSE_PREFIX = re.compile(r"^(langfuse[-_]?)+")
 def _text(key: str, value: Any) -> str | None:
     # Langfuse SDK v5 JSON-encodes metadata values: '"abc"' means abc.
     if ".metadata." in key and isinstance(value, str) and value.startswith('"'):
-        value = parse_json(value)
+        value = parse_json_any(value)
     return as_str(value)
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from semconv.attrs import parse_json
+from semconv.attrs import parse_json_any
 
 
 def iso_to_micros(value: Any) -> int | None:
     """An ISO-8601 string (possibly JSON-quoted, ``Z`` or offset, naive = UTC) as µs; else None."""
-    value = parse_json(value) if isinstance(value, str) and value.startswith('"') else value
+    value = parse_json_any(value) if isinstance(value, str) and value.startswith('"') else value
     if not isinstance(value, str) or not value:
         return None
     text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")

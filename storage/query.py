@@ -27,6 +27,31 @@ def _empty(spec: TableSpec) -> pa.Table:
     return schema.empty_table()
 
 
+def _concat_json_lists(column: str) -> str:
+    """SQL aggregate concatenating JSON array texts (in time order) into one JSON array text."""
+    return (
+        f"'[' || string_agg(substr({column}, 2, length({column}) - 2), ',' ORDER BY timestamp, id) "
+        f"FILTER (WHERE {column} IS NOT NULL AND length({column}) > 2) || ']'"
+    )
+
+
+# GenAI content that instrumentations send as log records fills the input/output of the span the
+# records point at, whichever arrived first; content on the span itself wins.
+OBSERVATIONS_WITH_CONTENT = f"""
+    WITH log_content AS (
+        SELECT trace_id, span_id,
+               {_concat_json_lists("input_messages")} AS input_messages,
+               {_concat_json_lists("output_messages")} AS output_messages
+        FROM {{logs}}
+        WHERE span_id IS NOT NULL AND (input_messages IS NOT NULL OR output_messages IS NOT NULL)
+        GROUP BY trace_id, span_id
+    )
+    SELECT o.* REPLACE (coalesce(o.input, c.input_messages) AS input, coalesce(o.output, c.output_messages) AS output)
+    FROM {{observations}} o
+    LEFT JOIN log_content c ON c.trace_id = o.trace_id AND c.span_id = o.id
+"""
+
+
 class TableQuery:
     """DuckDB over the Parquet tables under ``root``; safe to share between threads."""
 
@@ -86,12 +111,9 @@ class TableQuery:
         return self.query(project_id, f"SELECT count(*) AS n FROM {{{table}}}")[0]["n"]
 
     def observations(self, project_id: str, trace_id: str | None = None) -> list[dict[str, Any]]:
-        """Observations of a project (optionally of one trace), oldest first."""
-        if trace_id is None:
-            return self.query(project_id, "SELECT * FROM {observations} ORDER BY start_time, id")
-        return self.query(
-            project_id, "SELECT * FROM {observations} WHERE trace_id = ? ORDER BY start_time, id", (trace_id,)
-        )
+        """Observations of a project (optionally of one trace), oldest first, with log content joined."""
+        where, params = ("WHERE o.trace_id = ?", (trace_id,)) if trace_id is not None else ("", ())
+        return self.query(project_id, f"{OBSERVATIONS_WITH_CONTENT} {where} ORDER BY o.start_time, o.id", params)
 
     def recent_traces(self, project_id: str, limit: int = 20) -> list[dict[str, Any]]:
         """The latest traces: id, start, duration, span count, errors, name and service of the root."""

@@ -9,7 +9,7 @@ from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from opentelemetry.sdk.resources import Resource
@@ -47,18 +47,29 @@ def tracer_provider(exporter: SpanExporter, service: str = "test-service") -> Tr
     return provider
 
 
+def any_value(value: Any) -> AnyValue:
+    """A Python value as an OTLP AnyValue (lists become arrays, dicts kvlists)."""
+    if isinstance(value, list):
+        return AnyValue(array_value=ArrayValue(values=[any_value(v) for v in value]))
+    if isinstance(value, dict):
+        return AnyValue(kvlist_value=KeyValueList(values=[kv(k, v) for k, v in value.items()]))
+    return kv("", value).value
+
+
 def kv(key: str, value: Any) -> KeyValue:
+    if isinstance(value, list | dict):
+        return KeyValue(key=key, value=any_value(value))
     if isinstance(value, bool):
-        any_value = AnyValue(bool_value=value)
+        wrapped = AnyValue(bool_value=value)
     elif isinstance(value, int):
-        any_value = AnyValue(int_value=value)
+        wrapped = AnyValue(int_value=value)
     elif isinstance(value, float):
-        any_value = AnyValue(double_value=value)
+        wrapped = AnyValue(double_value=value)
     elif isinstance(value, bytes):
-        any_value = AnyValue(bytes_value=value)
+        wrapped = AnyValue(bytes_value=value)
     else:
-        any_value = AnyValue(string_value=str(value))
-    return KeyValue(key=key, value=any_value)
+        wrapped = AnyValue(string_value=str(value))
+    return KeyValue(key=key, value=wrapped)
 
 
 def make_span(

@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from collector.pricing.models import TOTAL, CostResult, ModelPrices
+from collector.pricing.models import INPUT_BUCKETS, TOTAL, CostResult, ModelPrices
 
 _INF = math.inf
+_INPUT = frozenset(INPUT_BUCKETS)
 
 
 def _units(value: object) -> float | int:
-    """Usage value as a finite number ≥ 0; anything odd (None, bool, str, NaN, negative, inf) counts as 0."""
+    """Usage value as a finite number > 0, or 0 for anything odd (None, bool, str, NaN, negative, inf)."""
     cls = value.__class__
     if cls is int or cls is float:
         return value if 0 < value < _INF else 0  # type: ignore[operator,return-value]
@@ -24,34 +25,15 @@ def _units(value: object) -> float | int:
     return number if 0 < number < _INF else 0
 
 
-def total_input_tokens(usage: Mapping[str, object]) -> float:
-    """input + cache_read + cache_write + input_audio: the quantity that tier thresholds compare against."""
-    get = usage.get
-    return _units(get("input")) + _units(get("cache_read")) + _units(get("cache_write")) + _units(get("input_audio"))
+def _apply(per_token: Mapping[str, float], usage: Mapping[str, object]) -> tuple[dict[str, float], float, float]:
+    """(cost per priced key, their sum, total input tokens) in one pass over ``usage``.
 
-
-def compute_cost(prices: ModelPrices, usage: Mapping[str, object]) -> CostResult:
-    """Price ``usage`` with ``prices``.
-
-    For every key with units > 0 and a price: ``cost = units * per_token``; with tiers, the per-token prices of
-    the highest tier whose threshold the total input tokens exceed. ``total`` is the sum. Keys without a price
-    (and the informational ``total`` usage key) get no cost entry.
+    Total input tokens (input + cache_read + cache_write + input_audio) are what tier thresholds compare against.
     """
-    per_token = prices.per_token
-    tier: int | None = None
-    if prices.tiers:
-        threshold_input = total_input_tokens(usage)
-        for threshold, tier_prices in reversed(prices.tiers):
-            if threshold_input > threshold:
-                per_token = tier_prices
-                tier = threshold
-                break
     details: dict[str, float] = {}
     total = 0.0
+    total_input = 0
     for key, value in usage.items():
-        price = per_token.get(key)
-        if price is None or key == TOTAL:
-            continue
         cls = value.__class__
         if cls is int or cls is float:
             if not 0 < value < _INF:
@@ -60,8 +42,31 @@ def compute_cost(prices: ModelPrices, usage: Mapping[str, object]) -> CostResult
             value = _units(value)
             if not value:
                 continue
+        if key in _INPUT:
+            total_input += value
+        price = per_token.get(key)
+        if price is None or key == TOTAL:
+            continue
         cost = value * price
         details[key] = cost
         total += cost
+    return details, total, total_input
+
+
+def compute_cost(prices: ModelPrices, usage: Mapping[str, object]) -> CostResult:
+    """Price ``usage`` with ``prices``.
+
+    For every key with units > 0 and a price: ``cost = units * per_token``. With tiers, when the total input
+    tokens exceed a tier's threshold, the per-token prices of the highest such tier apply to all units ("cliff").
+    ``total`` is the sum. Keys without a price, and the informational ``total`` usage key, get no cost entry.
+    """
+    details, total, total_input = _apply(prices.per_token, usage)
+    tier: int | None = None
+    if prices.tiers and total_input > prices.tiers[0][0]:
+        for threshold, tier_prices in reversed(prices.tiers):
+            if total_input > threshold:
+                details, total, _ = _apply(tier_prices, usage)
+                tier = threshold
+                break
     details[TOTAL] = total
     return CostResult(details, total, prices.name, prices.provider, prices.source, False, tier)

@@ -57,4 +57,5 @@ def build_prices(
         per_mtok=base_full,
         tiers_mtok=tuple(tiers_mtok),
         ignored=dict(ignored or {}),
+        derived=frozenset(key for key in base_full if key not in base_mtok),
     )

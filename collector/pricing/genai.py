@@ -66,6 +66,10 @@ class GenaiPrices:
         """``"genai-prices <version>"`` recorded on every price taken from this source."""
         return f"genai-prices {self.version}"
 
+    def load(self) -> None:
+        """Load the bundled data (genai-prices does it lazily on first use)."""
+        self._snapshot()
+
     @staticmethod
     def _snapshot() -> data_snapshot.DataSnapshot:
         return data_snapshot.get_snapshot()

@@ -54,6 +54,7 @@ class ModelPrices:
         tiers_mtok: the tiers in USD per million units, exact, for display.
         ignored: prices of the source that are not applied to our buckets (e.g. ``web_searches_kcount``), as
             ``price key -> human-readable value``; informational only.
+        derived: buckets without a price of their own that take their parent's price (see ``FALLBACK``).
     """
 
     name: str
@@ -64,6 +65,7 @@ class ModelPrices:
     per_mtok: Mapping[str, Decimal] = field(default_factory=dict)
     tiers_mtok: tuple[tuple[int, Mapping[str, Decimal]], ...] = ()
     ignored: Mapping[str, str] = field(default_factory=dict)
+    derived: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
