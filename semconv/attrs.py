@@ -129,8 +129,15 @@ def _lists(node: Any) -> Any:
 
 
 def indexed(attrs: Mapping[str, Any], prefix: str) -> list[Any]:
-    """Items of a flattened, zero-based list such as ``gen_ai.prompt.0.role`` (prefix ``gen_ai.prompt.``)."""
-    flat = {k: v for k, v in with_prefix(attrs, prefix).items() if k.split(".", 1)[0].isdigit()}
+    """Items of a flattened, zero-based list such as ``gen_ai.prompt.0.role`` (prefix ``gen_ai.prompt.``).
+
+    Indices beyond :data:`MAX_FLATTENED_ITEMS` are dropped; the others are kept in order.
+    """
+    flat = {
+        k: v
+        for k, v in with_prefix(attrs, prefix).items()
+        if (head := k.split(".", 1)[0]).isdigit() and int(head) < MAX_FLATTENED_ITEMS
+    }
     if not flat:
         return []
     result = unflatten(flat)

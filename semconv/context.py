@@ -41,6 +41,7 @@ TAG_KEYS = (
     "logfire.tags",
 )
 ENVIRONMENT_KEYS = ("langfuse.environment", "deployment.environment.name", "deployment.environment")
+SPAN_ENVIRONMENT_KEYS = (*ENVIRONMENT_KEYS, "gen_ai.environment")  # old OpenLIT put it on each span
 RELEASE_KEYS = ("langfuse.release",)
 VERSION_KEYS = ("langfuse.version",)
 RESOURCE_VERSION_KEYS = ("langfuse.version", "service.version")
@@ -98,7 +99,7 @@ def context(view: SpanView) -> Extract:
             used.add(key)
             tags = parse_tags(_text(key, attrs[key]) if not isinstance(attrs[key], list) else attrs[key])
             break
-    environment = _first_text(attrs, ENVIRONMENT_KEYS, used) or _first_text(resource, ENVIRONMENT_KEYS, set())
+    environment = _first_text(attrs, SPAN_ENVIRONMENT_KEYS, used) or _first_text(resource, ENVIRONMENT_KEYS, set())
     return Extract(
         session_id=_first_text(attrs, SESSION_KEYS, used),
         user_id=_first_text(attrs, USER_KEYS, used),

@@ -80,14 +80,18 @@ def merge(extracts: Iterable[Extract]) -> Extract:
     """Combine readings given highest precedence first.
 
     For each field the first non-None value wins; metadata dicts are merged key by key (higher
-    precedence wins a key); tags are unioned; consumed keys are unioned.
+    precedence wins a key); tags are unioned; consumed keys are unioned. A reading that reports
+    ``aggregated_usage`` claims the span's usage: lower readings cannot bill it as ``usage``.
     """
     result = Extract()
+    usage_claimed = False  # a higher reading said the usage here is aggregate: lower ones may not bill it
     for extract in extracts:
+        if extract.aggregated_usage is not None and result.usage is None:
+            usage_claimed = True
         for name in _SCALARS:
             if getattr(result, name) is None:
                 value = getattr(extract, name)
-                if value is not None:
+                if value is not None and not (usage_claimed and name in ("usage", "cost")):
                     setattr(result, name, value)
         for name in _MERGED_DICTS:
             value = getattr(extract, name)

@@ -142,7 +142,7 @@ def normalize_message(raw: Any, default_role: str | None = None) -> list[Message
     if not isinstance(role, str):
         return []
     extra: dict[str, Any] = {}
-    for key in ("name", "finish_reason"):
+    for key in ("name", "finish_reason", "reasoning", "tool_results"):  # also keeps normalising idempotent
         if raw.get(key) is not None:
             extra[key] = raw[key]
     if raw.get("tool_call_id") is not None or (raw.get("id") is not None and role == "tool"):

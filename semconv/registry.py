@@ -7,11 +7,14 @@ GenAI. For every field the first dialect that states a value wins (see
 
 from __future__ import annotations
 
-from semconv.dialects import genai, langfuse
+from semconv.dialects import genai, langfuse, openinference, openlit, openllmetry
 from semconv.extract import Dialect, SpanView
 
 DIALECTS: tuple[Dialect, ...] = (
     langfuse.DIALECT,
+    openinference.DIALECT,
+    openllmetry.DIALECT,
+    openlit.DIALECT,
     genai.DIALECT,
 )
 

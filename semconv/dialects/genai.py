@@ -70,6 +70,8 @@ CONTENT_KEYS = frozenset(
         "gen_ai.completion",
         "gen_ai.tool.call.arguments",
         "gen_ai.tool.call.result",
+        "gen_ai.retrieval.query.text",
+        "gen_ai.retrieval.documents",
     }
 )
 _PARAMETER_PREFIXES = ("gen_ai.request.", "gen_ai.openai.request.", "openai.request.")
@@ -191,12 +193,17 @@ def extract(view: SpanView) -> Extract:
     if input_value is None and output_value is None and kind == "TOOL":
         input_value = parse_json(attrs.get("gen_ai.tool.call.arguments"))
         output_value = parse_json_any(attrs.get("gen_ai.tool.call.result"))
+    if input_value is None and output_value is None and kind == "RETRIEVER":
+        input_value = attrs.get("gen_ai.retrieval.query.text")
+        output_value = parse_json(attrs.get("gen_ai.retrieval.documents"))
     usage = usage_from(attrs)
     aggregated = usage_from(attrs, "gen_ai.aggregated_usage.")
     # An in-process agent or workflow span repeats its model calls' usage: keep it visible, never bill it.
     if usage is not None and operation in AGGREGATING_OPERATIONS and view.span.kind != 3:  # 3 = CLIENT
         aggregated, usage = aggregated or usage, None
     cost = as_float(attrs.get("gen_ai.usage.cost"))
+    if cost == 0 and usage and usage.get("total"):
+        cost = None  # OpenLIT writes 0 for models missing from its own price list: not a real price
     ttft = as_float(first(attrs, ("gen_ai.response.time_to_first_chunk", "gen_ai.server.time_to_first_token")))
     return Extract(
         type=kind,
