@@ -7,13 +7,16 @@ GenAI. For every field the first dialect that states a value wins (see
 
 from __future__ import annotations
 
-from semconv.dialects import genai, langfuse, openinference, openlit, openllmetry
+from semconv.dialects import genai, langfuse, mlflow, openinference, openlit, openllmetry, pydantic_ai, vercel
 from semconv.extract import Dialect, SpanView
 
 DIALECTS: tuple[Dialect, ...] = (
     langfuse.DIALECT,
     openinference.DIALECT,
+    vercel.DIALECT,
     openllmetry.DIALECT,
+    mlflow.DIALECT,
+    pydantic_ai.DIALECT,
     openlit.DIALECT,
     genai.DIALECT,
 )

@@ -27,6 +27,11 @@ OPERATION_TYPES = {
 # Spans that report the usage of the model calls below them (an in-process agent or workflow).
 AGGREGATING_OPERATIONS = frozenset({"invoke_agent", "create_agent", "invoke_workflow", "agent_step"})
 MODEL_KEYS = ("gen_ai.response.model", "gen_ai.request.model")
+TTFT_KEYS = (  # seconds from the request to the first chunk
+    "gen_ai.response.time_to_first_chunk",
+    "gen_ai.client.operation.time_to_first_chunk",
+    "gen_ai.server.time_to_first_token",
+)
 PROVIDER_KEYS = ("gen_ai.provider.name", "gen_ai.system")
 
 # Usage aliases across generations and vendors (all count cache inside input, reasoning inside output).
@@ -39,6 +44,7 @@ USAGE_KEYS: dict[str, tuple[str, ...]] = {
         "gen_ai.usage.cache_read_input_tokens",
         "gen_ai.usage.prompt_tokens_details.cached_tokens",
         "gen_ai.usage.details.cache_read_tokens",
+        "gen_ai.usage.details.cache_read_input_tokens",
     ),
     "cache_write": (
         "gen_ai.usage.cache_write.input_tokens",
@@ -46,6 +52,7 @@ USAGE_KEYS: dict[str, tuple[str, ...]] = {
         "gen_ai.usage.cache_creation_input_tokens",
         "gen_ai.usage.prompt_tokens_details.cache_creation_tokens",
         "gen_ai.usage.details.cache_write_tokens",
+        "gen_ai.usage.details.cache_creation_input_tokens",
     ),
     "reasoning": (
         "gen_ai.usage.reasoning.output_tokens",
@@ -204,7 +211,7 @@ def extract(view: SpanView) -> Extract:
     cost = as_float(attrs.get("gen_ai.usage.cost"))
     if cost == 0 and usage and usage.get("total"):
         cost = None  # OpenLIT writes 0 for models missing from its own price list: not a real price
-    ttft = as_float(first(attrs, ("gen_ai.response.time_to_first_chunk", "gen_ai.server.time_to_first_token")))
+    ttft = as_float(first(attrs, TTFT_KEYS))
     return Extract(
         type=kind,
         name=attrs.get("gen_ai.tool.name") if kind == "TOOL" else None,

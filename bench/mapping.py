@@ -1,0 +1,148 @@
+"""Mapper speed: spans/s for OTLP decode + semconv mapping (+ pricing) on one core.
+
+Realistic spans of several dialects (OTel GenAI with ~1 KB of messages, Langfuse SDK,
+OpenInference), 512 per request. Prints the median of several repeats.
+
+    .venv/bin/python bench/mapping.py [--requests 40] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
+
+from collector.pipeline import price  # noqa: E402
+from collector.pricing import PriceTable  # noqa: E402
+from semconv.mapping import map_traces_request  # noqa: E402
+from tests.otlp_helpers import kv, make_span  # noqa: E402
+
+WORDS = "the quick brown fox jumps over a lazy dog while the model answers questions about the weather".split()
+
+
+def _text(words: int) -> str:
+    return " ".join(random.choice(WORDS) for _ in range(words))
+
+
+def _genai(tid: bytes, parent: bytes) -> dict:
+    return {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o",
+        "gen_ai.response.model": "gpt-4o-2024-08-06",
+        "gen_ai.request.temperature": 0.7,
+        "gen_ai.request.max_tokens": 1024,
+        "gen_ai.response.id": "chatcmpl-" + os.urandom(6).hex(),
+        "gen_ai.response.finish_reasons": ["stop"],
+        "gen_ai.usage.input_tokens": random.randint(100, 3000),
+        "gen_ai.usage.output_tokens": random.randint(10, 500),
+        "gen_ai.usage.cache_read.input_tokens": 64,
+        "gen_ai.conversation.id": f"conv-{random.randint(1, 50)}",
+        "server.address": "api.openai.com",
+        "gen_ai.input.messages": json.dumps([{"role": "user", "parts": [{"type": "text", "content": _text(90)}]}]),
+        "gen_ai.output.messages": json.dumps(
+            [{"role": "assistant", "parts": [{"type": "text", "content": _text(60)}], "finish_reason": "stop"}]
+        ),
+    }
+
+
+def _langfuse(tid: bytes, parent: bytes) -> dict:
+    return {
+        "langfuse.observation.type": "generation",
+        "langfuse.observation.model.name": "claude-sonnet-4-5",
+        "langfuse.observation.input": json.dumps([{"role": "user", "content": _text(90)}]),
+        "langfuse.observation.output": _text(60),
+        "langfuse.observation.usage_details": '{"input": 900, "output": 80}',
+        "langfuse.observation.metadata.team": '"search"',
+        "user.id": "u-1",
+        "session.id": "s-1",
+        "langfuse.trace.tags": ["prod"],
+        "langfuse.environment": "production",
+    }
+
+
+def _openinference(tid: bytes, parent: bytes) -> dict:
+    return {
+        "openinference.span.kind": "LLM",
+        "llm.model_name": "gpt-4o-mini",
+        "llm.provider": "openai",
+        "llm.invocation_parameters": '{"temperature": 0.1}',
+        "llm.token_count.prompt": 800,
+        "llm.token_count.completion": 120,
+        "llm.token_count.total": 920,
+        "llm.input_messages.0.message.role": "user",
+        "llm.input_messages.0.message.content": _text(90),
+        "llm.output_messages.0.message.role": "assistant",
+        "llm.output_messages.0.message.content": _text(60),
+        "session.id": "s-2",
+        "input.value": _text(20),
+        "input.mime_type": "text/plain",
+    }
+
+
+def build_request(spans: int) -> bytes:
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    resource_spans.resource.attributes.extend([kv("service.name", "chatbot"), kv("deployment.environment", "prod")])
+    scope = resource_spans.scope_spans.add()
+    scope.scope.name = "bench"
+    makers = [_genai, _langfuse, _openinference]
+    now = time.time_ns()
+    for t in range(spans // 8):
+        tid, root = os.urandom(16), os.urandom(8)
+        for i in range(8):
+            attributes = makers[(t + i) % 3](tid, root)
+            scope.spans.append(
+                make_span(
+                    tid,
+                    root if i == 0 else os.urandom(8),
+                    b"" if i == 0 else root,
+                    name=f"step {i}",
+                    start_ns=now,
+                    attributes=attributes,
+                )
+            )
+    return request.SerializeToString()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    random.seed(7)
+    payloads = [build_request(512) for _ in range(args.requests)]
+    spans = 512 * args.requests
+    prices = PriceTable()
+    prices.warm()
+
+    def run(with_pricing: bool) -> float:
+        started = time.perf_counter()
+        for payload in payloads:
+            mapped = map_traces_request(ExportTraceServiceRequest.FromString(payload))
+            if with_pricing:
+                for observation in mapped.observations:
+                    price(observation, prices, "p")
+        return spans / (time.perf_counter() - started)
+
+    run(True)  # warm caches
+    mapping = statistics.median(run(False) for _ in range(args.repeats))
+    priced = statistics.median(run(True) for _ in range(args.repeats))
+    print(f"spans per run: {spans} ({args.requests} requests of 512), {len(payloads[0]) // 512} B/span on the wire")
+    print(f"decode + map            : {mapping:10,.0f} spans/s (median of {args.repeats})")
+    print(f"decode + map + pricing  : {priced:10,.0f} spans/s (median of {args.repeats})")
+    print(f"at {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, load average {os.getloadavg()[0]:.2f}, one core")
+
+
+if __name__ == "__main__":
+    main()
