@@ -20,14 +20,32 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from collector.pipeline import price  # noqa: E402
-from collector.pricing import PriceTable  # noqa: E402
-from semconv.mapping import map_traces_request  # noqa: E402
-from tests.otlp_helpers import kv, make_span  # noqa: E402
+from collector.pipeline import price
+from collector.pricing import PriceTable
+from semconv.mapping import map_traces_request
+from tests.otlp_helpers import kv, make_span
 
-WORDS = "the quick brown fox jumps over a lazy dog while the model answers questions about the weather".split()
+WORDS = [
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "a",
+    "lazy",
+    "dog",
+    "while",
+    "the",
+    "model",
+    "answers",
+    "questions",
+    "about",
+    "the",
+    "weather",
+]
 
 
 def _text(words: int) -> str:

@@ -31,8 +31,12 @@ def _completion(request: dict[str, Any]) -> dict[str, Any]:
         "model": MODEL,
         "system_fingerprint": "fp_fake",
         "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": ANSWER, "refusal": None}, "logprobs": None,
-             "finish_reason": "stop"}
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": ANSWER, "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
         ],
         "usage": USAGE,
     }
@@ -66,9 +70,12 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path.endswith("/chat/completions"):
             self._send(json.dumps(_completion(request)).encode(), "application/json")
         elif self.path.endswith("/embeddings"):
-            data = {"object": "list", "model": "text-embedding-3-small",
-                    "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2, 0.3]}],
-                    "usage": {"prompt_tokens": 8, "total_tokens": 8}}
+            data = {
+                "object": "list",
+                "model": "text-embedding-3-small",
+                "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2, 0.3]}],
+                "usage": {"prompt_tokens": 8, "total_tokens": 8},
+            }
             self._send(json.dumps(data).encode(), "application/json")
         else:
             self._send(b'{"error": {"message": "not found"}}', "application/json", 404)

@@ -28,9 +28,19 @@ def fake_openai():
 
 def _run_instrumented_app(mode: str, server, fake_openai) -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "tests.genai_client", mode, f"http://127.0.0.1:{server.http_port}",
-         fake_openai.base_url, basic_auth()],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "tests.genai_client",
+            mode,
+            f"http://127.0.0.1:{server.http_port}",
+            fake_openai.base_url,
+            basic_auth(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()

@@ -9,8 +9,14 @@ from semconv.mapping import map_traces_request
 from tests.otlp_helpers import make_span, trace_request
 
 
-def map_one(attributes: dict[str, Any] | None = None, *, resource: dict[str, Any] | None = None,
-            scope: tuple[str, str] = ("tests", ""), span=None, **span_fields: Any) -> tuple[dict, dict | None]:
+def map_one(
+    attributes: dict[str, Any] | None = None,
+    *,
+    resource: dict[str, Any] | None = None,
+    scope: tuple[str, str] = ("tests", ""),
+    span=None,
+    **span_fields: Any,
+) -> tuple[dict, dict | None]:
     """Map one span; returns (observation row, trace row or None) with JSON columns decoded."""
     span = span if span is not None else make_span(attributes=attributes, **span_fields)
     request = trace_request([span])

@@ -15,9 +15,18 @@ V3 = ("langfuse-sdk", "3.2.1")
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ("span", "SPAN"), ("generation", "GENERATION"), ("event", "EVENT"), ("embedding", "EMBEDDING"),
-        ("agent", "AGENT"), ("tool", "TOOL"), ("chain", "CHAIN"), ("retriever", "RETRIEVER"),
-        ("guardrail", "GUARDRAIL"), ("evaluator", "EVALUATOR"), ("GENERATION", "GENERATION"), ("bogus", "SPAN"),
+        ("span", "SPAN"),
+        ("generation", "GENERATION"),
+        ("event", "EVENT"),
+        ("embedding", "EMBEDDING"),
+        ("agent", "AGENT"),
+        ("tool", "TOOL"),
+        ("chain", "CHAIN"),
+        ("retriever", "RETRIEVER"),
+        ("guardrail", "GUARDRAIL"),
+        ("evaluator", "EVALUATOR"),
+        ("GENERATION", "GENERATION"),
+        ("bogus", "SPAN"),
     ],
 )
 def test_observation_type(value, expected):
@@ -62,15 +71,31 @@ def test_generation_fields():
     ("details", "usage"),
     [
         # OpenAI usage object: totals include cached and reasoning tokens.
-        ({"prompt_tokens": 1000, "completion_tokens": 300, "total_tokens": 1300,
-          "prompt_tokens_details": {"cached_tokens": 800}, "completion_tokens_details": {"reasoning_tokens": 200}},
-         {"input": 200, "cache_read": 800, "output": 100, "reasoning": 200, "total": 1300}),
+        (
+            {
+                "prompt_tokens": 1000,
+                "completion_tokens": 300,
+                "total_tokens": 1300,
+                "prompt_tokens_details": {"cached_tokens": 800},
+                "completion_tokens_details": {"reasoning_tokens": 200},
+            },
+            {"input": 200, "cache_read": 800, "output": 100, "reasoning": 200, "total": 1300},
+        ),
         # Anthropic usage object: input excludes the cache.
-        ({"input_tokens": 50, "output_tokens": 20, "cache_read_input_tokens": 900, "cache_creation_input_tokens": 100},
-         {"input": 50, "cache_read": 900, "cache_write": 100, "output": 20, "total": 1070}),
+        (
+            {
+                "input_tokens": 50,
+                "output_tokens": 20,
+                "cache_read_input_tokens": 900,
+                "cache_creation_input_tokens": 100,
+            },
+            {"input": 50, "cache_read": 900, "cache_write": 100, "output": 20, "total": 1070},
+        ),
         # Unknown keys are kept, outside the total.
-        ({"input": 1, "output": 2, "web_search_queries": 4}, {"input": 1, "output": 2, "total": 3,
-                                                             "web_search_queries": 4}),
+        (
+            {"input": 1, "output": 2, "web_search_queries": 4},
+            {"input": 1, "output": 2, "total": 3, "web_search_queries": 4},
+        ),
     ],
 )
 def test_usage_details_shapes(details, usage):
@@ -94,8 +119,11 @@ def test_v5_metadata_values_are_json_decoded():
 
 def test_v3_metadata_strings_stay_raw():
     observation, _ = map_one(
-        {"langfuse.observation.metadata.region": '"eu"', "langfuse.observation.metadata.count": 2,
-         "langfuse.observation.metadata.obj": '{"a": 1}'},
+        {
+            "langfuse.observation.metadata.region": '"eu"',
+            "langfuse.observation.metadata.count": 2,
+            "langfuse.observation.metadata.obj": '{"a": 1}',
+        },
         scope=V3,
     )
     assert observation["metadata"] == {"region": '"eu"', "count": 2, "obj": {"a": 1}}
@@ -126,8 +154,9 @@ def test_trace_attributes_and_context():
 
 
 def test_root_span_sets_trace_name_and_io():
-    _, trace = map_one({"langfuse.observation.input": '{"q": 1}', "langfuse.observation.output": '"done"'},
-                       scope=V5, name="handler")
+    _, trace = map_one(
+        {"langfuse.observation.input": '{"q": 1}', "langfuse.observation.output": '"done"'}, scope=V5, name="handler"
+    )
     assert trace["name"] == "handler"
     assert trace["input"] == {"q": 1}
     assert trace["output"] == "done"
