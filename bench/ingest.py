@@ -140,12 +140,12 @@ def _messages(rng: random.Random, system: str) -> tuple[str, str]:
     return json.dumps(inputs), json.dumps(outputs)
 
 
-def _span_attributes(rng: random.Random, operation: str, session: str, user: str, system_prompt: str) -> dict[str, Any]:
+def _chat_attributes(rng: random.Random, session: str, user: str, system_prompt: str) -> dict[str, Any]:
     provider, request_model, response_model = rng.choice(_MODELS)
     input_messages, output_messages = _messages(rng, system_prompt)
-    attrs: dict[str, Any] = {
+    return {
         "gen_ai.system": provider,
-        "gen_ai.operation.name": operation,
+        "gen_ai.operation.name": "chat",
         "gen_ai.request.model": request_model,
         "gen_ai.response.model": response_model,
         "gen_ai.usage.input_tokens": rng.randint(200, 4000),
@@ -161,12 +161,59 @@ def _span_attributes(rng: random.Random, operation: str, session: str, user: str
         "gen_ai.input.messages": input_messages,
         "gen_ai.output.messages": output_messages,
     }
+
+
+def _tool_attributes(rng: random.Random, session: str, user: str) -> dict[str, Any]:
+    """A tool call: no model or usage; ~1 KB of arguments and result instead of messages."""
+    arguments = {"query": _text(rng, rng.randint(150, 300)), "limit": rng.randint(1, 20)}
+    result = {"status": "ok", "items": [_text(rng, rng.randint(100, 200)) for _ in range(3)]}
+    return {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": rng.choice(_TOOLS),
+        "gen_ai.tool.type": "function",
+        "gen_ai.tool.call.id": f"call_{rng.getrandbits(64):016x}",
+        "gen_ai.tool.description": _text(rng, 60),
+        "gen_ai.agent.name": "support-agent",
+        "gen_ai.conversation.id": session,
+        "session.id": session,
+        "user.id": user,
+        "server.address": "tools.internal",
+        "http.response.status_code": 200,
+        "retry.attempt": 0,
+        "code.function.name": "tools.dispatch",
+        "gen_ai.tool.call.arguments": json.dumps(arguments),
+        "gen_ai.tool.call.result": json.dumps(result),
+    }
+
+
+def _agent_attributes(rng: random.Random, session: str, user: str, system_prompt: str) -> dict[str, Any]:
+    provider, request_model, _ = rng.choice(_MODELS)
+    input_messages, output_messages = _messages(rng, system_prompt)
+    return {
+        "gen_ai.system": provider,
+        "gen_ai.operation.name": "invoke_agent",
+        "gen_ai.agent.name": "support-agent",
+        "gen_ai.agent.id": "agent-7f3c",
+        "gen_ai.agent.description": "Answers customer support questions with order and knowledge-base tools.",
+        "gen_ai.request.model": request_model,
+        "gen_ai.conversation.id": session,
+        "session.id": session,
+        "user.id": user,
+        "langfuse.trace.tags": ["support", rng.choice(("web", "mobile", "email"))],
+        "app.release": "2025.11.3",
+        "app.tenant": f"tenant-{rng.randrange(40):02d}",
+        "server.address": "agents.internal",
+        "gen_ai.input.messages": input_messages,
+        "gen_ai.output.messages": output_messages,
+    }
+
+
+def _span_attributes(rng: random.Random, operation: str, session: str, user: str, system_prompt: str) -> dict[str, Any]:
     if operation == "execute_tool":
-        attrs["gen_ai.tool.name"] = rng.choice(_TOOLS)
-        attrs["gen_ai.tool.call.id"] = f"call_{rng.getrandbits(64):016x}"
-    elif operation == "invoke_agent":
-        attrs["gen_ai.agent.name"] = "support-agent"
-    return attrs
+        return _tool_attributes(rng, session, user)
+    if operation == "invoke_agent":
+        return _agent_attributes(rng, session, user, system_prompt)
+    return _chat_attributes(rng, session, user, system_prompt)
 
 
 # One trace: an agent invocation with LLM calls and tool calls; the last chat runs inside a tool.
@@ -729,6 +776,7 @@ def run_step(
         "spanfuse_rejected_items_total",
         "spanfuse_rows_written_total",
         "spanfuse_consumer_errors_total",
+        "spanfuse_mapping_warnings_total",
     )
     return StepResult(
         transport=transport,
@@ -825,6 +873,19 @@ def print_table(console: Console, steps: list[StepResult], overall_peak_mib: flo
     console.print(f"overall peak server RSS: {overall_peak_mib:,.1f} MiB")
 
 
+def git_state() -> dict[str, Any]:
+    """The commit measured and the files that differ from it (the server runs from the working tree)."""
+
+    def git(*argv: str) -> str:
+        try:
+            done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return done.stdout.strip()
+
+    return {"commit": git("rev-parse", "HEAD"), "changed_files": git("status", "--porcelain").splitlines()}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each step (default: %(default)s)")
@@ -857,13 +918,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _exit_on_signal(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the finally blocks: clients, server and temp dir go
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     console = Console(width=200)
     command = shlex.join([sys.executable, *sys.argv])
     cpu_count = os.cpu_count() or 0
     console.print(f"command: {command}")
     console.print(f"cpus: {cpu_count} (logical), python {platform.python_version()}, {platform.platform()}")
+    git = git_state()
+    console.print(f"git: {git['commit'][:12] or 'unknown'}, {len(git['changed_files'])} changed file(s) in the tree")
 
     started_at = dt.datetime.now(dt.UTC).isoformat()
     started = time.perf_counter()
@@ -925,6 +993,7 @@ def main(argv: list[str] | None = None) -> int:
             "platform": platform.platform(),
             "started_at": started_at,
             "server_command": shlex.join(server.command),
+            "git": git,
             "settings": {
                 "seconds": args.seconds,
                 "clients": args.client_counts,
