@@ -89,23 +89,49 @@ def normalize_environment(value: Any) -> str:
     return text if text and _ENVIRONMENT.match(text) else DEFAULT_ENVIRONMENT
 
 
+# Every alias key -> (field, rank): one pass over a span's attributes finds the best of each field.
+_ALIASES: dict[str, tuple[str, int]] = {
+    key: (field, rank)
+    for field, keys in (
+        ("session_id", SESSION_KEYS),
+        ("user_id", USER_KEYS),
+        ("tags", TAG_KEYS),
+        ("environment", SPAN_ENVIRONMENT_KEYS),
+        ("release", RELEASE_KEYS),
+        ("version", VERSION_KEYS),
+    )
+    for rank, key in enumerate(keys)
+}
+_RESOURCE_FALLBACKS = (("environment", ENVIRONMENT_KEYS), ("release", RELEASE_KEYS), ("version", RESOURCE_VERSION_KEYS))
+
+
 def context(view: SpanView) -> Extract:
     """Session, user, tags, environment, release and version of one span."""
-    attrs, resource = view.attributes, view.resource
-    used: set[str] = set()
-    tags: list[str] | None = None
-    for key in TAG_KEYS:
-        if attrs.get(key) not in (None, "", []):
-            used.add(key)
-            tags = parse_tags(_text(key, attrs[key]) if not isinstance(attrs[key], list) else attrs[key])
-            break
-    environment = _first_text(attrs, SPAN_ENVIRONMENT_KEYS, used) or _first_text(resource, ENVIRONMENT_KEYS, set())
+    best: dict[str, tuple[int, str]] = {}
+    for key, value in view.attributes.items():
+        alias = _ALIASES.get(key)
+        if alias is None or value is None or value == "" or value == []:
+            continue
+        field, rank = alias
+        if field not in best or rank < best[field][0]:
+            best[field] = (rank, key)
+    found: dict[str, Any] = {}
+    for field, (_, key) in best.items():
+        value = view.attributes[key]
+        if field == "tags":
+            found[field] = parse_tags(parse_json_any(value) if ".metadata." in key else value)
+        else:
+            found[field] = _text(key, value)
+    for field, keys in _RESOURCE_FALLBACKS:
+        if found.get(field) is None:
+            found[field] = _first_text(view.resource, keys, set())
+    environment = found.get("environment")
     return Extract(
-        session_id=_first_text(attrs, SESSION_KEYS, used),
-        user_id=_first_text(attrs, USER_KEYS, used),
-        tags=tags,
+        session_id=found.get("session_id"),
+        user_id=found.get("user_id"),
+        tags=found.get("tags") or None,
         environment=normalize_environment(environment) if environment else None,
-        release=_first_text(attrs, RELEASE_KEYS, used) or _first_text(resource, RELEASE_KEYS, set()),
-        version=_first_text(attrs, VERSION_KEYS, used) or _first_text(resource, RESOURCE_VERSION_KEYS, set()),
-        consumed=used,
+        release=found.get("release"),
+        version=found.get("version"),
+        consumed={key for _, key in best.values()},
     )

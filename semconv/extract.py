@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from typing import Any
 
 
@@ -74,6 +75,8 @@ class Extract:
 
 _MERGED_DICTS = ("metadata", "trace_metadata")
 _SCALARS = tuple(f.name for f in fields(Extract) if f.name not in (*_MERGED_DICTS, "tags", "consumed"))
+_scalars_of = attrgetter(*_SCALARS)
+_BILLED = frozenset({"usage", "cost"})
 
 
 def merge(extracts: Iterable[Extract]) -> Extract:
@@ -83,24 +86,29 @@ def merge(extracts: Iterable[Extract]) -> Extract:
     precedence wins a key); tags are unioned; consumed keys are unioned. A reading that reports
     ``aggregated_usage`` claims the span's usage: lower readings cannot bill it as ``usage``.
     """
-    result = Extract()
+    values: dict[str, Any] = {}
+    metadata: dict[str, Any] = {}
+    trace_metadata: dict[str, Any] = {}
+    tags: list[str] = []
+    consumed: set[str] = set()
     usage_claimed = False  # a higher reading said the usage here is aggregate: lower ones may not bill it
     for extract in extracts:
-        if extract.aggregated_usage is not None and result.usage is None:
+        if extract.aggregated_usage is not None and "usage" not in values:
             usage_claimed = True
-        for name in _SCALARS:
-            if getattr(result, name) is None:
-                value = getattr(extract, name)
-                if value is not None and not (usage_claimed and name in ("usage", "cost")):
-                    setattr(result, name, value)
-        for name in _MERGED_DICTS:
-            value = getattr(extract, name)
-            if value:
-                current = getattr(result, name)
-                setattr(result, name, {**value, **current} if current else dict(value))
+        for name, value in zip(_SCALARS, _scalars_of(extract), strict=True):
+            if value is not None and name not in values and not (usage_claimed and name in _BILLED):
+                values[name] = value
+        if extract.metadata:
+            metadata = {**extract.metadata, **metadata}
+        if extract.trace_metadata:
+            trace_metadata = {**extract.trace_metadata, **trace_metadata}
         if extract.tags:
-            result.tags = list(dict.fromkeys([*(result.tags or ()), *extract.tags]))
-        result.consumed |= extract.consumed
+            tags.extend(extract.tags)
+        consumed |= extract.consumed
+    result = Extract(**values, consumed=consumed)
+    result.metadata = metadata or None
+    result.trace_metadata = trace_metadata or None
+    result.tags = list(dict.fromkeys(tags)) if tags else None
     return result
 
 

@@ -21,15 +21,17 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from storage.fsutil import fsync_dir, publish
-from storage.parquet_writer import write_parquet
+from storage.parquet_writer import parquet_options
 from storage.schema import TABLES, TableSpec
 
 log = logging.getLogger("spanfuse.compaction")
 
 SMALL_FILE_BYTES = 32 * 1024 * 1024
-MAX_MERGE_BYTES = 128 * 1024 * 1024  # bounds the memory one merge needs
+MAX_MERGE_BYTES = 64 * 1024 * 1024  # per merge; with DuckDB spilling its sort, memory stays under ~1 GiB
 ROW_GROUP_ROWS = 100_000
 
 
@@ -61,6 +63,24 @@ def _partition_date(partition: Path) -> dt.date | None:
         return dt.date.fromisoformat(partition.name.removeprefix("date="))
     except ValueError:
         return None
+
+
+class _Deduplicator:
+    """Keeps the first row of each run of equal keys across a stream of key-sorted batches."""
+
+    def __init__(self, key: tuple[str, ...]) -> None:
+        self.key = key
+        self.last: str | None = None
+
+    def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        if batch.num_rows == 0:
+            return batch
+        columns = [pc.cast(pc.fill_null(batch.column(name), ""), pa.string()) for name in self.key]
+        keys = pc.binary_join_element_wise(*columns, "\x1f") if len(columns) > 1 else columns[0]
+        previous = pa.concat_arrays([pa.array([self.last], pa.string()), keys.slice(0, len(keys) - 1)])
+        keep = pc.fill_null(pc.not_equal(keys, previous), True)
+        self.last = keys[-1].as_py()
+        return batch.filter(keep)
 
 
 class Compactor:
@@ -127,29 +147,66 @@ class Compactor:
         return capped if len(capped) >= 2 else []
 
     def merge(self, spec: TableSpec, partition: Path, files: list[Path]) -> int:
-        """Replace ``files`` of one partition by a single deduplicated, sorted file."""
+        """Replace ``files`` of one partition by a single deduplicated, sorted file.
+
+        Rows stream from DuckDB (which sorts within its memory limit, spilling to disk) to the
+        Parquet writer a row group at a time, so memory stays bounded whatever the partition size.
+        """
         key = ", ".join(spec.key)
-        con = duckdb.connect(config={"threads": 1, "memory_limit": "512MB"})
-        try:
-            arrow = con.sql(
+        final = partition / f"part-c{int(time.time() * 1000)}-{uuid.uuid4().hex[:8]}.parquet"
+        rows_in = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+        spill = self.root / "tmp" / "duckdb"
+        spill.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(
+            config={
+                "threads": 1,
+                "memory_limit": "512MB",
+                "temp_directory": str(spill),
+                "preserve_insertion_order": False,
+            }
+        )
+        rows_out = 0
+
+        def write(tmp: Path) -> None:
+            nonlocal rows_out
+            # Sorting spills to disk within the memory limit (a window function would not), so
+            # duplicates are dropped while streaming: the newest copy of a key comes first.
+            reader = con.sql(
                 "SELECT * FROM read_parquet($files, union_by_name = true, hive_partitioning = false) "
-                f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY ingested_at DESC, ingest_seq DESC) = 1 "
-                f"ORDER BY {spec.sort_by}",
+                f"ORDER BY {spec.sort_by}, {key}, ingested_at DESC, ingest_seq DESC",
                 params={"files": [str(f) for f in files]},
-            ).to_arrow_table()
+            ).to_arrow_reader(ROW_GROUP_ROWS)
+            options = parquet_options(spec, spec.schema.names, rows_in, ROW_GROUP_ROWS)
+            options.pop("row_group_size")
+            dedup = _Deduplicator(spec.key)
+            with pq.ParquetWriter(tmp, spec.schema, **options) as writer:
+                pending: list[pa.RecordBatch] = []
+                pending_rows = 0
+                for batch in reader:
+                    batch = dedup(batch)
+                    pending.append(batch)
+                    pending_rows += batch.num_rows
+                    if pending_rows >= ROW_GROUP_ROWS:
+                        writer.write_table(conform(pa.Table.from_batches(pending), spec.schema), ROW_GROUP_ROWS)
+                        rows_out += pending_rows
+                        pending, pending_rows = [], 0
+                if pending:
+                    writer.write_table(conform(pa.Table.from_batches(pending), spec.schema), ROW_GROUP_ROWS)
+                    rows_out += pending_rows
+
+        try:
+            publish(final, write)
         finally:
             con.close()
-        arrow = conform(arrow, spec.schema)
-        final = partition / f"part-c{int(time.time() * 1000)}-{uuid.uuid4().hex[:8]}.parquet"
-        publish(final, lambda tmp: write_parquet(arrow, tmp, spec, row_group_size=ROW_GROUP_ROWS))
         for f in files:
             if f != final:
                 f.unlink(missing_ok=True)
         fsync_dir(partition)
         log.info(
-            "compacted partition=%s files_in=%d rows_out=%d",
+            "compacted partition=%s files_in=%d rows_in=%d rows_out=%d",
             partition.relative_to(self.root),
             len(files),
-            arrow.num_rows,
+            rows_in,
+            rows_out,
         )
-        return arrow.num_rows
+        return rows_out

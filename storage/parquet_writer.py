@@ -129,17 +129,32 @@ def _to_arrow(spec: TableSpec, buffer: _Buffer) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=spec.schema)
 
 
+_TEXT_COLUMNS = frozenset(
+    {
+        "input",
+        "output",
+        "attributes",
+        "events",
+        "body",
+        "metadata",
+        "input_messages",
+        "output_messages",
+        "resource_attributes",
+    }
+)
+
+
+def parquet_options(spec: TableSpec, names: list[str], rows: int, row_group_size: int) -> dict[str, Any]:
+    """Writer options: zstd, page index, bloom filters on the lookup columns, no dictionaries for long text."""
+    return {
+        "compression": "zstd",
+        "row_group_size": row_group_size,
+        "write_page_index": True,
+        "bloom_filter_options": {c: {"ndv": max(rows, 1), "fpp": 0.01} for c in spec.bloom_columns},
+        "use_dictionary": [c for c in names if c not in _TEXT_COLUMNS],
+    }
+
+
 def write_parquet(table: pa.Table, path: Path, spec: TableSpec, *, row_group_size: int = 128 * 1024) -> None:
-    """Write ``table`` with zstd, a page index and bloom filters on the spec's lookup columns."""
-    pq.write_table(
-        table,
-        path,
-        compression="zstd",
-        row_group_size=row_group_size,
-        write_page_index=True,
-        bloom_filter_options={c: {"ndv": max(table.num_rows, 1), "fpp": 0.01} for c in spec.bloom_columns},
-        # Long text compresses better without dictionaries; ids and names repeat.
-        use_dictionary=[
-            c for c in table.column_names if c not in ("input", "output", "attributes", "events", "body", "metadata")
-        ],
-    )
+    """Write ``table`` as one Parquet file with the table's options (see :func:`parquet_options`)."""
+    pq.write_table(table, path, **parquet_options(spec, table.column_names, table.num_rows, row_group_size))
