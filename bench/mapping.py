@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from collector.pipeline import price
+from collector.batch import price
 from collector.pricing import PriceTable
 from semconv.mapping import map_traces_request
 from tests.otlp_helpers import kv, make_span

@@ -140,6 +140,7 @@ class ParquetExporter(_Strict):
     flush_interval: Duration = 1.0
     retention_days: int = Field(0, ge=0)
     compaction_interval: Duration = 60.0
+    workers: int = Field(2, ge=0, le=64)  # mapping processes; 0 maps inside the collector process
 
 
 class Exporters(_Strict):

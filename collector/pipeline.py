@@ -1,85 +1,80 @@
-"""The Parquet pipeline: a WAL consumer that maps records and writes the tables.
+"""The Parquet pipeline: the WAL consumer that lands spans and logs as queryable Parquet.
 
-It reads durable WAL records, maps them with :mod:`semconv`, buffers rows per partition and
-flushes at least every ``flush_interval`` while data arrives. Its WAL offset is committed only
-after the files of a flush are durable, so a crash replays the uncommitted tail; rows written
-twice that way read as one (dedup on read and in compaction).
+It reads durable WAL records and hands them, a batch at least every ``flush_interval``, to
+:class:`~collector.batch.BatchProcessor` — in worker processes (``workers`` ≥ 1) so mapping
+runs on every core, or in this process (``workers: 0``). Batches may finish out of order; the
+WAL offset is committed only up to the last batch that finished, and only after its files are
+durable. After a failure or a crash the uncommitted tail is processed again; rows written twice
+that way read as one (dedup on read and in compaction).
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import contextlib
 import logging
+import multiprocessing
 import threading
 import time
-from typing import Any
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 
-from google.protobuf.message import DecodeError
-
-from collector.ingest import LOGS, TRACES
-from collector.pricing import PriceTable
+from collector.batch import BatchProcessor, BatchResult, init_worker, process_in_worker
+from collector.pricing import PricingEntry
 from collector.telemetry import Telemetry
-from semconv.mapping import map_logs_request, map_traces_request
-from storage.parquet_writer import PartitionedWriter
-from storage.wal import Signal, WalReader, WalRecord, WriteAheadLog
+from storage.wal import WalReader, WalRecord, WriteAheadLog
 
 log = logging.getLogger("spanfuse.pipeline")
 
 CONSUMER = "parquet"
-_READ_BYTES = 8 * 1024 * 1024
-_MAX_BUFFERED_ROWS = 200_000
-
-
-def price(observation: dict[str, Any], prices: PriceTable, project_id: str) -> None:
-    """Compute the cost of a model call from its usage, unless the client already sent one.
-
-    ``cost_source`` says where a cost came from: ``provided``, ``computed``, or ``unknown_model``
-    when there is usage but no price for the model (then there is no cost, never a guess).
-    """
-    usage = observation.get("usage_details")
-    if not usage or observation.get("cost_source") == "provided":
-        return
-    at = dt.datetime.fromtimestamp(observation["start_time"] / 1e6, dt.UTC)
-    result = prices.cost(usage, observation.get("model"), observation.get("provider"), project_id, at)
-    if result.unknown_model:
-        observation["cost_source"] = "unknown_model"
-        return
-    observation["cost_details"] = result.cost_details
-    observation["total_cost"] = result.total_cost
-    observation["cost_source"] = "computed"
-    observation["matched_model"] = result.matched_model
+_BATCH_BYTES = 32 * 1024 * 1024  # a batch is cut at this size or when the flush interval ends
+_RETRY_SECONDS = 1.0
 
 
 class ParquetPipeline:
-    """Runs in its own thread; :meth:`stop` flushes what is buffered and commits."""
+    """Runs in its own thread; :meth:`stop` finishes the batches in flight and commits."""
 
     def __init__(
         self,
         wal: WriteAheadLog,
-        writer: PartitionedWriter,
+        root: Path,
         telemetry: Telemetry,
-        prices: PriceTable,
+        *,
+        pricing: list[PricingEntry] | None = None,
+        workers: int = 2,
         flush_interval: float = 1.0,
     ) -> None:
         self.wal = wal
-        self.writer = writer
-        self.prices = prices
+        self.root = root
         self.telemetry = telemetry
+        self.pricing = list(pricing or [])
+        self.workers = workers
         self.flush_interval = flush_interval
         self.reader: WalReader = wal.consumer(CONSUMER)
         self._stop = threading.Event()
         self._resume = threading.Event()
         self._resume.set()
         self._thread = threading.Thread(target=self._run, name="parquet-pipeline", daemon=True)
-        self._pending_offset = self.reader.position
+        self._pool: ProcessPoolExecutor | None = None
+        self._local: BatchProcessor | None = None
+        self._inflight: deque[tuple[int, Future[BatchResult]]] = deque()
+        self._rewound = False  # set after a failure: the records being gathered are read again
 
+    # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
+        if self.workers > 0:
+            self._pool = self._new_pool()
+        else:
+            self._local = BatchProcessor(self.root, self.pricing)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._resume.set()
         self._thread.join()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     def pause(self) -> None:
         """Stop consuming (the WAL backlog grows); used by tests and operators."""
@@ -88,73 +83,108 @@ class ParquetPipeline:
     def resume(self) -> None:
         self._resume.set()
 
-    def lag_bytes(self) -> int:
-        return self.reader.lag_bytes()
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # forkserver: workers never fork this process's gRPC and server threads.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["collector.batch"])
+        pricing = [entry.model_dump(mode="json") for entry in self.pricing]
+        return ProcessPoolExecutor(
+            self.workers, mp_context=context, initializer=init_worker, initargs=(str(self.root), pricing)
+        )
 
+    # ------------------------------------------------------------------ the loop
     def _run(self) -> None:
+        batch: list[WalRecord] = []
+        batch_bytes = 0
         deadline = time.monotonic() + self.flush_interval
         while not self._stop.is_set():
             self._resume.wait()
             if self._stop.is_set():
                 break
-            remaining = max(0.0, deadline - time.monotonic())
-            if self.wal.wait_for_data(self.reader.position, min(remaining, 0.25)) and not self._stop.is_set():
-                self._consume(self.reader.read(_READ_BYTES))
-            if time.monotonic() >= deadline or self.writer.buffered_rows >= _MAX_BUFFERED_ROWS:
-                self._flush()
+            wait = max(0.0, min(deadline - time.monotonic(), 0.25))
+            if self.wal.wait_for_data(self.reader.position, wait) and not self._stop.is_set():
+                records = self.reader.read(_BATCH_BYTES - batch_bytes)
+                batch.extend(records)
+                batch_bytes += sum(r.next_offset - r.offset for r in records)
+                self._report_damage()
+            if batch and (batch_bytes >= _BATCH_BYTES or time.monotonic() >= deadline):
+                self._submit(batch)
+                batch, batch_bytes = [], 0
+            if time.monotonic() >= deadline:
                 deadline = time.monotonic() + self.flush_interval
-        self._flush()
+            self._settle(block=len(self._inflight) > 2 * max(self.workers, 1))
+            if self._rewound:
+                batch, batch_bytes, self._rewound = [], 0, False
+            elif not batch and not self._inflight and self.reader.position != self.wal.committed().get(CONSUMER):
+                self.reader.commit()  # nothing pending, only damaged bytes were read: move past them
+        if batch and not self._rewound:
+            self._submit(batch)
+        while self._inflight:
+            self._settle(block=True)
 
-    def _consume(self, records: list[WalRecord]) -> None:
-        for record in records:
+    def _submit(self, batch: list[WalRecord]) -> None:
+        end = self.reader.position
+        if self._pool is not None:
+            future = self._pool.submit(process_in_worker, batch)
+        else:
+            future = Future()
             try:
-                self._map(record)
-            except (DecodeError, UnicodeDecodeError, ValueError) as exc:
-                # Validated at ingest, so this is damage on disk: report it, keep the rest.
-                self.telemetry.consumer_errors.labels(CONSUMER, "undecodable").inc()
-                log.error("wal record undecodable offset=%d error=%s", record.offset, exc)
-            self.telemetry.consumed.labels(CONSUMER).inc()
-            self._pending_offset = record.next_offset
+                assert self._local is not None
+                future.set_result(self._local.process(batch))
+            except Exception as exc:  # reported like a worker's failure
+                future.set_exception(exc)
+        self._inflight.append((end, future))
+
+    def _settle(self, block: bool) -> None:
+        """Account for finished batches in WAL order; commit after the last one that succeeded."""
+        committed = None
+        while self._inflight and (block or self._inflight[0][1].done()):
+            end, future = self._inflight[0]
+            try:
+                result = future.result()
+            except Exception as exc:
+                self._recover(exc)
+                return
+            self._inflight.popleft()
+            self._count(result)
+            committed = end
+            block = False
+        if committed is not None:
+            self.reader.commit(committed)
+
+    def _recover(self, error: BaseException) -> None:
+        """A batch failed (e.g. disk full): drop what is in flight and read again from the commit point."""
+        self.telemetry.consumer_errors.labels(CONSUMER, "batch_failed").inc()
+        for _, future in self._inflight:
+            future.cancel()
+        for _, future in self._inflight:
+            if not future.cancelled():
+                with contextlib.suppress(Exception):
+                    future.result()
+        self._inflight.clear()
+        committed = self.wal.committed()[CONSUMER]
+        log.error("parquet batch failed error=%s; retrying from offset %d", error, committed)
+        if isinstance(error, BrokenProcessPool) and self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+        self.reader.position = committed
+        self._rewound = True
+        self._stop.wait(_RETRY_SECONDS)
+
+    def _count(self, result: BatchResult) -> None:
+        t = self.telemetry
+        t.consumed.labels(CONSUMER).inc(result.records)
+        if result.undecodable:
+            t.consumer_errors.labels(CONSUMER, "undecodable").inc(result.undecodable)
+        for project, warnings in result.warnings_by_project.items():
+            t.mapping_warnings.labels(project).inc(warnings)
+        if result.files:
+            t.flushes.inc()
+            t.flush_seconds.observe(result.seconds)
+        for table, rows in result.rows_by_table.items():
+            t.rows_written.labels(table).inc(rows)
+
+    def _report_damage(self) -> None:
         if self.reader.skipped_bytes:
             self.telemetry.consumer_errors.labels(CONSUMER, "damaged_bytes").inc(self.reader.skipped_bytes)
             self.reader.skipped_bytes = 0
-        self._pending_offset = self.reader.position
-
-    def _map(self, record: WalRecord) -> None:
-        ingest = {"ingested_at": record.received_ns // 1000, "ingest_seq": record.offset}
-        if record.signal == Signal.TRACES:
-            mapped = map_traces_request(TRACES.request_type.FromString(record.payload))
-            for observation in mapped.observations:
-                price(observation, self.prices, record.project_id)
-            self.writer.add("observations", record.project_id, mapped.observations, ingest)
-            self.writer.add("traces", record.project_id, mapped.traces, ingest)
-            if mapped.warnings:
-                self.telemetry.mapping_warnings.labels(record.project_id).inc(mapped.warnings)
-        elif record.signal == Signal.LOGS:
-            rows = map_logs_request(LOGS.request_type.FromString(record.payload), record.received_ns)
-            self.writer.add("logs", record.project_id, rows, ingest)
-        else:
-            raise ValueError(f"unknown signal {record.signal}")
-
-    def _flush(self) -> None:
-        offset = self._pending_offset
-        if self.writer.buffered_rows == 0:
-            if offset != self.wal.committed().get(CONSUMER):
-                self.reader.commit(offset)
-            return
-        try:
-            result = self.writer.flush()
-        except OSError as exc:
-            # Nothing is committed: rewind and map the same records again on the next round.
-            self.telemetry.consumer_errors.labels(CONSUMER, "flush_failed").inc()
-            log.error("parquet flush failed error=%s; will retry from offset %d", exc, self.wal.committed()[CONSUMER])
-            self.writer.discard()
-            self.reader.position = self._pending_offset = self.wal.committed()[CONSUMER]
-            time.sleep(1.0)
-            return
-        self.reader.commit(offset)
-        self.telemetry.flushes.inc()
-        self.telemetry.flush_seconds.observe(result.seconds)
-        for table, rows in result.rows_by_table.items():
-            self.telemetry.rows_written.labels(table).inc(rows)
-        log.debug("flushed files=%d rows=%d seconds=%.3f", result.files, result.rows, result.seconds)

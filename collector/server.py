@@ -19,13 +19,11 @@ from collector.config import MIB, Config
 from collector.http_server import HttpServer
 from collector.ingest import Ingestor
 from collector.pipeline import ParquetPipeline
-from collector.pricing import PriceTable
 from collector.receivers.grpc import OtlpGrpcReceiver
 from collector.receivers.http import OtlpHttpHandler
 from collector.telemetry import Telemetry
 from storage.compaction import Compactor
 from storage.fsutil import remove_stray_temporaries
-from storage.parquet_writer import PartitionedWriter
 from storage.query import TableQuery
 from storage.wal import WriteAheadLog
 
@@ -77,10 +75,13 @@ class Server:
             len(recovery.damaged_regions),
         )
         exporter = self.config.exporters.parquet
-        prices = PriceTable(self.config.pricing)
-        prices.warm()
         self.pipeline = ParquetPipeline(
-            self.wal, PartitionedWriter(self.data_dir), self.telemetry, prices, flush_interval=exporter.flush_interval
+            self.wal,
+            self.data_dir,
+            self.telemetry,
+            pricing=self.config.pricing,
+            workers=exporter.workers,
+            flush_interval=exporter.flush_interval,
         )
         self.pipeline.start()
         self._register_gauges()
