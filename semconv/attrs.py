@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
 
-_INDEX = re.compile(r"^\d+$")
 MAX_FLATTENED_ITEMS = 10_000  # bounds what a hostile "x.999999999.y" key can allocate
 
 
@@ -107,25 +105,26 @@ def unflatten(flat: Mapping[str, Any]) -> Any:
     """
     root: dict[str, Any] = {}
     for key, value in flat.items():
+        if "." not in key:
+            root[key] = value
+            continue
         node = root
-        parts = key.split(".")
-        for part in parts[:-1]:
+        *parents, last = key.split(".")
+        for part in parents:
             child = node.get(part)
-            if not isinstance(child, dict):
+            if child.__class__ is not dict:
                 child = node[part] = {}
             node = child
-        node[parts[-1]] = value
+        node[last] = value
     return _lists(root)
 
 
-def _lists(node: Any) -> Any:
-    if not isinstance(node, dict):
-        return node
-    if node and all(_INDEX.match(k) for k in node):
+def _lists(node: dict[str, Any]) -> Any:
+    if node and all(k.isdigit() for k in node):
         indices = sorted(int(k) for k in node)
         if indices[-1] < MAX_FLATTENED_ITEMS:
-            return [_lists(node[str(i)]) for i in indices]
-    return {k: _lists(v) for k, v in node.items()}
+            return [_lists(v) if v.__class__ is dict else v for v in (node[str(i)] for i in indices)]
+    return {k: _lists(v) if v.__class__ is dict else v for k, v in node.items()}
 
 
 def indexed(attrs: Mapping[str, Any], prefix: str) -> list[Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from semconv.attrs import as_float, first, parse_json, parse_json_any, with_prefix
+from semconv.attrs import as_float, first, parse_json, parse_json_any
 from semconv.extract import Dialect, Extract, SpanView
 from semconv.messages import normalize_messages, prepend_system
 from semconv.usage import disjoint
@@ -90,23 +90,41 @@ _MESSAGE_EVENTS = {
 }
 
 
+def _usage_index(prefix: str) -> dict[str, tuple[str, int]]:
+    """Every usage key under ``prefix`` -> (bucket, rank among that bucket's aliases)."""
+    size = len("gen_ai.usage.")
+    return {prefix + key[size:]: (bucket, rank) for bucket, keys in USAGE_KEYS.items() for rank, key in enumerate(keys)}
+
+
+_USAGE_INDEXES = {prefix: _usage_index(prefix) for prefix in ("gen_ai.usage.", "gen_ai.aggregated_usage.")}
+
+
 def usage_from(attrs: dict[str, Any], prefix: str = "gen_ai.usage.") -> dict[str, int] | None:
-    """Disjoint buckets from ``gen_ai.usage.*`` (or the same names under another prefix)."""
-    if prefix == "gen_ai.usage.":
-        counts = {bucket: first(attrs, keys) for bucket, keys in USAGE_KEYS.items()}
-    else:
-        counts = {
-            b: first(attrs, tuple(prefix + k[len("gen_ai.usage.") :] for k in ks)) for b, ks in USAGE_KEYS.items()
-        }
-    return disjoint(**counts)
+    """Disjoint buckets from ``gen_ai.usage.*`` (or the same names under another prefix).
+
+    One pass over the attributes; for each bucket the first alias in ``USAGE_KEYS`` wins.
+    """
+    index = _USAGE_INDEXES.get(prefix) or _usage_index(prefix)
+    best: dict[str, tuple[int, Any]] = {}
+    for key, value in attrs.items():
+        hit = index.get(key)
+        if hit is not None and value is not None and value != "":
+            bucket, rank = hit
+            if bucket not in best or rank < best[bucket][0]:
+                best[bucket] = (rank, value)
+    if not best:
+        return None
+    return disjoint(**{bucket: value for bucket, (_, value) in best.items()})
 
 
 def model_parameters(attrs: dict[str, Any]) -> dict[str, Any] | None:
+    """``gen_ai.request.*`` (and the older OpenAI-specific names) without the model, in one pass."""
     params: dict[str, Any] = {}
-    for prefix in _PARAMETER_PREFIXES:
-        for key, value in with_prefix(attrs, prefix).items():
-            if key != "model":
-                params.setdefault(key, value)
+    for key, value in attrs.items():
+        if key.startswith(_PARAMETER_PREFIXES):
+            name = key[key.index(".request.") + len(".request.") :]
+            if name != "model" and name not in params:
+                params[name] = value
     return params or None
 
 

@@ -167,7 +167,12 @@ def extract(view: SpanView) -> Extract:
         type=kind,
         input=_io(attrs.get(o + "input")),
         output=_io(attrs.get(o + "output")),
-        metadata=_metadata(attrs, o, decode_all) or _metadata(attrs, "langfuse.", decode_all),
+        metadata=_metadata(attrs, o, decode_all)
+        or (
+            _metadata(attrs, "langfuse.", decode_all)
+            if "langfuse.metadata" in attrs or _has_prefix(attrs, "langfuse.metadata.")
+            else None
+        ),
         level=level,
         status_message=as_str(attrs.get(o + "status_message")),
         model=as_str(attrs.get(o + "model.name")),
@@ -187,6 +192,10 @@ def extract(view: SpanView) -> Extract:
         else None,
         consumed={k for k in attrs if k.startswith("langfuse.")},
     )
+
+
+def _has_prefix(attrs: dict[str, Any], prefix: str) -> bool:
+    return any(key.startswith(prefix) for key in attrs)
 
 
 def _dict(value: Any) -> dict[str, Any] | None:
