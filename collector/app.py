@@ -10,6 +10,8 @@ from typing import Any
 
 from fastapi import FastAPI, Response
 
+from collector.api import install_api
+from collector.api.common import ApiContext
 from collector.receivers.http import OtlpHttpHandler, add_otlp_routes
 from collector.telemetry import Telemetry
 
@@ -29,10 +31,17 @@ class CollapseSlashes:
         await self.app(scope, receive, send)
 
 
-def create_app(otlp: OtlpHttpHandler, telemetry: Telemetry, version: str) -> FastAPI:
-    app = FastAPI(title="Spanfuse", version=version, docs_url="/docs", redoc_url=None)
+def create_app(otlp: OtlpHttpHandler, telemetry: Telemetry, api: ApiContext) -> FastAPI:
+    app = FastAPI(
+        title="Spanfuse",
+        version=api.version,
+        description="Langfuse-compatible public API over OpenTelemetry data stored as Parquet.",
+        docs_url="/docs",
+        redoc_url=None,
+    )
     app.add_middleware(CollapseSlashes)
     add_otlp_routes(app, otlp)
+    install_api(app, api)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

@@ -13,6 +13,7 @@ import threading
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from collector.api.common import ApiContext
 from collector.app import create_app
 from collector.auth import Authenticator
 from collector.config import MIB, Config
@@ -106,7 +107,8 @@ class Server:
             handler = OtlpHttpHandler(
                 self.ingestor, self.auth, self.telemetry, max_body_bytes=protocols.http.max_request_body_size
             )
-            app = create_app(handler, self.telemetry, spanfuse_version())
+            api = ApiContext(self.config, self.auth, self.query, self.ingestor, spanfuse_version())
+            app = create_app(handler, self.telemetry, api)
             self.http = HttpServer(protocols.http.endpoint, app)
             self.http.start()
             log.info("listening transport=http endpoint=%s port=%d", protocols.http.endpoint, self.http.port)

@@ -2,8 +2,9 @@
 
 Every query is scoped to one project by reading only that project's partition directories,
 and every value from a caller is a bound parameter. ``{observations}``, ``{traces}``,
-``{scores}`` and ``{logs}`` in a query stand for that table's deduplicated rows: among rows
-sharing the table's key, the one ingested last.
+``{scores}`` and ``{logs}`` in a query stand for that table's live rows: among rows sharing
+the table's key the one ingested last, without rows of deleted traces (and deleted scores).
+A query that runs longer than its timeout is interrupted and raises :class:`QueryTimeout`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from storage.schema import TABLES, TableSpec
+from storage.schema import TABLES, TRACE_COLUMN, TableSpec
 
 _PROJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _HIVE = "hive_partitioning = true, union_by_name = true, hive_types = {'project_id': VARCHAR, 'date': DATE}"
@@ -52,11 +53,16 @@ OBSERVATIONS_WITH_CONTENT = f"""
 """
 
 
+class QueryTimeout(Exception):
+    """A query ran longer than its time limit and was cut off."""
+
+
 class TableQuery:
     """DuckDB over the Parquet tables under ``root``; safe to share between threads."""
 
-    def __init__(self, root: str | Path, *, threads: int = 2, memory_limit: str = "1GB") -> None:
+    def __init__(self, root: str | Path, *, threads: int = 2, memory_limit: str = "1GB", timeout: float = 10.0) -> None:
         self.root = Path(root)
+        self.timeout = timeout
         self._db = duckdb.connect(config={"threads": threads, "memory_limit": memory_limit})
         self._lock = threading.Lock()
         self._empties = {name: _empty(spec) for name, spec in TABLES.items()}
@@ -72,34 +78,56 @@ class TableQuery:
             return None
         return str(directory / "date=*" / "*.parquet")
 
+    def _deduplicated(self, table: str, pattern: str, params: list[Any]) -> str:
+        params.append(pattern)
+        key = ", ".join(TABLES[table].key)
+        return (
+            f"SELECT * FROM read_parquet(?, {_HIVE}) "
+            f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY ingested_at DESC, ingest_seq DESC) = 1"
+        )
+
     def _source(self, table: str, project_id: str, params: list[Any]) -> str:
-        spec = TABLES[table]
+        if table not in TABLES:
+            raise ValueError(f"unknown table {table!r}")
         pattern = self._pattern(table, project_id)
         if pattern is None:
             return f"(SELECT * FROM empty_{table})"
-        params.append(pattern)
-        key = ", ".join(spec.key)
+        rows = self._deduplicated(table, pattern, params)
+        deletions = self._pattern("deletions", project_id) if table != "deletions" else None
+        if deletions is None:
+            return f"({rows})"
+        hidden = self._deduplicated("deletions", deletions, params)
+        conditions = [f"d.kind = 'trace' AND d.id = t.{TRACE_COLUMN[table]}"]
+        if table == "scores":
+            conditions.append("d.kind = 'score' AND d.id = t.id")
         return (
-            f"(SELECT * FROM read_parquet(?, {_HIVE}) "
-            f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY ingested_at DESC, ingest_seq DESC) = 1)"
+            f"(SELECT t.* FROM ({rows}) t WHERE NOT EXISTS "
+            f"(SELECT 1 FROM ({hidden}) d WHERE {' OR '.join(f'({c})' for c in conditions)}))"
         )
 
-    def query(self, project_id: str, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[dict[str, Any]]:
-        """Run ``sql`` for one project; ``{table}`` placeholders expand to deduplicated rows.
+    def query(
+        self, project_id: str, sql: str, params: tuple[Any, ...] | list[Any] = (), timeout: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Run ``sql`` for one project; ``{table}`` placeholders expand to its live rows.
 
         Placeholders are replaced in the order they appear, so their bound parameters come
-        first, then ``params``.
+        first, then ``params``. Raises :class:`QueryTimeout` after ``timeout`` seconds.
         """
         bound: list[Any] = []
         text = re.sub(r"\{(\w+)\}", lambda m: self._source(m.group(1), project_id, bound), sql)
         cursor = self._cursor()
+        timer = threading.Timer(timeout or self.timeout, cursor.interrupt)
+        timer.start()
         try:
             for name, empty in self._empties.items():
                 cursor.register(f"empty_{name}", empty)
             result = cursor.execute(text, [*bound, *params])
             columns = [d[0] for d in result.description]
             return [dict(zip(columns, row, strict=True)) for row in result.fetchall()]
+        except duckdb.InterruptException:
+            raise QueryTimeout(f"query took longer than {timeout or self.timeout:g} s and was stopped") from None
         finally:
+            timer.cancel()
             cursor.close()
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:

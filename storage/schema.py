@@ -159,4 +159,22 @@ LOGS = TableSpec(
     bloom_columns=("trace_id",),
 )
 
-TABLES: dict[str, TableSpec] = {spec.name: spec for spec in (OBSERVATIONS, TRACES, SCORES, LOGS)}
+DELETIONS = TableSpec(
+    name="deletions",
+    schema=pa.schema(
+        [
+            pa.field("kind", pa.string(), nullable=False),  # "trace" or "score"
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("deleted_at", TS, nullable=False),
+            *_INGEST,
+        ]
+    ),
+    time_column="deleted_at",
+    key=("kind", "id"),
+    sort_by="id",
+)
+
+TABLES: dict[str, TableSpec] = {spec.name: spec for spec in (OBSERVATIONS, TRACES, SCORES, LOGS, DELETIONS)}
+
+# Which column of each table names the trace a row belongs to (deleting a trace hides these rows).
+TRACE_COLUMN = {"observations": "trace_id", "traces": "id", "scores": "trace_id", "logs": "trace_id"}

@@ -1,0 +1,18 @@
+"""Langfuse's public REST API (``/api/public/...``) over the Parquet tables, one module per resource."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from collector.api import projects
+from collector.api.common import ApiContext, install_error_handlers
+
+ROUTERS = [projects.router]
+
+
+def install_api(app: FastAPI, api: ApiContext) -> None:
+    """Mount every REST router on ``app`` with the shared context and error shapes."""
+    app.state.api = api
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
