@@ -117,6 +117,8 @@ SCORES = TableSpec(
             pa.field("source", pa.string(), nullable=False),
             pa.field("comment", pa.string()),
             pa.field("config_id", pa.string()),
+            pa.field("queue_id", pa.string()),
+            pa.field("author_user_id", pa.string()),
             pa.field("metadata", JSON),
             pa.field("environment", pa.string()),
             pa.field("timestamp", TS, nullable=False),

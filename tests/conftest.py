@@ -22,13 +22,16 @@ ROOT = Path(__file__).resolve().parent.parent
 PK, SK = "pk-lf-test", "sk-lf-test"
 
 
-def config_dict(data_dir: Path, **sections: Any) -> dict[str, Any]:
-    """A valid configuration on port 0 (free ports); ``sections`` replace top-level keys."""
+def config_dict(data_dir: Path, parquet: dict[str, Any] | None = None, **sections: Any) -> dict[str, Any]:
+    """A valid configuration on port 0 (free ports).
+
+    ``parquet`` adds settings to ``exporters.parquet``; other ``sections`` replace top-level keys.
+    """
     doc: dict[str, Any] = {
         "receivers": {
             "otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0"}, "http": {"endpoint": "127.0.0.1:0"}}}
         },
-        "exporters": {"parquet": {"path": str(data_dir), "flush_interval": "200ms"}},
+        "exporters": {"parquet": {"path": str(data_dir), "flush_interval": "200ms", **(parquet or {})}},
         "service": {
             "pipelines": {
                 "traces": {"receivers": ["otlp"], "exporters": ["parquet"]},
