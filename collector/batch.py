@@ -14,17 +14,21 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 from google.protobuf.message import DecodeError
 
 from collector.ingest import LOGS, TRACES
 from collector.pricing import PriceTable, PricingEntry
+from semconv import legacy
 from semconv.mapping import map_logs_request, map_traces_request
 from storage.parquet_writer import PartitionedWriter
+from storage.query import TableQuery
 from storage.wal import Signal, WalRecord
 
 log = logging.getLogger("spanfuse.pipeline")
@@ -61,16 +65,59 @@ def price(observation: dict[str, Any], prices: PriceTable, project_id: str) -> N
     observation["matched_model"] = result.matched_model
 
 
-class BatchProcessor:
-    """Turns WAL records into published Parquet files; one per process."""
+_EPOCH = dt.datetime(1970, 1, 1)
+_COST_COLUMNS = ("cost_details", "total_cost", "cost_source", "matched_model")
+_PARQUET_CONSUMER = "parquet"  # collector.pipeline.CONSUMER (not imported: the pipeline imports this module)
+_EARLIER_BATCHES_TIMEOUT = 30.0
 
-    def __init__(self, root: str | Path, pricing: list[PricingEntry] | None = None) -> None:
+
+def _json_payload(record: WalRecord, key: str) -> list[Any]:
+    """The list under ``key`` of a JSON WAL payload; ValueError when it is not there."""
+    payload = orjson.loads(record.payload)
+    items = payload.get(key) if isinstance(payload, dict) else None
+    if not isinstance(items, list):
+        raise ValueError(f"{Signal.NAMES.get(record.signal)} payload without a {key!r} list")
+    return items
+
+
+def _stored_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row read back through DuckDB in the form rows are written (µs ints, no partition columns)."""
+    out = {}
+    for key, value in row.items():
+        if key in ("project_id", "date", "ingested_at", "ingest_seq"):
+            continue
+        if isinstance(value, dt.datetime):
+            delta = value.replace(tzinfo=None) - _EPOCH
+            value = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        out[key] = value
+    return out
+
+
+class BatchProcessor:
+    """Turns WAL records into published Parquet files; one per process.
+
+    ``wait_for_earlier_batches`` is set in worker processes, where batches run concurrently: a
+    legacy ``*-update`` whose record is not in this batch waits until every earlier batch is
+    committed (its files are readable) before reading the stored record it merges into.
+    """
+
+    def __init__(
+        self, root: str | Path, pricing: list[PricingEntry] | None = None, *, wait_for_earlier_batches: bool = False
+    ) -> None:
+        self.root = Path(root)
         self.writer = PartitionedWriter(root)
         self.prices = PriceTable(pricing or ())
         self.prices.warm()
+        self.wait_for_earlier_batches = wait_for_earlier_batches
+        self._query: TableQuery | None = None
+        # Observations merged from legacy events in this batch: (project, id) -> latest row.
+        self._pending: dict[tuple[str, str], dict[str, Any]] = {}
+        self._batch_start = 0
 
     def process(self, records: list[WalRecord]) -> BatchResult:
         result = BatchResult()
+        self._pending = {}
+        self._batch_start = records[0].offset if records else 0
         try:
             for record in records:
                 result.records += 1
@@ -84,6 +131,8 @@ class BatchProcessor:
         except BaseException:
             self.writer.discard()
             raise
+        finally:
+            self._pending = {}
         result.files, result.bytes, result.seconds = flushed.files, flushed.bytes, flushed.seconds
         result.rows_by_table = flushed.rows_by_table
         return result
@@ -101,8 +150,85 @@ class BatchProcessor:
         elif record.signal == Signal.LOGS:
             rows = map_logs_request(LOGS.request_type.FromString(record.payload), record.received_ns)
             self.writer.add("logs", record.project_id, rows, ingest)
+        elif record.signal == Signal.SCORES:
+            self.writer.add("scores", record.project_id, _json_payload(record, "scores"), ingest)
+        elif record.signal == Signal.INGESTION:
+            self._map_ingestion(record, ingest)
         else:
             raise ValueError(f"unknown signal {record.signal}")
+
+    # ------------------------------------------------------------ legacy ingestion
+    def _map_ingestion(self, record: WalRecord, ingest: dict[str, Any]) -> None:
+        """Legacy events → rows; observations merged into the record they update (stored or in this batch)."""
+        project = record.project_id
+        events = _json_payload(record, "events")
+        try:
+            keys = legacy.observation_keys(events)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"malformed ingestion event: {exc!r}") from None
+        bases: dict[str, dict[str, Any]] = {}
+        missing: dict[str, str | None] = {}
+        for obs_id, trace_id in keys.items():
+            pending = self._pending.get((project, obs_id))
+            if pending is not None:
+                bases[obs_id] = pending
+            else:
+                missing[obs_id] = trace_id
+        if missing:
+            bases.update(self._stored_observations(project, missing))
+        try:
+            rows = legacy.map_events(events, bases)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"malformed ingestion event: {exc!r}") from None
+        for observation in rows.observations:
+            if observation.get("cost_source") != "provided":
+                for column in _COST_COLUMNS:  # usage or model may have changed: price again
+                    observation.pop(column, None)
+                price(observation, self.prices, project)
+            self._pending[(project, observation["id"])] = observation
+        self.writer.add("observations", project, rows.observations, ingest)
+        self.writer.add("traces", project, rows.traces, ingest)
+        self.writer.add("scores", project, rows.scores, ingest)
+
+    def _stored_observations(self, project: str, wanted: dict[str, str | None]) -> dict[str, dict[str, Any]]:
+        """The stored rows of observations ``wanted`` (id -> trace id hint), as written."""
+        if self.wait_for_earlier_batches:
+            self._wait_for_earlier_batches()
+        if self._query is None:
+            self._query = TableQuery(self.root, threads=1, memory_limit="512MB", timeout=60)
+        found = self._query.query(
+            project,
+            "SELECT * FROM {observations} WHERE list_contains(?, id) ORDER BY ingested_at, ingest_seq",
+            [list(wanted)],
+        )
+        rows: dict[str, dict[str, Any]] = {}
+        for row in found:  # latest ingest last; a row of the trace the event names wins
+            current = rows.get(row["id"])
+            hint = wanted.get(row["id"])
+            if current is None or hint is None or row["trace_id"] == hint or current["trace_id"] != hint:
+                rows[row["id"]] = _stored_row(row)
+        return rows
+
+    def _wait_for_earlier_batches(self) -> None:
+        """Block until the WAL records before this batch are committed by the Parquet consumer."""
+        path = self.root / "wal" / "consumers" / f"{_PARQUET_CONSUMER}.offset"
+        time_limit = _EARLIER_BATCHES_TIMEOUT
+        deadline = time.monotonic() + time_limit
+        while True:
+            try:
+                committed = int(path.read_text().strip())
+            except FileNotFoundError:
+                committed = 0  # nothing committed yet: the consumer starts at the beginning of the log
+            except (OSError, ValueError):
+                return
+            if committed >= self._batch_start:
+                return
+            if time.monotonic() > deadline:
+                log.warning(
+                    "earlier batches not committed after %.0fs; merging with what is stored", _EARLIER_BATCHES_TIMEOUT
+                )
+                return
+            time.sleep(0.02)
 
 
 # ---------------------------------------------------------------- worker-process side
@@ -113,7 +239,9 @@ def init_worker(root: str, pricing: list[dict[str, Any]]) -> None:
     """Process-pool initializer: one processor per worker process, which ends with the collector."""
     global _processor
     _exit_with_parent()
-    _processor = BatchProcessor(root, [PricingEntry.model_validate(entry) for entry in pricing])
+    _processor = BatchProcessor(
+        root, [PricingEntry.model_validate(entry) for entry in pricing], wait_for_earlier_batches=True
+    )
 
 
 def _exit_with_parent() -> None:

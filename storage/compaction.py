@@ -5,6 +5,8 @@ column (row groups of ~100k rows, bloom filter on the lookup column) and folds d
 (same key: the row ingested last wins). The merged file is published before the inputs are
 deleted; a reader that sees both for a moment still reads each row once, because reads
 deduplicate too. A crash in between leaves both, and the next run folds them.
+Rows of deleted traces (tombstones in the ``deletions`` table) are dropped when their
+partition is merged; until then reads hide them.
 
 Retention deletes whole ``date=`` partitions older than the configured number of days.
 """
@@ -26,7 +28,7 @@ import pyarrow.parquet as pq
 
 from storage.fsutil import fsync_dir, publish
 from storage.parquet_writer import parquet_options
-from storage.schema import TABLES, TableSpec
+from storage.schema import TABLES, TRACE_COLUMN, TableSpec
 
 log = logging.getLogger("spanfuse.compaction")
 
@@ -146,6 +148,22 @@ class Compactor:
             capped.append(f)
         return capped if len(capped) >= 2 else []
 
+    def _deleted_traces(self, spec: TableSpec, partition: Path) -> list[str]:
+        """Tombstone files of the partition's project, when ``spec``'s rows belong to traces."""
+        if spec.name not in TRACE_COLUMN:
+            return []
+        project = self.root / "tables" / "deletions" / partition.parent.name
+        return sorted(str(f) for f in project.glob("date=*/*.parquet"))
+
+    @staticmethod
+    def _without_deleted(spec: TableSpec) -> str:
+        """SQL dropping rows of deleted traces (tombstones in ``$deletions``) from a merge."""
+        column = TRACE_COLUMN[spec.name]
+        return (
+            f"WHERE {column} IS NULL OR {column} NOT IN (SELECT id FROM read_parquet($deletions, "
+            "union_by_name = true, hive_partitioning = false) WHERE kind = 'trace')"
+        )
+
     def merge(self, spec: TableSpec, partition: Path, files: list[Path]) -> int:
         """Replace ``files`` of one partition by a single deduplicated, sorted file.
 
@@ -166,6 +184,9 @@ class Compactor:
             }
         )
         rows_out = 0
+        deleted, params = self._deleted_traces(spec, partition), {"files": [str(f) for f in files]}
+        if deleted:
+            params["deletions"] = deleted
 
         def write(tmp: Path) -> None:
             nonlocal rows_out
@@ -173,8 +194,9 @@ class Compactor:
             # duplicates are dropped while streaming: the newest copy of a key comes first.
             reader = con.sql(
                 "SELECT * FROM read_parquet($files, union_by_name = true, hive_partitioning = false) "
+                f"{self._without_deleted(spec) if deleted else ''} "
                 f"ORDER BY {spec.sort_by}, {key}, ingested_at DESC, ingest_seq DESC",
-                params={"files": [str(f) for f in files]},
+                params=params,
             ).to_arrow_reader(ROW_GROUP_ROWS)
             options = parquet_options(spec, spec.schema.names, rows_in, ROW_GROUP_ROWS)
             options.pop("row_group_size")

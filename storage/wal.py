@@ -47,11 +47,19 @@ _MAX_GROUP_BYTES = 32 * 1024 * 1024
 
 
 class Signal:
-    """Payload kinds stored in the WAL (the payload is the raw protobuf request)."""
+    """Payload kinds stored in the WAL.
+
+    ``TRACES`` / ``LOGS``: the raw OTLP protobuf export request. ``SCORES``: JSON
+    ``{"scores": [score row, ...]}`` validated by ``POST /api/public/scores``. ``INGESTION``: JSON
+    ``{"events": [normalised event, ...]}`` validated by ``POST /api/public/ingestion``
+    (see :mod:`semconv.legacy`).
+    """
 
     TRACES = 1
     LOGS = 2
-    NAMES = {1: "traces", 2: "logs"}
+    SCORES = 3
+    INGESTION = 4
+    NAMES = {1: "traces", 2: "logs", 3: "scores", 4: "ingestion"}
 
 
 class WalError(Exception):

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from collector.api import projects
+from collector.api import ingestion, metrics, observations, projects, scores, sessions, traces
 from collector.api.common import ApiContext, install_error_handlers
 
-ROUTERS = [projects.router]
+ROUTERS = [
+    projects.router,
+    traces.router,
+    sessions.router,
+    observations.router,
+    metrics.router,
+    scores.router,
+    ingestion.router,
+]
 
 
 def install_api(app: FastAPI, api: ApiContext) -> None:

@@ -15,8 +15,9 @@ def test_health_needs_no_credentials(api):
 def test_projects_returns_the_callers_project(api, other_api):
     assert api.get("/api/public/projects").json()["data"][0]["id"] == "default"
     body = other_api.get("/api/public/projects").json()
-    assert body["data"] == [{"id": "other", "name": "Other", "organization": {"id": "spanfuse", "name": "Spanfuse"},
-                             "metadata": {}}]
+    assert body["data"] == [
+        {"id": "other", "name": "Other", "organization": {"id": "spanfuse", "name": "Spanfuse"}, "metadata": {}}
+    ]
 
 
 def test_projects_refuses_bad_credentials(api):

@@ -1,0 +1,76 @@
+"""Read models over the tables: merged traces, sessions and observations (SQL only, no HTTP).
+
+Every query here goes through :meth:`storage.query.TableQuery.query`, which expands ``{table}``
+placeholders into that table's live rows and binds *their* parameters before the caller's.
+So in every statement below all placeholders come first, as ``NOT MATERIALIZED`` CTEs that
+take no parameters (:func:`sources`), and every ``?`` of ours comes after them. DuckDB inlines
+such CTEs, so filters on them still reach the Parquet scan.
+
+Time filters are written twice, on the timestamp and on the ``date`` Hive column, so that the
+scan can skip whole ``date=`` partitions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from storage.query import OBSERVATIONS_WITH_CONTENT
+
+# Trace facts and a trace's observations lie within this distance of the trace's timestamp for
+# every trace that is not pathologically long; partitions farther away are not read.
+TRACE_SPAN_MARGIN = dt.timedelta(days=1)
+
+
+def sources(**aliases: str) -> str:
+    """``WITH`` items naming live table rows: ``sources(o="observations")`` -> ``o AS (...)``.
+
+    The special table name ``observations_with_content`` stands for observations with their
+    GenAI log content joined into input/output (:data:`storage.query.OBSERVATIONS_WITH_CONTENT`).
+    """
+    items = []
+    for alias, table in aliases.items():
+        body = OBSERVATIONS_WITH_CONTENT if table == "observations_with_content" else f"SELECT * FROM {{{table}}}"
+        items.append(f"{alias} AS NOT MATERIALIZED ({body})")
+    return ",\n".join(items)
+
+
+def in_list(column: str, values: list[Any], params: list[Any]) -> str:
+    """``column IN (?, ?, …)`` with each value bound (a plain IN list reaches the Parquet scan)."""
+    if not values:
+        return "FALSE"
+    params.extend(values)
+    return f"{column} IN ({', '.join('?' * len(values))})"
+
+
+def time_range(
+    column: str,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    params: list[Any],
+    *,
+    margin: dt.timedelta | None = None,
+) -> list[str]:
+    """Conditions for ``since <= column < until``, plus ``date`` bounds for partition pruning.
+
+    With ``margin`` only the (widened) ``date`` bounds are returned: the caller filters the
+    exact timestamp after aggregating.
+    """
+    clauses: list[str] = []
+    if since is not None:
+        if margin is None:
+            clauses.append(f"{column} >= ?")
+            params.append(since)
+        clauses.append("date >= ?::DATE")
+        params.append((since - (margin or dt.timedelta())).date())
+    if until is not None:
+        if margin is None:
+            clauses.append(f"{column} < ?")
+            params.append(until)
+        clauses.append("date <= ?::DATE")
+        params.append((until + (margin or dt.timedelta())).date())
+    return clauses
+
+
+def where(clauses: list[str]) -> str:
+    return f"WHERE {' AND '.join(clauses)}" if clauses else ""

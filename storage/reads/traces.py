@@ -1,0 +1,341 @@
+"""Traces and sessions as Langfuse shows them, merged from partial trace facts; trace deletion.
+
+A trace's facts arrive as several rows of ``traces`` (one per root span or span carrying
+``langfuse.trace.*``). Reading folds them per trace id: for each field the latest non-null
+value (by ingestion time, then ingest sequence, then span start), tags unioned, the earliest
+timestamp, metadata objects merged key by key with newer keys winning. A trace whose root
+never arrived and that no span gave facts for still exists: its timestamp is its earliest
+observation and its environment that observation's.
+
+Sessions are derived: the traces sharing a session id; a session was created at its first
+trace's timestamp.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from storage.parquet_writer import PartitionedWriter
+from storage.query import TableQuery
+from storage.reads import TRACE_SPAN_MARGIN, in_list, sources, time_range, where
+
+# Which of two facts about one trace is newer.
+_NEWEST = "(ingested_at, ingest_seq, timestamp, observation_id)"
+_SCALAR_FACTS = ("name", "user_id", "session_id", "input", "output", "release", "version", "environment", "public")
+
+# Columns a trace list may be ordered by (Langfuse's orderBy fields, in storage names).
+ORDER_COLUMNS = frozenset(
+    {"id", "timestamp", "name", "user_id", "release", "version", "public", "bookmarked", "session_id"}
+)
+
+
+@dataclass
+class TraceFilter:
+    """Conditions on merged traces; ``since`` is inclusive, ``until`` exclusive."""
+
+    user_id: str | None = None
+    name: str | None = None
+    session_id: str | None = None
+    tags: list[str] = field(default_factory=list)
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    version: str | None = None
+    release: str | None = None
+    environments: list[str] = field(default_factory=list)
+
+
+def _latest(column: str) -> str:
+    return f"arg_max({column}, {_NEWEST}) FILTER (WHERE {column} IS NOT NULL) AS {column}"
+
+
+def _merged_ctes(
+    params: list[Any],
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    ids: list[str] | None = None,
+    orphans: bool = True,
+    prune_since: bool = True,
+) -> str:
+    """``WITH`` items (after sources ``t`` = traces and ``o`` = observations) defining ``merged``.
+
+    ``since``/``until`` only prune partitions (widened by :data:`TRACE_SPAN_MARGIN`); the caller
+    filters the merged timestamp exactly.
+    """
+    fact_where = time_range("timestamp", since if prune_since else None, until, params, margin=TRACE_SPAN_MARGIN)
+    if ids is not None:
+        fact_where.append(in_list("id", ids, params))
+    ctes = [
+        f"""facts AS (
+            SELECT id,
+                   min(timestamp) AS timestamp,
+                   {", ".join(_latest(c) for c in _SCALAR_FACTS)},
+                   list_sort(list_distinct(flatten(list(tags) FILTER (WHERE tags IS NOT NULL)))) AS tags,
+                   list(metadata ORDER BY {_NEWEST.strip("()")}) FILTER (WHERE metadata IS NOT NULL)
+                       AS metadata_versions,
+                   min(ingested_at) AS created_at,
+                   max(ingested_at) AS updated_at
+            FROM t {where(fact_where)}
+            GROUP BY id
+        )"""
+    ]
+    merged = """
+        SELECT id, timestamp, name, user_id, session_id, coalesce(tags, []::VARCHAR[]) AS tags, input, output,
+               metadata_versions, release, version, coalesce(environment, 'default') AS environment,
+               coalesce(public, false) AS public, false AS bookmarked, created_at, updated_at
+        FROM facts"""
+    if orphans:
+        observation_where = time_range(
+            "start_time", since if prune_since else None, until, params, margin=TRACE_SPAN_MARGIN
+        )
+        if ids is not None:
+            observation_where.append(in_list("trace_id", ids, params))
+        ctes.append(
+            f"""observed AS (
+                SELECT trace_id AS id,
+                       min(start_time) AS timestamp,
+                       arg_min(environment, start_time) FILTER (WHERE environment IS NOT NULL) AS environment,
+                       min(ingested_at) AS created_at,
+                       max(ingested_at) AS updated_at
+                FROM o {where(observation_where)}
+                GROUP BY trace_id
+            )"""
+        )
+        merged += """
+        UNION ALL
+        SELECT id, timestamp, NULL, NULL, NULL, []::VARCHAR[], NULL, NULL, NULL, NULL, NULL,
+               coalesce(environment, 'default'), false, false, created_at, updated_at
+        FROM observed WHERE NOT EXISTS (SELECT 1 FROM facts WHERE facts.id = observed.id)"""
+    ctes.append(f"merged AS ({merged})")
+    return ",\n".join(ctes)
+
+
+def _conditions(f: TraceFilter, params: list[Any]) -> list[str]:
+    clauses: list[str] = []
+    if f.since is not None:
+        clauses.append("timestamp >= ?")
+        params.append(f.since)
+    if f.until is not None:
+        clauses.append("timestamp < ?")
+        params.append(f.until)
+    for column, value in (
+        ("user_id", f.user_id),
+        ("name", f.name),
+        ("session_id", f.session_id),
+        ("version", f.version),
+        ("release", f.release),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if f.tags:
+        clauses.append("list_has_all(tags, ?::VARCHAR[])")
+        params.append(list(f.tags))
+    if f.environments:
+        clauses.append(in_list("environment", list(f.environments), params))
+    return clauses
+
+
+def merge_metadata(versions: Iterable[str] | None) -> dict[str, Any]:
+    """Metadata texts, oldest first, folded key by key (a newer key wins); non-objects go under ``value``."""
+    merged: dict[str, Any] = {}
+    for text in versions or ():
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            value = text
+        if isinstance(value, dict):
+            merged.update(value)
+        elif value is not None:
+            merged["value"] = value
+    return merged
+
+
+def _finish(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for row in rows:
+        row["metadata"] = merge_metadata(row.pop("metadata_versions", None))
+    return rows
+
+
+def _order_sql(column: str, descending: bool) -> str:
+    if column not in ORDER_COLUMNS:
+        raise ValueError(f"cannot order traces by {column!r}")
+    direction = "DESC" if descending else "ASC"
+    return f"ORDER BY {column} {direction} NULLS LAST, id {direction}"
+
+
+def list_traces(
+    query: TableQuery,
+    project_id: str,
+    f: TraceFilter,
+    *,
+    order_by: str = "timestamp",
+    descending: bool = True,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """One page of merged traces matching ``f`` (columns of the ``traces`` table, metadata merged)."""
+    params: list[Any] = []
+    ctes = _merged_ctes(params, since=f.since, until=f.until)
+    clauses = _conditions(f, params)
+    params += [limit, offset]
+    sql = f"""
+        WITH {sources(t="traces", o="observations")},
+        {ctes}
+        SELECT * FROM merged {where(clauses)} {_order_sql(order_by, descending)} LIMIT ? OFFSET ?
+    """
+    return _finish(query.query(project_id, sql, params))
+
+
+def count_traces(query: TableQuery, project_id: str, f: TraceFilter) -> int:
+    params: list[Any] = []
+    ctes = _merged_ctes(params, since=f.since, until=f.until)
+    clauses = _conditions(f, params)
+    sql = f"""
+        WITH {sources(t="traces", o="observations")},
+        {ctes}
+        SELECT count(*) AS n FROM merged {where(clauses)}
+    """
+    return query.query(project_id, sql, params)[0]["n"]
+
+
+def get_traces(
+    query: TableQuery, project_id: str, ids: list[str], *, orphans: bool = True
+) -> dict[str, dict[str, Any]]:
+    """Merged traces by id (absent ids are missing from the result)."""
+    if not ids:
+        return {}
+    params: list[Any] = []
+    ctes = _merged_ctes(params, ids=ids, orphans=orphans)
+    sql = f"WITH {sources(t='traces', o='observations')},\n{ctes}\nSELECT * FROM merged"
+    return {row["id"]: row for row in _finish(query.query(project_id, sql, params))}
+
+
+def observation_stats(
+    query: TableQuery, project_id: str, trace_ids: list[str], since: dt.datetime | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per trace: observation ids (by start), ``total_cost`` and ``latency`` in seconds over its observations.
+
+    ``since`` (the earliest trace timestamp asked about) lets the scan skip older partitions.
+    """
+    if not trace_ids:
+        return {}
+    params: list[Any] = []
+    clauses = [in_list("trace_id", trace_ids, params)]
+    if since is not None:
+        clauses += time_range("start_time", since, None, params, margin=TRACE_SPAN_MARGIN)
+    sql = f"""
+        WITH {sources(o="observations")}
+        SELECT trace_id,
+               list(id ORDER BY start_time, id) AS observation_ids,
+               coalesce(sum(total_cost), 0) AS total_cost,
+               epoch(max(greatest(start_time, coalesce(end_time, start_time)))
+                     - min(least(start_time, coalesce(end_time, start_time)))) AS latency
+        FROM o {where(clauses)}
+        GROUP BY trace_id
+    """
+    return {row.pop("trace_id"): row for row in query.query(project_id, sql, params)}
+
+
+def score_ids(query: TableQuery, project_id: str, trace_ids: list[str]) -> dict[str, list[str]]:
+    """Per trace: the ids of its scores, oldest first."""
+    if not trace_ids:
+        return {}
+    params: list[Any] = []
+    clause = in_list("trace_id", trace_ids, params)
+    sql = f"""
+        WITH {sources(s="scores")}
+        SELECT trace_id, list(id ORDER BY timestamp, id) AS ids FROM s WHERE {clause} GROUP BY trace_id
+    """
+    return {row["trace_id"]: row["ids"] for row in query.query(project_id, sql, params)}
+
+
+def trace_observations(query: TableQuery, project_id: str, trace_id: str) -> list[dict[str, Any]]:
+    """Every observation of a trace (log content joined), by start time."""
+    sql = f"WITH {sources(o='observations_with_content')}\nSELECT * FROM o WHERE trace_id = ? ORDER BY start_time, id"
+    return query.query(project_id, sql, [trace_id])
+
+
+def trace_scores(query: TableQuery, project_id: str, trace_id: str) -> list[dict[str, Any]]:
+    sql = f"WITH {sources(s='scores')}\nSELECT * FROM s WHERE trace_id = ? ORDER BY timestamp, id"
+    return query.query(project_id, sql, [trace_id])
+
+
+# ---------------------------------------------------------------------------------- sessions
+@dataclass
+class SessionFilter:
+    since: dt.datetime | None = None  # on the session's creation (its first trace), inclusive
+    until: dt.datetime | None = None  # exclusive
+    environments: list[str] = field(default_factory=list)
+
+
+def _session_query(f: SessionFilter, params: list[Any], tail: str, select: str) -> str:
+    # A session's first trace may be far older than ``since``: only the upper bound prunes.
+    ctes = _merged_ctes(params, since=f.since, until=f.until, orphans=False, prune_since=False)
+    clauses: list[str] = []
+    if f.since is not None:
+        clauses.append("created_at >= ?")
+        params.append(f.since)
+    if f.until is not None:
+        clauses.append("created_at < ?")
+        params.append(f.until)
+    if f.environments:
+        clauses.append(in_list("environment", list(f.environments), params))
+    return f"""
+        WITH {sources(t="traces")},
+        {ctes},
+        sessions AS (
+            SELECT session_id AS id, min(timestamp) AS created_at, arg_min(environment, (timestamp, id)) AS environment
+            FROM merged WHERE session_id IS NOT NULL GROUP BY session_id
+        )
+        SELECT {select} FROM sessions {where(clauses)} {tail}
+    """
+
+
+def list_sessions(
+    query: TableQuery, project_id: str, f: SessionFilter, *, limit: int = 50, offset: int = 0
+) -> list[dict[str, Any]]:
+    """A page of sessions (``id``, ``created_at``, ``environment``), newest first."""
+    params: list[Any] = []
+    sql = _session_query(f, params, "ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?", "*")
+    return query.query(project_id, sql, [*params, limit, offset])
+
+
+def count_sessions(query: TableQuery, project_id: str, f: SessionFilter) -> int:
+    params: list[Any] = []
+    return query.query(project_id, _session_query(f, params, "", "count(*) AS n"), params)[0]["n"]
+
+
+def session_traces(query: TableQuery, project_id: str, session_id: str) -> list[dict[str, Any]]:
+    """The merged traces of one session, oldest first (empty if there is no such session)."""
+    params: list[Any] = []
+    ctes = _merged_ctes(params, orphans=False)
+    sql = f"""
+        WITH {sources(t="traces")},
+        {ctes}
+        SELECT * FROM merged WHERE session_id = ? ORDER BY timestamp, id
+    """
+    return _finish(query.query(project_id, sql, [*params, session_id]))
+
+
+# ---------------------------------------------------------------------------------- deletion
+def tombstone_traces(root: str | Path, project_id: str, trace_ids: Iterable[str]) -> int:
+    """Write durable deletion tombstones for ``trace_ids``; reads hide their rows from then on.
+
+    Compaction drops the hidden rows when it next merges their partitions.
+    """
+    now = time.time_ns() // 1000
+    rows = [{"kind": "trace", "id": trace_id, "deleted_at": now} for trace_id in dict.fromkeys(trace_ids)]
+    if not rows:
+        return 0
+    writer = PartitionedWriter(root)
+    writer.add("deletions", project_id, rows, {"ingested_at": now, "ingest_seq": 0})
+    writer.flush()
+    return len(rows)
