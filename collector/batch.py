@@ -27,6 +27,7 @@ from collector.ingest import LOGS, TRACES
 from collector.pricing import PriceTable, PricingEntry
 from semconv import legacy
 from semconv.mapping import map_logs_request, map_traces_request
+from storage.compaction import CompactionStats, Compactor
 from storage.parquet_writer import PartitionedWriter
 from storage.query import TableQuery
 from storage.wal import Signal, WalRecord
@@ -261,3 +262,8 @@ def _exit_with_parent() -> None:
 def process_in_worker(records: list[WalRecord]) -> BatchResult:
     assert _processor is not None, "init_worker was not called"
     return _processor.process(records)
+
+
+def compact(root: str, retention_days: int) -> CompactionStats:
+    """One compaction and retention pass over the tables (run on a worker by the collector)."""
+    return Compactor(root, retention_days=retention_days).run_once()

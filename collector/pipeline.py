@@ -16,9 +16,11 @@ import multiprocessing
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any, TypeVar
 
 from collector.batch import BatchProcessor, BatchResult, init_worker, process_in_worker
 from collector.pricing import PricingEntry
@@ -28,7 +30,8 @@ from storage.wal import WalReader, WalRecord, WriteAheadLog
 log = logging.getLogger("spanfuse.pipeline")
 
 CONSUMER = "parquet"
-_BATCH_BYTES = 32 * 1024 * 1024  # a batch is cut at this size or when the flush interval ends
+T = TypeVar("T")
+_BATCH_BYTES = 16 * 1024 * 1024  # a batch is cut at this size or when the flush interval ends
 _RETRY_SECONDS = 1.0
 
 
@@ -83,6 +86,12 @@ class ParquetPipeline:
     def resume(self) -> None:
         self._resume.set()
 
+    def run_task(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a CPU-heavy storage task (e.g. compaction) on a worker, or here with ``workers: 0``."""
+        if self._pool is None:
+            return fn(*args)
+        return self._pool.submit(fn, *args).result()
+
     def _new_pool(self) -> ProcessPoolExecutor:
         # forkserver: workers never fork this process's gRPC and server threads.
         context = multiprocessing.get_context("forkserver")
@@ -112,7 +121,8 @@ class ParquetPipeline:
                 batch, batch_bytes = [], 0
             if time.monotonic() >= deadline:
                 deadline = time.monotonic() + self.flush_interval
-            self._settle(block=len(self._inflight) > 2 * max(self.workers, 1))
+            # Bounded work in flight keeps the collector's memory flat while workers are busy.
+            self._settle(block=len(self._inflight) > self.workers)
             if self._rewound:
                 batch, batch_bytes, self._rewound = [], 0, False
             elif not batch and not self._inflight and self.reader.position != self.wal.committed().get(CONSUMER):

@@ -16,6 +16,7 @@ from pathlib import Path
 from collector.api.common import ApiContext
 from collector.app import create_app
 from collector.auth import Authenticator
+from collector.batch import compact
 from collector.config import MIB, Config
 from collector.http_server import HttpServer
 from collector.ingest import Ingestor
@@ -23,7 +24,6 @@ from collector.pipeline import ParquetPipeline
 from collector.receivers.grpc import OtlpGrpcReceiver
 from collector.receivers.http import OtlpHttpHandler
 from collector.telemetry import Telemetry
-from storage.compaction import Compactor
 from storage.fsutil import remove_stray_temporaries
 from storage.query import TableQuery
 from storage.wal import WriteAheadLog
@@ -145,10 +145,10 @@ class Server:
     # ------------------------------------------------------------------ internals
     def _maintain(self) -> None:
         exporter = self.config.exporters.parquet
-        compactor = Compactor(self.data_dir, retention_days=exporter.retention_days)
         while not self._stopping.wait(exporter.compaction_interval):
             try:
-                stats = compactor.run_once()
+                assert self.pipeline is not None
+                stats = self.pipeline.run_task(compact, str(self.data_dir), exporter.retention_days)
             except Exception:
                 log.exception("compaction failed")
                 continue
