@@ -11,14 +11,14 @@ Everything a caller may name is looked up in fixed tables (:data:`VIEWS`, :data:
 :data:`OPERATORS`, :data:`GRANULARITIES`); only those tables' SQL reaches the statement, and
 every value from the caller is a bound parameter.
 
-**Partition pruning.** ``{observations}``-style placeholders read every ``date=`` partition of
-a project and deduplicate with a window, and DuckDB cannot push a ``date`` filter through that
-window (the filter is applied above the scan; EXPLAIN ANALYZE shows every file read). So this
-module reads its tables through :func:`live_rows`, which lists only the ``date=`` directories
-inside the query's time range (widened by a day for trace facts) and deduplicates inside them.
-Tombstones still come from the query layer's ``{deletions}`` placeholder, which is always the
-first thing in a statement, so its bound parameters (prepended by ``TableQuery.query``) line up
-with ours.
+**Partition pruning.** Tables are read through :func:`live_rows`, which lists only the project's
+``date=`` directories inside the query's time range (widened by a day for trace facts, whose rows
+may sit on the day before or after an observation) and hands DuckDB just those globs, then
+deduplicates inside them. So a 30-day query neither globs nor opens a file of another day, however
+many days the project holds. (The ``{table}`` placeholders now prune too, on a ``date`` filter,
+since their dedup window is partitioned by date; they still glob every file of the project.)
+Tombstones come from the query layer's ``{deletions}`` placeholder, which is always the first
+thing in a statement, so its bound parameters (prepended by ``TableQuery.query``) line up with ours.
 """
 
 from __future__ import annotations
