@@ -14,6 +14,7 @@ from typing import Any
 from semconv.attrs import as_float, as_int, as_str, parse_json_any, with_prefix
 from semconv.extract import Dialect, Extract, SpanView
 from semconv.messages import normalize_messages, prepend_system
+from semconv.parameters import PARAMETER_NAMES
 from semconv.usage import disjoint, provider_input_includes_cache
 
 TYPES = {
@@ -52,27 +53,6 @@ TRACE_NAME_TAG = "mlflow.traceName"
 CHUNK_EVENT_PREFIX = "mlflow.chunk.item."
 
 COST_KEYS = {"input_cost": "input", "output_cost": "output", "total_cost": "total"}
-# Request kwargs in an LLM span's inputs that are model parameters.
-PARAMETER_NAMES = frozenset(
-    {
-        "temperature",
-        "top_p",
-        "top_k",
-        "max_tokens",
-        "max_completion_tokens",
-        "max_output_tokens",
-        "frequency_penalty",
-        "presence_penalty",
-        "seed",
-        "n",
-        "stop",
-        "stop_sequences",
-        "tool_choice",
-        "response_format",
-        "reasoning_effort",
-        "stream",
-    }
-)
 REQUEST_CONTENT_KEYS = frozenset({"messages", "model", "system", "tools"})
 # LangChain message dicts (``{"type": "human", "content": ...}``) -> roles.
 LANGCHAIN_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "tool"}

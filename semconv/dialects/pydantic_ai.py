@@ -18,6 +18,7 @@ from semconv.attrs import as_float, as_int, as_str, first, parse_json
 from semconv.dialects import genai
 from semconv.extract import Dialect, Extract, SpanView
 from semconv.messages import normalize_message, normalize_messages, prepend_system
+from semconv.parameters import PARAMETER_NAMES
 from semconv.usage import disjoint, provider_input_includes_cache
 
 PYDANTIC_SCOPE = "pydantic-ai"
@@ -55,30 +56,6 @@ USAGE_KEYS = {
 }
 RAW_USAGE_KEY = "gen_ai.usage.raw"
 
-# Request kwargs (Logfire ``request_data``) that are model parameters.
-PARAMETER_NAMES = frozenset(
-    {
-        "temperature",
-        "top_p",
-        "top_k",
-        "max_tokens",
-        "max_completion_tokens",
-        "max_output_tokens",
-        "frequency_penalty",
-        "presence_penalty",
-        "seed",
-        "n",
-        "stop",
-        "stop_sequences",
-        "tool_choice",
-        "parallel_tool_calls",
-        "response_format",
-        "reasoning_effort",
-        "service_tier",
-        "stream",
-        "thinking",
-    }
-)
 # logfire.level_num: trace 1, debug 5, info 9, notice 10, warn 13, error 17, fatal 21.
 LEVEL_THRESHOLDS = ((17, "ERROR"), (13, "WARNING"))
 DEBUG_MAX_LEVEL = 5

@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
+import semconv.registry as registry
+from semconv.extract import Dialect
 from semconv.mapping import map_traces_request
 from tests.otlp_helpers import make_span, trace_request
 
@@ -35,3 +39,27 @@ def map_one(
 def decode(row: dict[str, Any]) -> dict[str, Any]:
     json_columns = ("input", "output", "metadata", "model_parameters", "attributes", "events", "links")
     return {k: json.loads(v) if k in json_columns and isinstance(v, str) else v for k, v in row.items()}
+
+
+@pytest.fixture(autouse=True)
+def strict_dialects(monkeypatch):
+    """Run the real registry, but let any exception inside a dialect fail the test.
+
+    The mapper deliberately swallows dialect errors (the span is kept, a warning counted), which
+    would let a broken dialect pass its tests unnoticed.
+    """
+    errors: list[BaseException] = []
+
+    def strict(dialect: Dialect) -> Dialect:
+        def extract(view):
+            try:
+                return dialect.extract(view)
+            except Exception as exc:
+                errors.append(exc)
+                raise
+
+        return Dialect(dialect.name, dialect.matches, extract)
+
+    monkeypatch.setattr(registry, "DIALECTS", tuple(strict(d) for d in registry.DIALECTS))
+    yield
+    assert not errors, errors

@@ -6,32 +6,11 @@ import json
 
 import pytest
 
-import semconv.registry as registry
-from semconv.dialects import genai, langfuse, mlflow
-from semconv.extract import Dialect
 from tests.otlp_helpers import kv, make_span
 from tests.semconv.conftest import map_one
 
 SCOPE = ("mlflow.tracing", "3.4.0")
 START_NS = 1_764_000_000_000_000_000
-
-
-@pytest.fixture(autouse=True)
-def _mlflow_registered(monkeypatch):
-    """Register the dialect between langfuse and genai; any exception it raises fails the test."""
-    errors: list[Exception] = []
-
-    def strict(view):
-        try:
-            return mlflow.DIALECT.extract(view)
-        except Exception as exc:  # the mapper would swallow it (and count a warning)
-            errors.append(exc)
-            raise
-
-    dialect = Dialect(mlflow.DIALECT.name, mlflow.DIALECT.matches, strict)
-    monkeypatch.setattr(registry, "DIALECTS", (langfuse.DIALECT, dialect, genai.DIALECT))
-    yield
-    assert not errors, errors
 
 
 def enc(value) -> str:

@@ -8,17 +8,10 @@ from typing import Any
 import pytest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 
-import semconv.registry as registry
-from semconv.dialects import genai, langfuse, openinference
 from semconv.mapping import map_traces_request
 from tests.otlp_helpers import kv, make_span, trace_request
 
 JSON_COLUMNS = ("input", "output", "metadata", "model_parameters", "attributes")
-
-
-@pytest.fixture(autouse=True)
-def _chain(monkeypatch):
-    monkeypatch.setattr(registry, "DIALECTS", (langfuse.DIALECT, openinference.DIALECT, genai.DIALECT))
 
 
 def _kv(key: str, value: Any) -> KeyValue:

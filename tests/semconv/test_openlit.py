@@ -8,19 +8,13 @@ from typing import Any
 import pytest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 
-import semconv.registry as registry
-from semconv.dialects import genai, langfuse, openlit
+from semconv.dialects import openlit
 from semconv.extract import SpanView
 from semconv.mapping import map_traces_request
 from tests.otlp_helpers import kv, make_span, trace_request
 
 JSON_COLUMNS = ("input", "output", "metadata", "model_parameters", "attributes")
 START_NS = 1_764_000_000_000_000_000
-
-
-@pytest.fixture(autouse=True)
-def _chain(monkeypatch):
-    monkeypatch.setattr(registry, "DIALECTS", (langfuse.DIALECT, openlit.DIALECT, genai.DIALECT))
 
 
 def _kv(key: str, value: Any) -> KeyValue:

@@ -17,11 +17,6 @@ from tests.otlp_helpers import kv, make_span, trace_request
 JSON_COLUMNS = ("input", "output", "metadata", "model_parameters", "attributes")
 
 
-@pytest.fixture(autouse=True)
-def _chain(monkeypatch):
-    monkeypatch.setattr(registry, "DIALECTS", (langfuse.DIALECT, openllmetry.DIALECT, genai.DIALECT))
-
-
 def _kv(key: str, value: Any) -> KeyValue:
     if isinstance(value, list):
         return KeyValue(key=key, value=AnyValue(array_value=ArrayValue(values=[kv("_", v).value for v in value])))

@@ -7,33 +7,12 @@ import json
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-import semconv.registry as registry
-from semconv.dialects import genai, langfuse, pydantic_ai
-from semconv.extract import Dialect
 from semconv.mapping import map_traces_request
 from tests.otlp_helpers import make_span, trace_request
 from tests.semconv.conftest import decode, map_one
 
 PYDANTIC = ("pydantic-ai", "1.0.0")
 START_NS = 1_764_000_000_000_000_000
-
-
-@pytest.fixture(autouse=True)
-def _pydantic_registered(monkeypatch):
-    """Register the dialect between langfuse and genai; any exception it raises fails the test."""
-    errors: list[Exception] = []
-
-    def strict(view):
-        try:
-            return pydantic_ai.DIALECT.extract(view)
-        except Exception as exc:  # the mapper would swallow it (and count a warning)
-            errors.append(exc)
-            raise
-
-    dialect = Dialect(pydantic_ai.DIALECT.name, pydantic_ai.DIALECT.matches, strict)
-    monkeypatch.setattr(registry, "DIALECTS", (langfuse.DIALECT, dialect, genai.DIALECT))
-    yield
-    assert not errors, errors
 
 
 def one(attributes: dict, *, scope=PYDANTIC, kind: int = Span.SPAN_KIND_INTERNAL, **fields):

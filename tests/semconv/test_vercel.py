@@ -7,9 +7,6 @@ import json
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-import semconv.registry as registry
-from semconv.dialects import genai, langfuse, vercel
-from semconv.extract import Dialect
 from semconv.mapping import map_traces_request
 from tests.otlp_helpers import make_span, trace_request
 from tests.semconv.conftest import decode, map_one
@@ -17,24 +14,6 @@ from tests.semconv.conftest import decode, map_one
 LEGACY = ("ai", "")
 V7 = ("gen_ai", "")
 START_NS = 1_764_000_000_000_000_000
-
-
-@pytest.fixture(autouse=True)
-def _vercel_registered(monkeypatch):
-    """Register the dialect between langfuse and genai; any exception it raises fails the test."""
-    errors: list[Exception] = []
-
-    def strict(view):
-        try:
-            return vercel.DIALECT.extract(view)
-        except Exception as exc:  # the mapper would swallow it (and count a warning)
-            errors.append(exc)
-            raise
-
-    dialect = Dialect(vercel.DIALECT.name, vercel.DIALECT.matches, strict)
-    monkeypatch.setattr(registry, "DIALECTS", (langfuse.DIALECT, dialect, genai.DIALECT))
-    yield
-    assert not errors, errors
 
 
 def legacy(attributes: dict, **fields):
