@@ -63,7 +63,10 @@ class TableQuery:
     def __init__(self, root: str | Path, *, threads: int = 2, memory_limit: str = "1GB", timeout: float = 10.0) -> None:
         self.root = Path(root)
         self.timeout = timeout
+        # The metadata cache keeps footers (row-group stats, bloom filter offsets) of files already
+        # read: repeated lookups skip re-reading them, which dominates small queries.
         self._db = duckdb.connect(config={"threads": threads, "memory_limit": memory_limit})
+        self._db.execute("SET GLOBAL parquet_metadata_cache = true")
         self._lock = threading.Lock()
         self._empties = {name: _empty(spec) for name, spec in TABLES.items()}
 
