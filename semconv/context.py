@@ -105,26 +105,36 @@ _ALIASES: dict[str, tuple[str, int]] = {
 _RESOURCE_FALLBACKS = (("environment", ENVIRONMENT_KEYS), ("release", RELEASE_KEYS), ("version", RESOURCE_VERSION_KEYS))
 
 
+_ALIAS_KEYS = frozenset(_ALIASES)
+
+
+def resource_facts(resource: dict[str, Any]) -> dict[str, Any]:
+    """Environment, release and version a resource gives every span (computed once per resource)."""
+    return {field: _first_text(resource, keys, set()) for field, keys in _RESOURCE_FALLBACKS}
+
+
 def context(view: SpanView) -> Extract:
     """Session, user, tags, environment, release and version of one span."""
+    attrs = view.attributes
     best: dict[str, tuple[int, str]] = {}
-    for key, value in view.attributes.items():
-        alias = _ALIASES.get(key)
-        if alias is None or value is None or value == "" or value == []:
+    for key in _ALIAS_KEYS & attrs.keys():  # usually empty or one or two keys
+        value = attrs[key]
+        if value is None or value == "" or value == []:
             continue
-        field, rank = alias
+        field, rank = _ALIASES[key]
         if field not in best or rank < best[field][0]:
             best[field] = (rank, key)
     found: dict[str, Any] = {}
     for field, (_, key) in best.items():
-        value = view.attributes[key]
+        value = attrs[key]
         if field == "tags":
             found[field] = parse_tags(parse_json_any(value) if ".metadata." in key else value)
         else:
             found[field] = _text(key, value)
-    for field, keys in _RESOURCE_FALLBACKS:
+    defaults = view.resource_facts if view.resource_facts is not None else resource_facts(view.resource)
+    for field, value in defaults.items():
         if found.get(field) is None:
-            found[field] = _first_text(view.resource, keys, set())
+            found[field] = value
     environment = found.get("environment")
     return Extract(
         session_id=found.get("session_id"),

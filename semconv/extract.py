@@ -18,17 +18,19 @@ class SpanView:
     scope_version: str
     span: Any
     namespaces: frozenset[str] = frozenset()  # first dotted segment of every attribute key
+    resource_facts: dict[str, Any] | None = None  # environment/release/version from the resource
 
     @classmethod
-    def of(cls, attributes: dict[str, Any], resource: dict[str, Any], scope: Any, span: Any) -> SpanView:
-        return cls(
-            attributes,
-            resource,
-            scope.name,
-            scope.version,
-            span,
-            frozenset(key.split(".", 1)[0] for key in attributes),
-        )
+    def of(
+        cls,
+        attributes: dict[str, Any],
+        resource: dict[str, Any],
+        scope: Any,
+        span: Any,
+        resource_facts: dict[str, Any] | None = None,
+    ) -> SpanView:
+        namespaces = frozenset({key.partition(".")[0] for key in attributes})
+        return cls(attributes, resource, scope.name, scope.version, span, namespaces, resource_facts)
 
     @property
     def start_us(self) -> int:

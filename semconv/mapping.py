@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from semconv.attrs import as_str
-from semconv.context import DEFAULT_ENVIRONMENT, context, normalize_environment
+from semconv.context import DEFAULT_ENVIRONMENT, context, normalize_environment, resource_facts
 from semconv.dialects import genai
 from semconv.extract import Extract, SpanView, merge
 from semconv.registry import dialects_for
@@ -40,6 +40,7 @@ class ResourceContext:
     attributes_json: str | None
     service_name: str | None
     environment: str
+    facts: dict[str, Any]  # trace-context fallbacks for every span (see context.resource_facts)
 
 
 def resource_context(resource: Any) -> ResourceContext:
@@ -50,6 +51,7 @@ def resource_context(resource: Any) -> ResourceContext:
         attributes_json=to_json(attrs) if attrs else None,
         service_name=attrs.get("service.name"),
         environment=normalize_environment(environment) if environment else DEFAULT_ENVIRONMENT,
+        facts=resource_facts(attrs),
     )
 
 
@@ -108,7 +110,7 @@ def _json_or_none(value: Any) -> str | None:
 def map_span(resource: ResourceContext, scope: Any, span: Any, out: MappedSpans) -> None:
     """Append the observation (and, when the span carries trace facts, the trace row) to ``out``."""
     attrs = attributes(span.attributes)
-    view = SpanView.of(attrs, resource.attributes, scope, span)
+    view = SpanView.of(attrs, resource.attributes, scope, span, resource.facts)
     e = _read(view, out)
     trace_id = span.trace_id.hex()
     span_id = span.span_id.hex()
