@@ -21,7 +21,7 @@ import math
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from collector.api.common import BadRequest, NotFound, Page, Paged, Project, context, parse_time
 from collector.api.ingestion import (
@@ -71,38 +71,43 @@ def _reject_json_filter(value: str | None) -> None:
         )
 
 
-def _v1_v2_filter(
-    *,
-    user_id: str | None,
-    name: str | None,
-    from_timestamp: str | None,
-    to_timestamp: str | None,
-    environment: list[str] | None,
-    source: str | None,
-    operator: str | None,
-    value: float | None,
-    score_ids: str | None,
-    config_id: str | None,
-    queue_id: str | None,
-    data_type: str | None,
-    trace_tags: list[str] | None,
+def score_filter(
+    userId: str | None = Query(None, description="Scores of traces of this user"),
+    name: str | None = Query(None),
+    fromTimestamp: str | None = Query(None, description="Inclusive lower bound (ISO-8601)"),
+    toTimestamp: str | None = Query(None, description="Exclusive upper bound (ISO-8601)"),
+    environment: Annotated[list[str] | None, Query(description="Repeatable")] = None,
+    source: str | None = Query(None, description="API, EVAL or ANNOTATION"),
+    operator: str | None = Query(None, description="<, >, <=, >=, != or = (with value)"),
+    value: float | None = Query(None),
+    scoreIds: str | None = Query(None, description="Comma-separated score ids"),
+    configId: str | None = Query(None),
+    queueId: str | None = Query(None),
+    dataType: str | None = Query(None, description="NUMERIC, CATEGORICAL, BOOLEAN, TEXT or CORRECTION"),
+    traceTags: Annotated[list[str] | None, Query(description="The trace has all of these tags (repeatable)")] = None,
+    filter: str | None = Query(None, description="Not supported"),  # Langfuse's parameter name
 ) -> ScoreFilter:
+    """The filters ``GET /scores`` and ``GET /v2/scores`` share (a FastAPI dependency)."""
+    _reject_json_filter(filter)
     if operator is not None and operator not in reads.COMPARISONS:
         raise BadRequest(f"operator: expected one of {', '.join(reads.COMPARISONS)}, got {operator!r}")
     return ScoreFilter(
-        ids=_csv(score_ids),
+        ids=_csv(scoreIds),
         names=[name] if name else [],
         sources=_enum(source, legacy.SOURCES, "source"),
-        data_types=_enum(data_type, legacy.DATA_TYPES, "dataType"),
+        data_types=_enum(dataType, legacy.DATA_TYPES, "dataType"),
         environments=_multi(environment),
-        config_ids=[config_id] if config_id else [],
-        queue_ids=[queue_id] if queue_id else [],
-        since=parse_time(from_timestamp, "fromTimestamp"),
-        until=parse_time(to_timestamp, "toTimestamp"),
+        config_ids=[configId] if configId else [],
+        queue_ids=[queueId] if queueId else [],
+        since=parse_time(fromTimestamp, "fromTimestamp"),
+        until=parse_time(toTimestamp, "toTimestamp"),
         comparison=(operator, value) if operator is not None and value is not None else None,
-        user_id=user_id or None,
-        trace_tags=_multi(trace_tags),
+        user_id=userId or None,
+        trace_tags=_multi(traceTags),
     )
+
+
+ScoreFilters = Depends(score_filter)
 
 
 def _with_trace(fields: str | None, f: ScoreFilter) -> bool:
@@ -176,39 +181,10 @@ def list_scores_v1(
     request: Request,
     project_id: str = Project,
     page: Page = Paged,
-    userId: str | None = Query(None, description="Scores of traces of this user"),
-    name: str | None = Query(None),
-    fromTimestamp: str | None = Query(None, description="Inclusive lower bound (ISO-8601)"),
-    toTimestamp: str | None = Query(None, description="Exclusive upper bound (ISO-8601)"),
-    environment: Annotated[list[str] | None, Query(description="Repeatable")] = None,
-    source: str | None = Query(None, description="API, EVAL or ANNOTATION"),
-    operator: str | None = Query(None, description="<, >, <=, >=, != or = (with value)"),
-    value: float | None = Query(None),
-    scoreIds: str | None = Query(None, description="Comma-separated score ids"),
-    configId: str | None = Query(None),
-    queueId: str | None = Query(None),
-    dataType: str | None = Query(None, description="NUMERIC, CATEGORICAL, BOOLEAN or TEXT"),
-    traceTags: Annotated[list[str] | None, Query(description="The trace has all of these tags (repeatable)")] = None,
+    f: ScoreFilter = ScoreFilters,
     fields: str | None = Query(None, description="score, trace (default both)"),
-    filter: str | None = Query(None, description="Not supported"),  # Langfuse's parameter name
 ) -> dict[str, Any]:
     """Scores of traces (ScoreV1 plus ``trace {userId, tags, environment}``), newest first."""
-    _reject_json_filter(filter)
-    f = _v1_v2_filter(
-        user_id=userId,
-        name=name,
-        from_timestamp=fromTimestamp,
-        to_timestamp=toTimestamp,
-        environment=environment,
-        source=source,
-        operator=operator,
-        value=value,
-        score_ids=scoreIds,
-        config_id=configId,
-        queue_id=queueId,
-        data_type=dataType,
-        trace_tags=traceTags,
-    )
     f.traces_only = True
     f.exclude_data_types = V1_EXCLUDED_TYPES
     return _page(request, project_id, f, page, with_trace=_with_trace(fields, f), v1=True)
@@ -219,43 +195,14 @@ def list_scores_v2(
     request: Request,
     project_id: str = Project,
     page: Page = Paged,
-    userId: str | None = Query(None, description="Scores of traces of this user"),
-    name: str | None = Query(None),
-    fromTimestamp: str | None = Query(None, description="Inclusive lower bound (ISO-8601)"),
-    toTimestamp: str | None = Query(None, description="Exclusive upper bound (ISO-8601)"),
-    environment: Annotated[list[str] | None, Query(description="Repeatable")] = None,
-    source: str | None = Query(None, description="API, EVAL or ANNOTATION"),
-    operator: str | None = Query(None, description="<, >, <=, >=, != or = (with value)"),
-    value: float | None = Query(None),
-    scoreIds: str | None = Query(None, description="Comma-separated score ids"),
-    configId: str | None = Query(None),
-    queueId: str | None = Query(None),
-    dataType: str | None = Query(None, description="NUMERIC, CATEGORICAL, BOOLEAN, TEXT or CORRECTION"),
-    traceTags: Annotated[list[str] | None, Query(description="The trace has all of these tags (repeatable)")] = None,
+    f: ScoreFilter = ScoreFilters,
     sessionId: str | None = Query(None, description="Comma-separated"),
     datasetRunId: str | None = Query(None, description="Comma-separated"),
     traceId: str | None = Query(None, description="Comma-separated"),
     observationId: str | None = Query(None, description="Comma-separated"),
     fields: str | None = Query(None, description="score, trace (default both)"),
-    filter: str | None = Query(None, description="Not supported"),  # Langfuse's parameter name
 ) -> dict[str, Any]:
     """All scores (Score plus ``trace {userId, tags, environment, sessionId}``), newest first."""
-    _reject_json_filter(filter)
-    f = _v1_v2_filter(
-        user_id=userId,
-        name=name,
-        from_timestamp=fromTimestamp,
-        to_timestamp=toTimestamp,
-        environment=environment,
-        source=source,
-        operator=operator,
-        value=value,
-        score_ids=scoreIds,
-        config_id=configId,
-        queue_id=queueId,
-        data_type=dataType,
-        trace_tags=traceTags,
-    )
     f.session_ids = _csv(sessionId)
     f.dataset_run_ids = _csv(datasetRunId)
     f.trace_ids = _csv(traceId)
