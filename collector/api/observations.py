@@ -20,7 +20,7 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from collector.api.common import (
     BadRequest,
@@ -149,12 +149,7 @@ def reject_json_filter(filter_: str | None) -> None:
         )
 
 
-# ------------------------------------------------------------------------------------ v1
-@router.get("/observations")
-def list_observations_v1(
-    request: Request,
-    project_id: str = Project,
-    page: Page = Paged,
+def observation_filter(
     type: Annotated[ObservationType | None, Query()] = None,
     name: str | None = Query(None),
     user_id: str | None = Query(None, alias="userId"),
@@ -166,10 +161,10 @@ def list_observations_v1(
     from_start_time: str | None = Query(None, alias="fromStartTime", description="ISO-8601, inclusive"),
     to_start_time: str | None = Query(None, alias="toStartTime", description="ISO-8601, exclusive"),
     filter_: str | None = Query(None, alias="filter", include_in_schema=False),
-) -> Response:
-    """Observations, newest start first, as Langfuse's ``ObservationsViews`` page."""
+) -> reads.ObservationFilter:
+    """The filters the v1 and v2 observation lists share (a FastAPI dependency)."""
     reject_json_filter(filter_)
-    f = reads.ObservationFilter(
+    return reads.ObservationFilter(
         trace_id=trace_id,
         type=type,
         name=name,
@@ -181,6 +176,20 @@ def list_observations_v1(
         until=parse_time(to_start_time, "toStartTime"),
         user_id=user_id,
     )
+
+
+ObservationFilters = Depends(observation_filter)
+
+
+# ------------------------------------------------------------------------------------ v1
+@router.get("/observations")
+def list_observations_v1(
+    request: Request,
+    project_id: str = Project,
+    page: Page = Paged,
+    f: reads.ObservationFilter = ObservationFilters,
+) -> Response:
+    """Observations, newest start first, as Langfuse's ``ObservationsViews`` page."""
     query = context(request).query
     rows = reads.list_observations(query, project_id, f, limit=page.limit, offset=page.offset)
     total = len(rows) if page.offset == 0 and len(rows) < page.limit else reads.count_observations(query, project_id, f)
@@ -337,42 +346,19 @@ def list_observations_v2(
     limit: int = Query(50, ge=1, le=1000),
     cursor: str | None = Query(None, description="meta.cursor of the previous page"),
     parse_io_as_json: str | None = Query(None, alias="parseIoAsJson"),
-    name: str | None = Query(None),
-    user_id: str | None = Query(None, alias="userId"),
+    f: reads.ObservationFilter = ObservationFilters,
     session_id: str | None = Query(None, alias="sessionId"),
-    type: Annotated[ObservationType | None, Query()] = None,
-    trace_id: str | None = Query(None, alias="traceId"),
-    level: Annotated[Level | None, Query()] = None,
-    parent_observation_id: str | None = Query(None, alias="parentObservationId"),
     is_root_observation: bool | None = Query(None, alias="isRootObservation"),
-    environment: Annotated[list[str] | None, Query()] = None,
-    from_start_time: str | None = Query(None, alias="fromStartTime", description="ISO-8601, inclusive"),
-    to_start_time: str | None = Query(None, alias="toStartTime", description="ISO-8601, exclusive"),
-    version: str | None = Query(None),
-    filter_: str | None = Query(None, alias="filter", include_in_schema=False),
 ) -> Response:
     """Observations, newest start first, by cursor; ``meta.cursor`` is absent on the last page."""
-    reject_json_filter(filter_)
     if parse_io_as_json is not None and parse_io_as_json.lower() == "true":
         raise BadRequest(
             "parseIoAsJson=true is no longer supported on the v2 observations endpoint. Input/output fields are "
             "always returned as raw strings. Remove the parseIoAsJson parameter or set it to false."
         )
     groups = _groups(fields)
-    f = reads.ObservationFilter(
-        trace_id=trace_id,
-        type=type,
-        name=name,
-        level=level,
-        version=version,
-        parent_observation_id=parent_observation_id,
-        environments=environment_list(environment),
-        since=parse_time(from_start_time, "fromStartTime"),
-        until=parse_time(to_start_time, "toStartTime"),
-        user_id=user_id,
-        session_id=session_id,
-        is_root=is_root_observation,
-    )
+    f.session_id = session_id
+    f.is_root = is_root_observation
     after = decode_cursor(cursor) if cursor else None
     query = context(request).query
     rows = reads.observations_after(query, project_id, f, cursor=after, limit=limit + 1)
