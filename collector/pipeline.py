@@ -58,6 +58,7 @@ class ParquetPipeline:
         self._stop = threading.Event()
         self._resume = threading.Event()
         self._resume.set()
+        self._gate = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="parquet-pipeline", daemon=True)
         self._pool: ProcessPoolExecutor | None = None
         self._local: BatchProcessor | None = None
@@ -80,8 +81,10 @@ class ParquetPipeline:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
     def pause(self) -> None:
-        """Stop consuming (the WAL backlog grows); used by tests and operators."""
+        """Stop consuming (the WAL backlog grows) before returning; used by tests and operators."""
         self._resume.clear()
+        with self._gate:
+            pass
 
     def resume(self) -> None:
         self._resume.set()
@@ -110,23 +113,26 @@ class ParquetPipeline:
             self._resume.wait()
             if self._stop.is_set():
                 break
-            wait = max(0.0, min(deadline - time.monotonic(), 0.25))
-            if self.wal.wait_for_data(self.reader.position, wait) and not self._stop.is_set():
-                records = self.reader.read(_BATCH_BYTES - batch_bytes)
-                batch.extend(records)
-                batch_bytes += sum(r.next_offset - r.offset for r in records)
-                self._report_damage()
-            if batch and (batch_bytes >= _BATCH_BYTES or time.monotonic() >= deadline):
-                self._submit(batch)
-                batch, batch_bytes = [], 0
-            if time.monotonic() >= deadline:
-                deadline = time.monotonic() + self.flush_interval
-            # Bounded work in flight keeps the collector's memory flat while workers are busy.
-            self._settle(block=len(self._inflight) > self.workers)
-            if self._rewound:
-                batch, batch_bytes, self._rewound = [], 0, False
-            elif not batch and not self._inflight and self.reader.position != self.wal.committed().get(CONSUMER):
-                self.reader.commit()  # nothing pending, only damaged bytes were read: move past them
+            with self._gate:  # pause() waits for this round to finish
+                if not self._resume.is_set():
+                    continue
+                wait = max(0.0, min(deadline - time.monotonic(), 0.25))
+                if self.wal.wait_for_data(self.reader.position, wait) and not self._stop.is_set():
+                    records = self.reader.read(_BATCH_BYTES - batch_bytes)
+                    batch.extend(records)
+                    batch_bytes += sum(r.next_offset - r.offset for r in records)
+                    self._report_damage()
+                if batch and (batch_bytes >= _BATCH_BYTES or time.monotonic() >= deadline):
+                    self._submit(batch)
+                    batch, batch_bytes = [], 0
+                if time.monotonic() >= deadline:
+                    deadline = time.monotonic() + self.flush_interval
+                # Bounded work in flight keeps the collector's memory flat while workers are busy.
+                self._settle(block=len(self._inflight) > self.workers)
+                if self._rewound:
+                    batch, batch_bytes, self._rewound = [], 0, False
+                elif not batch and not self._inflight and self.reader.position != self.wal.committed().get(CONSUMER):
+                    self.reader.commit()  # nothing pending, only damaged bytes were read: move past them
         if batch and not self._rewound:
             self._submit(batch)
         while self._inflight:
