@@ -18,11 +18,12 @@ from tests.conftest import PK, SK, wait_until
 def langfuse_client(server, monkeypatch):
     from langfuse import Langfuse
 
+    # Configured the way users do: environment variables pointing the SDK at Spanfuse.
     monkeypatch.setenv("LANGFUSE_MEDIA_UPLOAD_ENABLED", "false")
+    monkeypatch.setenv("LANGFUSE_BASE_URL", f"http://127.0.0.1:{server.http_port}")
+    monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", PK)
+    monkeypatch.setenv("LANGFUSE_SECRET_KEY", SK)
     client = Langfuse(
-        public_key=PK,
-        secret_key=SK,
-        base_url=f"http://127.0.0.1:{server.http_port}",
         tracer_provider=TracerProvider(),  # isolated from any global provider in the test process
         flush_at=10,
         flush_interval=0.2,
@@ -44,6 +45,7 @@ def test_sdk_traces_scores_and_reads_back(server, langfuse_client):
     @observe(name="answer-question")
     def answer(question: str) -> str:
         retrieve(question)
+        # v5's spelling of start_as_current_generation
         with lf.start_as_current_observation(
             name="llm-call",
             as_type="generation",
