@@ -9,6 +9,7 @@ A query that runs longer than its timeout is interrupted and raises :class:`Quer
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import threading
 from pathlib import Path
@@ -53,6 +54,9 @@ OBSERVATIONS_WITH_CONTENT = f"""
 """
 
 
+DateWindow = tuple[dt.date | None, dt.date | None]
+
+
 class QueryTimeout(Exception):
     """A query ran longer than its time limit and was cut off."""
 
@@ -73,15 +77,27 @@ class TableQuery:
     def close(self) -> None:
         self._db.close()
 
-    def _pattern(self, table: str, project_id: str) -> str | None:
+    def _files(self, table: str, project_id: str, dates: DateWindow | None) -> str | list[str] | None:
+        """What ``read_parquet`` reads for one table of one project: a glob over every ``date=``
+        partition, or (with ``dates``) the globs of the partitions in that window only, so files
+        of other days are never opened; None when there is nothing to read."""
         if not _PROJECT_ID.match(project_id):
             raise ValueError(f"invalid project id {project_id!r}")
         directory = self.root / "tables" / table / f"project_id={project_id}"
-        if not any(directory.glob("date=*/*.parquet")):
-            return None
-        return str(directory / "date=*" / "*.parquet")
+        if dates is None:
+            return str(directory / "date=*" / "*.parquet") if any(directory.glob("date=*/*.parquet")) else None
+        first, last = dates
+        globs = []
+        for partition in sorted(directory.glob("date=*")):
+            try:
+                day = dt.date.fromisoformat(partition.name.removeprefix("date="))
+            except ValueError:
+                continue
+            if (first is None or day >= first) and (last is None or day <= last) and any(partition.glob("*.parquet")):
+                globs.append(str(partition / "*.parquet"))
+        return globs or None
 
-    def _deduplicated(self, table: str, pattern: str, params: list[Any]) -> str:
+    def _deduplicated(self, table: str, pattern: str | list[str], params: list[Any]) -> str:
         params.append(pattern)
         # A row's date partition comes from its own time, so every copy of a key is in the same
         # date=: partitioning the window by date as well lets date filters prune whole directories.
@@ -91,14 +107,15 @@ class TableQuery:
             f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY ingested_at DESC, ingest_seq DESC) = 1"
         )
 
-    def _source(self, table: str, project_id: str, params: list[Any]) -> str:
+    def _source(self, table: str, project_id: str, params: list[Any], dates: DateWindow | None) -> str:
         if table not in TABLES:
             raise ValueError(f"unknown table {table!r}")
-        pattern = self._pattern(table, project_id)
+        pattern = self._files(table, project_id, dates)
         if pattern is None:
             return f"(SELECT * FROM empty_{table})"
         rows = self._deduplicated(table, pattern, params)
-        deletions = self._pattern("deletions", project_id) if table != "deletions" else None
+        # Tombstones are never windowed: a deletion may be recorded on any day.
+        deletions = self._files("deletions", project_id, None) if table != "deletions" else None
         if deletions is None:
             return f"({rows})"
         hidden = self._deduplicated("deletions", deletions, params)
@@ -111,15 +128,22 @@ class TableQuery:
         )
 
     def query(
-        self, project_id: str, sql: str, params: tuple[Any, ...] | list[Any] = (), timeout: float | None = None
+        self,
+        project_id: str,
+        sql: str,
+        params: tuple[Any, ...] | list[Any] = (),
+        timeout: float | None = None,
+        dates: DateWindow | None = None,
     ) -> list[dict[str, Any]]:
         """Run ``sql`` for one project; ``{table}`` placeholders expand to its live rows.
 
         Placeholders are replaced in the order they appear, so their bound parameters come
-        first, then ``params``. Raises :class:`QueryTimeout` after ``timeout`` seconds.
+        first, then ``params``. ``dates`` (first, last; inclusive, either may be None) limits every
+        placeholder to the ``date=`` partitions in that window. Raises :class:`QueryTimeout`
+        after ``timeout`` seconds.
         """
         bound: list[Any] = []
-        text = re.sub(r"\{(\w+)\}", lambda m: self._source(m.group(1), project_id, bound), sql)
+        text = re.sub(r"\{(\w+)\}", lambda m: self._source(m.group(1), project_id, bound, dates), sql)
         cursor = self._cursor()
         timer = threading.Timer(timeout or self.timeout, cursor.interrupt)
         timer.start()

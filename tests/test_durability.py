@@ -12,6 +12,15 @@ from storage.query import TableQuery
 from tests.conftest import ROOT, wait_until
 
 
+def _client_command(server, acked_path, *, requests: int, spans: int) -> list[str]:
+    """The retrying client (tests/durability_client.py) as a separate process's command line."""
+    return [
+        sys.executable, "-m", "tests.durability_client",
+        "--http-port", str(server.http_port), "--grpc-port", str(server.grpc_port),
+        "--out", str(acked_path), "--requests", str(requests), "--spans", str(spans),
+    ]  # fmt: skip
+
+
 def _acked(path) -> dict[str, str]:
     if not path.exists():
         return {}
@@ -25,21 +34,7 @@ def test_sigkill_under_load_keeps_every_acknowledged_span_exactly_once(tmp_path,
     server.start()
     acked_path = tmp_path / "acked.txt"
     client = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.durability_client",
-            "--http-port",
-            str(server.http_port),
-            "--grpc-port",
-            str(server.grpc_port),
-            "--out",
-            str(acked_path),
-            "--requests",
-            "120",
-            "--spans",
-            "25",
-        ],
+        _client_command(server, acked_path, requests=120, spans=25),
         cwd=ROOT,
     )
     try:
@@ -76,21 +71,7 @@ def test_sigterm_flushes_buffered_rows_before_exit(tmp_path, server_process):
     server.start()
     acked_path = tmp_path / "acked.txt"
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.durability_client",
-            "--http-port",
-            str(server.http_port),
-            "--grpc-port",
-            str(server.grpc_port),
-            "--out",
-            str(acked_path),
-            "--requests",
-            "4",
-            "--spans",
-            "5",
-        ],
+        _client_command(server, acked_path, requests=4, spans=5),
         cwd=ROOT,
         check=True,
         timeout=60,

@@ -11,34 +11,23 @@ Everything a caller may name is looked up in fixed tables (:data:`VIEWS`, :data:
 :data:`OPERATORS`, :data:`GRANULARITIES`); only those tables' SQL reaches the statement, and
 every value from the caller is a bound parameter.
 
-**Partition pruning.** Tables are read through :func:`live_rows`, which lists only the project's
-``date=`` directories inside the query's time range (widened by a day for trace facts, whose rows
-may sit on the day before or after an observation) and hands DuckDB just those globs, then
-deduplicates inside them. So a 30-day query neither globs nor opens a file of another day, however
-many days the project holds. (The ``{table}`` placeholders now prune too, on a ``date`` filter,
-since their dedup window is partitioned by date; they still glob every file of the project.)
-Tombstones come from the query layer's ``{deletions}`` placeholder, which is always the first
-thing in a statement, so its bound parameters (prepended by ``TableQuery.query``) line up with ours.
+**Partition pruning.** Tables are read through the query layer's live rows (deduplicated, deleted
+traces and scores left out; :func:`storage.reads.sources`) limited to the ``date=`` partitions of
+the time range widened by a day (``TableQuery.query(dates=...)``: trace facts may sit on the day
+before or after an observation), so files of other days are never opened; a ``date`` condition
+on each read (:func:`_rows`) narrows observations and scores to the exact days.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
 from storage.query import TableQuery
-from storage.schema import TABLES
-
-_HIVE = "hive_partitioning = true, union_by_name = true, hive_types = {'project_id': VARCHAR, 'date': DATE}"
-_PROJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_DATE_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
+from storage.reads import sources, where
 
 # Trace facts of a trace lie within this distance of its observations (spans crossing midnight);
 # partitions farther away are not read when merging facts.
@@ -54,86 +43,17 @@ class MetricsQueryError(ValueError):
 
 
 # ----------------------------------------------------------------------------------------- sources
-def _duck_type(arrow_type: pa.DataType) -> str:
-    if pa.types.is_string(arrow_type):
-        return "VARCHAR"
-    if pa.types.is_timestamp(arrow_type):
-        return "TIMESTAMP"
-    if pa.types.is_float64(arrow_type):
-        return "DOUBLE"
-    if pa.types.is_int32(arrow_type):
-        return "INTEGER"
-    if pa.types.is_integer(arrow_type):
-        return "BIGINT"
-    if pa.types.is_boolean(arrow_type):
-        return "BOOLEAN"
-    if pa.types.is_map(arrow_type):
-        return f"MAP({_duck_type(arrow_type.key_type)}, {_duck_type(arrow_type.item_type)})"
-    if pa.types.is_list(arrow_type):
-        return f"{_duck_type(arrow_type.value_type)}[]"
-    raise TypeError(f"no DuckDB type for {arrow_type}")  # pragma: no cover - schema is fixed
-
-
-def _empty_rows(table: str) -> str:
-    columns = [f"CAST(NULL AS {_duck_type(f.type)}) AS {f.name}" for f in TABLES[table].schema]
-    columns += ["CAST(NULL AS VARCHAR) AS project_id", "CAST(NULL AS DATE) AS date"]
-    return f"SELECT {', '.join(columns)} WHERE FALSE"
-
-
-def partition_globs(root: Path, table: str, project_id: str, first: dt.date | None, last: dt.date | None) -> list[str]:
-    """``*.parquet`` globs of the project's ``date=`` directories within ``first..last`` (inclusive)."""
-    if not _PROJECT_ID.match(project_id):
-        raise ValueError(f"invalid project id {project_id!r}")
-    directory = root / "tables" / table / f"project_id={project_id}"
-    globs = []
-    try:
-        entries = list(os.scandir(directory))
-    except FileNotFoundError:
-        return []
-    for entry in entries:
-        match = _DATE_DIR.match(entry.name)
-        if not match or not entry.is_dir():
-            continue
-        day = dt.date.fromisoformat(match.group(1))
-        if (first is not None and day < first) or (last is not None and day > last):
-            continue
-        if _has_parquet(entry.path):
-            globs.append(os.path.join(entry.path, "*.parquet"))
-    return sorted(globs)
-
-
-def _has_parquet(path: str) -> bool:
-    try:
-        with os.scandir(path) as files:
-            return any(f.name.endswith(".parquet") for f in files)
-    except FileNotFoundError:  # removed by retention meanwhile
-        return False
-
-
-def live_rows(
-    root: Path, table: str, project_id: str, first: dt.date | None, last: dt.date | None, params: list[Any]
-) -> str:
-    """SQL for ``table``'s rows in the partitions ``first..last``, one per key (the latest ingest).
-
-    Deleted traces/scores are *not* removed here (see :func:`_not_deleted`).
-    """
-    globs = partition_globs(root, table, project_id, first, last)
-    if not globs:
-        return _empty_rows(table)
-    params.append(globs)
-    key = ", ".join(TABLES[table].key)
-    return (
-        f"SELECT * FROM read_parquet(?, {_HIVE}) "
-        f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY ingested_at DESC, ingest_seq DESC) = 1"
-    )
-
-
-# Tombstones: always the first item of a statement (see the module doc).
-_DELETED_CTE = "deleted AS (SELECT kind, id FROM {deletions})"
-
-
-def _not_deleted(column: str, kind: str = "trace") -> str:
-    return f"{column} NOT IN (SELECT id FROM deleted WHERE kind = '{kind}')"
+def _rows(alias: str, first: dt.date | None, last: dt.date | None, params: list[Any]) -> str:
+    """The live rows of a source (see :func:`storage.reads.sources`) whose ``date=`` partition is
+    within ``first..last``: the ``date`` condition lets DuckDB skip every other partition's files."""
+    clauses = []
+    if first is not None:
+        clauses.append("date >= ?::DATE")
+        params.append(first)
+    if last is not None:
+        clauses.append("date <= ?::DATE")
+        params.append(last)
+    return f"SELECT * FROM {alias} {where(clauses)}"
 
 
 def _merged_facts(rows_cte: str) -> str:
@@ -146,7 +66,7 @@ def _merged_facts(rows_cte: str) -> str:
     return (
         f"SELECT id, min(timestamp) AS timestamp, {fields}, "
         f"list_sort(list_distinct(flatten(list(tags) FILTER (WHERE tags IS NOT NULL)))) AS tags "
-        f"FROM {rows_cte} WHERE {_not_deleted('id')} GROUP BY id"
+        f"FROM {rows_cte} GROUP BY id"
     )
 
 
@@ -189,12 +109,10 @@ def daily_metrics(tq: TableQuery, project_id: str, f: DailyFilter) -> list[dict[
     first = f.since.date() if f.since else None
     last = (f.until - dt.timedelta(microseconds=1)).date() if f.until else None
     params: list[Any] = []
-    obs_rows = live_rows(tq.root, "observations", project_id, first, last, params)
-    fact_rows = live_rows(
-        tq.root, "traces", project_id, _widen(first, -TRACE_FACTS_MARGIN.days), _widen(last, 1), params
-    )
+    obs_rows = _rows("o_src", first, last, params)
+    fact_rows = _rows("t_src", _widen(first, -TRACE_FACTS_MARGIN.days), _widen(last, 1), params)
 
-    obs_where = [_not_deleted("trace_id")]
+    obs_where = ["TRUE"]
     if f.since:
         obs_where.append("start_time >= ?")
         params.append(f.since)
@@ -236,7 +154,7 @@ def daily_metrics(tq: TableQuery, project_id: str, f: DailyFilter) -> list[dict[
     inp = _side_sum("usage_details", INPUT_BUCKETS, "input")
     out = _side_sum("usage_details", OUTPUT_BUCKETS, "output")
     sql = f"""
-        WITH {_DELETED_CTE},
+        WITH {sources(o_src="observations", t_src="traces")},
         obs_rows AS ({obs_rows}),
         fact_rows AS ({fact_rows}),
         obs AS (SELECT trace_id, id, start_time, model, usage_details, total_cost, environment
@@ -269,7 +187,8 @@ def daily_metrics(tq: TableQuery, project_id: str, f: DailyFilter) -> list[dict[
     """
     params += trace_params + time_params + obs_params
     days: dict[dt.date, dict[str, Any]] = {}
-    for row in tq.query(project_id, sql, params):
+    window = (_widen(first, -TRACE_FACTS_MARGIN.days), _widen(last, TRACE_FACTS_MARGIN.days))
+    for row in tq.query(project_id, sql, params, dates=window):
         item = days.get(row["day"])
         if item is None:
             item = days[row["day"]] = {
@@ -773,23 +692,24 @@ def _scalar(kind: str, flt: FilterSpec, index: int) -> Any:
     raise MetricsQueryError(f"filters[{index}]: column '{flt.column}' needs a {kind} value, got {value!r}")
 
 
-def _view_source(c: _Compiled, root: Path, project_id: str, params: list[Any]) -> tuple[str, str]:
-    """(CTE items after ``deleted``, FROM clause) of the view's rows; appends their parameters."""
+def _view_source(c: _Compiled, params: list[Any]) -> tuple[str, str]:
+    """(CTE items, FROM clause) of the view's rows; appends their parameters."""
     first, last = c.since.date(), c.until.date()
     facts_first, facts_last = _widen(first, -TRACE_FACTS_MARGIN.days), _widen(last, TRACE_FACTS_MARGIN.days)
     view = c.view
     if view.name == "observations":
-        ctes = [f"o_rows AS ({live_rows(root, 'observations', project_id, first, last, params)})"]
+        ctes = [sources(o_src="observations", t_src="traces"), f"o_rows AS ({_rows('o_src', first, last, params)})"]
         source = "o_rows o"
         if c.needs_trace:
-            ctes.append(f"t_rows AS ({live_rows(root, 'traces', project_id, facts_first, facts_last, params)})")
+            ctes.append(f"t_rows AS ({_rows('t_src', facts_first, facts_last, params)})")
             ctes.append(f"facts AS ({_merged_facts('t_rows')})")
             source += " LEFT JOIN facts t ON t.id = o.trace_id"
-        return ",\n".join(ctes), f"{source} WHERE {_not_deleted('o.trace_id')}"
+        return ",\n".join(ctes), f"{source} WHERE TRUE"
     if view.name == "traces":
-        o_rows = live_rows(root, "observations", project_id, first, last, params)
-        t_rows = live_rows(root, "traces", project_id, facts_first, facts_last, params)
+        o_rows = _rows("o_src", first, last, params)
+        t_rows = _rows("t_src", facts_first, facts_last, params)
         ctes = [
+            sources(o_src="observations", t_src="traces"),
             f"o_rows AS ({o_rows})",
             f"t_rows AS ({t_rows})",
             f"facts AS ({_merged_facts('t_rows')})",
@@ -799,7 +719,7 @@ def _view_source(c: _Compiled, root: Path, project_id: str, params: list[Any]) -
                        sum(coalesce(usage_details['total'], 0)) AS total_tokens,
                        sum({_side_sum("usage_details", INPUT_BUCKETS, "input")}) AS input_tokens,
                        sum({_side_sum("usage_details", OUTPUT_BUCKETS, "output")}) AS output_tokens
-                FROM o_rows WHERE start_time >= ? AND start_time <= ? AND {_not_deleted("trace_id")}
+                FROM o_rows WHERE start_time >= ? AND start_time <= ?
                 GROUP BY trace_id
             )""",
             """all_traces AS (
@@ -812,22 +732,21 @@ def _view_source(c: _Compiled, root: Path, project_id: str, params: list[Any]) -
         ]
         params += [c.since, c.until]
         return ",\n".join(ctes), "all_traces t WHERE TRUE"
-    # scores
-    ctes = [f"s_rows AS ({live_rows(root, 'scores', project_id, first, last, params)})"]
+    # scores (their live rows already leave out deleted scores and scores of deleted traces)
+    ctes = [sources(s_src="scores", t_src="traces"), f"s_rows AS ({_rows('s_src', first, last, params)})"]
     source = "s_rows s"
     if c.needs_trace:
-        ctes.append(f"t_rows AS ({live_rows(root, 'traces', project_id, facts_first, facts_last, params)})")
+        ctes.append(f"t_rows AS ({_rows('t_src', facts_first, facts_last, params)})")
         ctes.append(f"facts AS ({_merged_facts('t_rows')})")
         source += " LEFT JOIN facts t ON t.id = s.trace_id"
-    not_deleted = f"{_not_deleted('s.id', 'score')} AND (s.trace_id IS NULL OR {_not_deleted('s.trace_id')})"
-    return ",\n".join(ctes), f"{source} WHERE {not_deleted}"
+    return ",\n".join(ctes), f"{source} WHERE TRUE"
 
 
-def compile_metrics(q: MetricsQuery, root: Path, project_id: str) -> tuple[str, list[Any], _Compiled]:
+def compile_metrics(q: MetricsQuery) -> tuple[str, list[Any], _Compiled]:
     """The statement (for :meth:`TableQuery.query`) and its parameters; raises :class:`MetricsQueryError`."""
     c = _validate(q)
     params: list[Any] = []
-    ctes, source = _view_source(c, root, project_id, params)
+    ctes, source = _view_source(c, params)
 
     select: list[str] = []
     for i, (_, dim) in enumerate(c.dimensions):
@@ -856,8 +775,7 @@ def compile_metrics(q: MetricsQuery, root: Path, project_id: str) -> tuple[str, 
     order = [f'"{name}" {direction.upper()} NULLS LAST' for name, direction in c.order]
     order += [f"{g} ASC NULLS LAST" for g in group]  # a stable order among ties
     sql = f"""
-        WITH {_DELETED_CTE},
-        {ctes},
+        WITH {ctes},
         metric_rows AS (SELECT {", ".join(select)} FROM {source} AND {" AND ".join(where)})
         SELECT {", ".join(outer)} FROM metric_rows
         {"GROUP BY " + ", ".join(group) if group else ""}
@@ -874,8 +792,12 @@ def run_metrics(tq: TableQuery, project_id: str, q: MetricsQuery) -> list[dict[s
     With a time dimension and no ``orderBy``, missing time buckets between ``since`` and
     ``until`` are filled with zero counts and sums (Langfuse's ``WITH FILL``).
     """
-    sql, params, c = compile_metrics(q, tq.root, project_id)
-    rows = tq.query(project_id, sql, params)
+    sql, params, c = compile_metrics(q)
+    window = (
+        _widen(c.since.date(), -TRACE_FACTS_MARGIN.days),
+        _widen(c.until.date(), TRACE_FACTS_MARGIN.days),
+    )
+    rows = tq.query(project_id, sql, params, dates=window)
     if c.granularity is None or q.order_by:
         return rows
     return _fill_gaps(rows, c, q.row_limit)

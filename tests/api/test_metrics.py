@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ from langfuse.api.metrics.types.metrics_v2response import MetricsV2Response
 
 from collector.server import Server
 from storage.parquet_writer import PartitionedWriter
-from storage.reads.metrics import MetricSpec, MetricsQuery, compile_metrics, partition_globs
+from storage.query import TableQuery
+from storage.reads.metrics import MetricSpec, MetricsQuery, run_metrics
 from tests.api.conftest import OTHER_AUTH, Api
 from tests.conftest import PK, SK, make_config, wait_until
 from tests.otlp_helpers import basic_auth, make_span, trace_request
@@ -844,18 +846,28 @@ def test_only_partitions_in_the_time_range_are_read(tmp_path: Path) -> None:
         row = {"id": f"o{day}", "trace_id": "t", "type": "SPAN", "start_time": start, "level": "DEFAULT"}
         writer.add("observations", "p", [row], {"ingested_at": start, "ingest_seq": day})
     writer.flush()
-    globs = partition_globs(tmp_path, "observations", "p", dt.date(2025, 3, 3), dt.date(2025, 3, 4))
-    assert [Path(g).parent.name for g in globs] == ["date=2025-03-03", "date=2025-03-04"]
+    # A file that cannot be read at all, outside the query's time range (and its trace-fact margin):
+    # the query only succeeds if that partition's files are never opened.
+    for day in ("2025-03-01", "2025-03-09"):
+        for table in ("observations", "traces"):
+            bad = tmp_path / "tables" / table / "project_id=p" / f"date={day}" / "part-unreadable.parquet"
+            bad.parent.mkdir(parents=True, exist_ok=True)
+            bad.write_bytes(b"not parquet")
 
     query = MetricsQuery(
         view="observations",
         since=dt.datetime(2025, 3, 3, 6),
         until=dt.datetime(2025, 3, 5, 6),
         metrics=(MetricSpec("count", "count"),),
+        dimensions=("traceName",),
     )
-    _, params, _ = compile_metrics(query, tmp_path, "p")
-    [files] = [p for p in params if isinstance(p, list)]
-    assert [Path(g).parent.name for g in files] == ["date=2025-03-03", "date=2025-03-04", "date=2025-03-05"]
+    tq = TableQuery(tmp_path)
+    try:
+        assert run_metrics(tq, "p", query) == [{"traceName": None, "count_count": 2}]
+        with pytest.raises(Exception, match=r"Parquet"):
+            run_metrics(tq, "p", replace(query, since=dt.datetime(2025, 3, 1)))  # the bad file is in range now
+    finally:
+        tq.close()
 
 
 def test_read_your_writes_through_metrics(api: Api) -> None:
