@@ -13,6 +13,7 @@ scan can skip whole ``date=`` partitions.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 from storage.query import OBSERVATIONS_WITH_CONTENT
@@ -20,6 +21,29 @@ from storage.query import OBSERVATIONS_WITH_CONTENT
 # Trace facts and a trace's observations lie within this distance of the trace's timestamp for
 # every trace that is not pathologically long; partitions farther away are not read.
 TRACE_SPAN_MARGIN = dt.timedelta(days=1)
+
+
+# Which of two facts about one trace is newer: ingested later, then by sequence, time and span.
+FACT_ORDER = "(ingested_at, ingest_seq, timestamp, observation_id)"
+
+
+def latest_fact(column: str) -> str:
+    """Aggregate: the newest non-null value of ``column`` among one trace's fact rows."""
+    return f"arg_max({column}, {FACT_ORDER}) FILTER (WHERE {column} IS NOT NULL)"
+
+
+def merged_facts(source: str, columns: Iterable[str], *, extra: Iterable[str] = (), where_sql: str = "") -> str:
+    """``SELECT`` folding the trace facts in ``source`` per trace id — the one merge rule of traces:
+    the newest non-null value of each of ``columns``, tags unioned, the earliest timestamp.
+    ``extra`` adds aggregate columns; ``where_sql`` filters the fact rows first."""
+    selected = [
+        "id",
+        "min(timestamp) AS timestamp",
+        *(f"{latest_fact(c)} AS {c}" for c in columns),
+        "list_sort(list_distinct(flatten(list(tags) FILTER (WHERE tags IS NOT NULL)))) AS tags",
+        *extra,
+    ]
+    return f"SELECT {', '.join(selected)} FROM {source} {where_sql} GROUP BY id"
 
 
 def sources(**aliases: str) -> str:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from storage.query import TableQuery
-from storage.reads import sources, where
+from storage.reads import merged_facts, sources, where
 
 # Trace facts of a trace lie within this distance of its observations (spans crossing midnight);
 # partitions farther away are not read when merging facts.
@@ -57,17 +57,8 @@ def _rows(alias: str, first: dt.date | None, last: dt.date | None, params: list[
 
 
 def _merged_facts(rows_cte: str) -> str:
-    """Trace facts merged per trace id: latest non-null field, tags unioned, earliest timestamp."""
-
-    def latest(column: str) -> str:
-        return f"arg_max({column}, (ingested_at, ingest_seq)) FILTER (WHERE {column} IS NOT NULL) AS {column}"
-
-    fields = ", ".join(latest(c) for c in ("name", "user_id", "session_id", "release", "version", "environment"))
-    return (
-        f"SELECT id, min(timestamp) AS timestamp, {fields}, "
-        f"list_sort(list_distinct(flatten(list(tags) FILTER (WHERE tags IS NOT NULL)))) AS tags "
-        f"FROM {rows_cte} GROUP BY id"
-    )
+    """Trace facts merged per trace id (:func:`storage.reads.merged_facts`), the columns metrics use."""
+    return merged_facts(rows_cte, ("name", "user_id", "session_id", "release", "version", "environment"))
 
 
 def _side_sum(column: str, buckets: tuple[str, ...], word: str) -> str:

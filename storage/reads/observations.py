@@ -15,9 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from storage.query import TableQuery
-from storage.reads import in_list, sources, time_range, where
-
-_NEWEST = "(ingested_at, ingest_seq, timestamp, observation_id)"
+from storage.reads import in_list, latest_fact, sources, time_range, where
 
 # ``parent_observation_id`` filter value that matches observations without a parent.
 NO_PARENT = ""
@@ -56,10 +54,7 @@ class Cursor:
 
 def _trace_fact(column: str, params: list[Any], value: str) -> str:
     params.append(value)
-    return (
-        f"o.trace_id IN (SELECT id FROM t GROUP BY id "
-        f"HAVING arg_max({column}, {_NEWEST}) FILTER (WHERE {column} IS NOT NULL) = ?)"
-    )
+    return f"o.trace_id IN (SELECT id FROM t GROUP BY id HAVING {latest_fact(column)} = ?)"
 
 
 _PARENT_ARRIVED = "EXISTS (SELECT 1 FROM p WHERE p.trace_id = o.trace_id AND p.id = o.parent_observation_id)"

@@ -16,10 +16,9 @@ from typing import Any
 
 from storage.parquet_writer import PartitionedWriter
 from storage.query import TableQuery
-from storage.reads import in_list, sources, time_range, where
+from storage.reads import in_list, merged_facts, sources, time_range, where
 
 # Which of two facts about one trace is newer (as storage.reads.traces orders them).
-_NEWEST = "ingested_at, ingest_seq, timestamp, observation_id"
 _TRACE_FACTS = ("user_id", "session_id", "environment")
 COMPARISONS = ("<", ">", "<=", ">=", "!=", "=")
 
@@ -118,14 +117,11 @@ def _statement(f: ScoreFilter, params: list[Any], *, with_trace: bool, select: s
     text = f"WITH {sources(**names)},\nmatched AS (SELECT * FROM s {where(_conditions(f, params))})"
     if not with_trace:
         return f"{text}\nSELECT {select} FROM matched {tail}"
-    latest = ", ".join(f"arg_max({c}, ({_NEWEST})) FILTER (WHERE {c} IS NOT NULL) AS {c}" for c in _TRACE_FACTS)
+    facts = merged_facts(
+        "t", _TRACE_FACTS, where_sql="WHERE id IN (SELECT trace_id FROM matched WHERE trace_id IS NOT NULL)"
+    )
     text += f""",
-        facts AS (
-            SELECT id, {latest},
-                   list_sort(list_distinct(flatten(list(tags) FILTER (WHERE tags IS NOT NULL)))) AS tags
-            FROM t WHERE id IN (SELECT trace_id FROM matched WHERE trace_id IS NOT NULL)
-            GROUP BY id
-        ),
+        facts AS ({facts}),
         joined AS (
             SELECT matched.*, facts.user_id AS trace_user_id, facts.tags AS trace_tags,
                    facts.environment AS trace_environment, facts.session_id AS trace_session_id

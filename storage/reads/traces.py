@@ -24,10 +24,8 @@ import orjson
 
 from storage.parquet_writer import PartitionedWriter
 from storage.query import TableQuery
-from storage.reads import TRACE_SPAN_MARGIN, in_list, sources, time_range, where
+from storage.reads import FACT_ORDER, TRACE_SPAN_MARGIN, in_list, merged_facts, sources, time_range, where
 
-# Which of two facts about one trace is newer.
-_NEWEST = "(ingested_at, ingest_seq, timestamp, observation_id)"
 _SCALAR_FACTS = ("name", "user_id", "session_id", "input", "output", "release", "version", "environment", "public")
 
 # Columns a trace list may be ordered by (Langfuse's orderBy fields, in storage names).
@@ -51,10 +49,6 @@ class TraceFilter:
     environments: list[str] = field(default_factory=list)
 
 
-def _latest(column: str) -> str:
-    return f"arg_max({column}, {_NEWEST}) FILTER (WHERE {column} IS NOT NULL) AS {column}"
-
-
 def _merged_ctes(
     params: list[Any],
     *,
@@ -73,18 +67,19 @@ def _merged_ctes(
     if ids is not None:
         fact_where.append(in_list("id", ids, params))
     ctes = [
-        f"""facts AS (
-            SELECT id,
-                   min(timestamp) AS timestamp,
-                   {", ".join(_latest(c) for c in _SCALAR_FACTS)},
-                   list_sort(list_distinct(flatten(list(tags) FILTER (WHERE tags IS NOT NULL)))) AS tags,
-                   list(metadata ORDER BY {_NEWEST.strip("()")}) FILTER (WHERE metadata IS NOT NULL)
-                       AS metadata_versions,
-                   min(ingested_at) AS created_at,
-                   max(ingested_at) AS updated_at
-            FROM t {where(fact_where)}
-            GROUP BY id
-        )"""
+        "facts AS ("
+        + merged_facts(
+            "t",
+            _SCALAR_FACTS,
+            extra=(
+                f"list(metadata ORDER BY {FACT_ORDER.strip('()')}) FILTER (WHERE metadata IS NOT NULL)"
+                " AS metadata_versions",
+                "min(ingested_at) AS created_at",
+                "max(ingested_at) AS updated_at",
+            ),
+            where_sql=where(fact_where),
+        )
+        + ")"
     ]
     merged = """
         SELECT id, timestamp, name, user_id, session_id, coalesce(tags, []::VARCHAR[]) AS tags, input, output,
