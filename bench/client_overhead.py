@@ -179,20 +179,22 @@ def main() -> None:
                     )
                     setup.drain()  # untimed: the next setup starts with no backlog in flight
 
-        print(f"\n{'scenario':<12}{'setup':<14}{'µs/span wall':>14}{'µs/span cpu':>13}{'overhead µs':>13}")
+        print(f"\n{'scenario':<12}{'setup':<14}{'µs/span wall':>14}{'µs/span cpu':>13}{'wall - base':>13}")
         for scenario in ("plain", "propagated"):
-            medians = {}
+            walls, cpus = {}, {}
             for setup in setups:
                 runs = results[(scenario, setup.name)]
-                wall = statistics.median(r[0] for r in runs) / spans * 1e6
-                cpu = statistics.median(r[1] for r in runs) / spans * 1e6
-                medians[setup.name] = wall
-                base = medians.get("no processor", wall)
-                print(f"{scenario:<12}{setup.name:<14}{wall:>14.2f}{cpu:>13.2f}{wall - base:>13.2f}")
-            base = medians["no processor"]
-            ratio = medians["spanfuse"] / medians["langfuse"]
-            over = (medians["spanfuse"] - base) / max(medians["langfuse"] - base, 1e-9)
-            print(f"{'':<12}ratio spanfuse/langfuse: {ratio:.2f} (total), {over:.2f} (processor overhead only)")
+                walls[setup.name] = statistics.median(r[0] for r in runs) / spans * 1e6
+                cpus[setup.name] = statistics.median(r[1] for r in runs) / spans * 1e6
+                overhead = walls[setup.name] - walls["no processor"]
+                print(
+                    f"{scenario:<12}{setup.name:<14}{walls[setup.name]:>14.2f}{cpus[setup.name]:>13.2f}{overhead:>13.2f}"
+                )
+            for label, figures in (("wall", walls), ("cpu", cpus)):
+                base = figures["no processor"]
+                total = figures["spanfuse"] / figures["langfuse"]
+                own = (figures["spanfuse"] - base) / max(figures["langfuse"] - base, 1e-9)
+                print(f"{'':<12}ratio spanfuse/langfuse ({label}): {total:.2f} per span, {own:.2f} overhead only")
 
         for setup in setups:
             if setup.processor is not None:

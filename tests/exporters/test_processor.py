@@ -323,3 +323,11 @@ def test_context_is_left_as_it_was(make_processor):
     before = context.get_current()
     provider.get_tracer("app").start_span("x").end()
     assert context.get_current() == before
+
+
+def test_compression_can_be_turned_off(sink, make_processor):
+    processor, provider = make_processor(compression="none")
+    provider.get_tracer("app").start_span("plain body", attributes=GENAI).end()
+    assert processor.force_flush()
+    assert "content-encoding" not in sink.received[0].headers
+    assert [s.name for s in sink.spans()] == ["plain body"]
