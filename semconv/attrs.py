@@ -120,24 +120,45 @@ def unflatten(flat: Mapping[str, Any]) -> Any:
 
 
 def _lists(node: dict[str, Any]) -> Any:
-    if node and all(k.isdigit() for k in node):
-        indices = sorted(int(k) for k in node)
+    # A plain loop, not all(<generator>): this runs for every node of every flattened message.
+    numeric = bool(node)
+    for key in node:
+        if not key.isdigit():
+            numeric = False
+            break
+    if numeric:
+        indices = sorted(map(int, node))
         if indices[-1] < MAX_FLATTENED_ITEMS:
             return [_lists(v) if v.__class__ is dict else v for v in (node[str(i)] for i in indices)]
     return {k: _lists(v) if v.__class__ is dict else v for k, v in node.items()}
 
 
-def indexed(attrs: Mapping[str, Any], prefix: str) -> list[Any]:
-    """Items of a flattened, zero-based list such as ``gen_ai.prompt.0.role`` (prefix ``gen_ai.prompt.``).
+def indexed(attrs: Mapping[str, Any], prefix: str) -> tuple[list[Any], set[str]]:
+    """Items of a flattened, zero-based list such as ``gen_ai.prompt.0.role`` (prefix ``gen_ai.prompt.``),
+    and the attribute keys they came from.
 
-    Indices beyond :data:`MAX_FLATTENED_ITEMS` are dropped; the others are kept in order.
+    One pass over the attributes groups keys by index; indices beyond :data:`MAX_FLATTENED_ITEMS`
+    are ignored, gaps are closed, order is kept.
     """
-    flat = {
-        k: v
-        for k, v in with_prefix(attrs, prefix).items()
-        if (head := k.split(".", 1)[0]).isdigit() and int(head) < MAX_FLATTENED_ITEMS
-    }
-    if not flat:
-        return []
-    result = unflatten(flat)
-    return result if isinstance(result, list) else []
+    size = len(prefix)
+    groups: dict[int, Any] = {}
+    keys: set[str] = set()
+    for key, value in attrs.items():
+        if not key.startswith(prefix):
+            continue
+        head, dot, rest = key[size:].partition(".")
+        if not head.isdigit() or (index := int(head)) >= MAX_FLATTENED_ITEMS:
+            continue
+        keys.add(key)
+        if not dot:
+            groups[index] = (value,)  # the item itself is a scalar
+            continue
+        item = groups.get(index)
+        if item.__class__ is not dict:
+            item = groups[index] = {}
+        item[rest] = value
+    items = []
+    for index in sorted(groups):
+        item = groups[index]
+        items.append(unflatten(item) if item.__class__ is dict else item[0])
+    return items, keys

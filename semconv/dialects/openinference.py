@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from semconv.attrs import MAX_FLATTENED_ITEMS, as_float, as_int, as_str, first, indexed, parse_json, parse_json_any
+from semconv.attrs import as_float, as_int, as_str, first, indexed, parse_json, parse_json_any
 from semconv.extract import Dialect, Extract, SpanView
 from semconv.messages import normalize_messages, prepend_system
 from semconv.usage import disjoint
@@ -96,19 +96,6 @@ EMBEDDINGS = "embedding.embeddings."
 JSON_MIME = "application/json"
 
 
-def _items(attrs: Mapping[str, Any], prefix: str) -> tuple[list[Any], set[str]]:
-    """Items of a flattened list and the keys they came from (indices past the cap are ignored)."""
-    keys = set()
-    for key in attrs:
-        if key.startswith(prefix):
-            head = key[len(prefix) :].split(".", 1)[0]
-            if head.isdigit() and int(head) < MAX_FLATTENED_ITEMS:
-                keys.add(key)
-    if not keys:
-        return [], keys
-    return indexed({k: attrs[k] for k in keys}, prefix), keys
-
-
 def _dig(node: Any, *path: str) -> Any:
     for part in path:
         if not isinstance(node, Mapping):
@@ -172,7 +159,7 @@ def _message(item: Any, default_role: str) -> dict[str, Any] | None:
 
 
 def _messages(attrs: Mapping[str, Any], prefix: str, default_role: str) -> tuple[Any, set[str]]:
-    items, keys = _items(attrs, prefix)
+    items, keys = indexed(attrs, prefix)
     raws = [m for m in (_message(item, default_role) for item in items) if m is not None]
     return (normalize_messages(raws), keys) if raws else (None, set())
 
@@ -183,7 +170,7 @@ def _texts(attrs: Mapping[str, Any], key: str, path: tuple[str, ...]) -> tuple[A
     if isinstance(value, list) and value:
         texts = [as_str(v) for v in value]
         return (texts[0] if len(texts) == 1 else texts), {key}
-    items, keys = _items(attrs, key + ".")
+    items, keys = indexed(attrs, key + ".")
     texts = [t for t in (_dig(item, *path) for item in items) if t is not None]
     if not texts:
         return None, set()
@@ -252,7 +239,7 @@ def _response_messages(value: Any) -> Any:
 
 
 def _documents(attrs: Mapping[str, Any], prefix: str) -> tuple[list[dict[str, Any]] | None, set[str]]:
-    items, keys = _items(attrs, prefix)
+    items, keys = indexed(attrs, prefix)
     documents = []
     for item in items:
         document = _dig(item, "document")
@@ -266,7 +253,7 @@ def _documents(attrs: Mapping[str, Any], prefix: str) -> tuple[list[dict[str, An
 
 def _embedding_texts(attrs: Mapping[str, Any]) -> tuple[Any, set[str]]:
     keys = {k for k in attrs if k.startswith(EMBEDDINGS) and k.endswith(".embedding.text")}
-    items, _ = _items({k: attrs[k] for k in keys}, EMBEDDINGS)
+    items, _ = indexed({k: attrs[k] for k in keys}, EMBEDDINGS)
     texts = [t for t in (_dig(item, "embedding", "text") for item in items) if t is not None]
     if not texts:
         return None, set()

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from semconv.attrs import MAX_FLATTENED_ITEMS, as_int, as_str, first, indexed, parse_json, parse_json_any, with_prefix
+from semconv.attrs import as_int, as_str, first, indexed, parse_json, parse_json_any, with_prefix
 from semconv.context import SESSION_KEYS, USER_KEYS
 from semconv.dialects import genai
 from semconv.extract import Dialect, Extract, SpanView
@@ -93,19 +93,6 @@ PARAMETER_PREFIXES = ("llm.watsonx.",)
 
 ASSOCIATION = "traceloop.association.properties."
 _CONTEXT_KEYS = frozenset(k for k in (*SESSION_KEYS, *USER_KEYS) if k.startswith(ASSOCIATION))
-
-
-def _items(attrs: Mapping[str, Any], prefix: str) -> tuple[list[Any], set[str]]:
-    """Items of a flattened zero-based list and their keys (indices past the cap are ignored)."""
-    keys = set()
-    for key in attrs:
-        if key.startswith(prefix):
-            head = key[len(prefix) :].split(".", 1)[0]
-            if head.isdigit() and int(head) < MAX_FLATTENED_ITEMS:
-                keys.add(key)
-    if not keys:
-        return [], keys
-    return indexed({k: attrs[k] for k in keys}, prefix), keys
 
 
 # ---- messages ---------------------------------------------------------------------------------
@@ -177,7 +164,7 @@ def _fold_thinking(messages: list[Any]) -> list[Any]:
 
 def _messages(attrs: Mapping[str, Any], prefixes: tuple[str, ...], default_role: str) -> tuple[Any, set[str]]:
     for prefix in prefixes:
-        items, keys = _items(attrs, prefix)
+        items, keys = indexed(attrs, prefix)
         raws = [m for m in (_message(item, default_role) for item in items) if m is not None]
         if not raws:
             continue
