@@ -145,12 +145,14 @@ def list_traces(
 def get_trace(request: Request, trace_id: str, project_id: str = Project) -> Response:
     """One trace with its observations and scores, as Langfuse's ``TraceWithFullDetails``."""
     query = context(request).query
-    row = reads.get_traces(query, project_id, [trace_id]).get(trace_id)
+    row = reads.get_trace(query, project_id, trace_id)
     if row is None:
         raise NotFound(f"Trace {trace_id} not found within authorized project")
-    observations = [observation_v1(o, project_id) for o in reads.trace_observations(query, project_id, trace_id)]
+    window = reads.trace_window(row["timestamp"])  # only the trace's own days are read from here on
+    rows = reads.trace_observations(query, project_id, trace_id, dates=window)
+    observations = [observation_v1(o, project_id) for o in rows]
     scores = [score(s) for s in reads.trace_scores(query, project_id, trace_id)]
-    stat = reads.observation_stats(query, project_id, [trace_id]).get(trace_id, {})
+    stat = reads.observation_stats(query, project_id, [trace_id], dates=window).get(trace_id, {})
     item = trace_object(row, project_id)
     item |= {
         "htmlPath": html_path(project_id, trace_id),

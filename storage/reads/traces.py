@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from storage.parquet_writer import PartitionedWriter
-from storage.query import TableQuery
+from storage.query import DateWindow, TableQuery
 from storage.reads import FACT_ORDER, TRACE_SPAN_MARGIN, in_list, merged_facts, sources, time_range, where
 
 _SCALAR_FACTS = ("name", "user_id", "session_id", "input", "output", "release", "version", "environment", "public")
@@ -214,11 +214,16 @@ def get_traces(
 
 
 def observation_stats(
-    query: TableQuery, project_id: str, trace_ids: list[str], since: dt.datetime | None = None
+    query: TableQuery,
+    project_id: str,
+    trace_ids: list[str],
+    since: dt.datetime | None = None,
+    dates: DateWindow | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per trace: observation ids (by start), ``total_cost`` and ``latency`` in seconds over its observations.
 
-    ``since`` (the earliest trace timestamp asked about) lets the scan skip older partitions.
+    ``since`` (the earliest trace timestamp asked about) lets the scan skip older partitions;
+    ``dates`` limits it to a window of ``date=`` partitions (see :func:`trace_window`).
     """
     if not trace_ids:
         return {}
@@ -236,7 +241,7 @@ def observation_stats(
         FROM o {where(clauses)}
         GROUP BY trace_id
     """
-    return {row.pop("trace_id"): row for row in query.query(project_id, sql, params)}
+    return {row.pop("trace_id"): row for row in query.query(project_id, sql, params, dates=dates)}
 
 
 def score_ids(query: TableQuery, project_id: str, trace_ids: list[str]) -> dict[str, list[str]]:
@@ -252,10 +257,24 @@ def score_ids(query: TableQuery, project_id: str, trace_ids: list[str]) -> dict[
     return {row["trace_id"]: row["ids"] for row in query.query(project_id, sql, params)}
 
 
-def trace_observations(query: TableQuery, project_id: str, trace_id: str) -> list[dict[str, Any]]:
-    """Every observation of a trace (log content joined), by start time."""
+def trace_window(timestamp: dt.datetime) -> DateWindow:
+    """The ``date=`` partitions that hold a trace's observations, given the trace's timestamp."""
+    return (timestamp - TRACE_SPAN_MARGIN).date(), (timestamp + TRACE_SPAN_MARGIN).date()
+
+
+def get_trace(query: TableQuery, project_id: str, trace_id: str) -> dict[str, Any] | None:
+    """One merged trace. Its facts are looked up first (the small traces table); only a trace
+    without facts (its spans carried none) needs the scan over observations."""
+    found = get_traces(query, project_id, [trace_id], orphans=False) or get_traces(query, project_id, [trace_id])
+    return found.get(trace_id)
+
+
+def trace_observations(
+    query: TableQuery, project_id: str, trace_id: str, dates: DateWindow | None = None
+) -> list[dict[str, Any]]:
+    """Every observation of a trace (log content joined), by start time; ``dates`` as in :func:`trace_window`."""
     sql = f"WITH {sources(o='observations_with_content')}\nSELECT * FROM o WHERE trace_id = ? ORDER BY start_time, id"
-    return query.query(project_id, sql, [trace_id])
+    return query.query(project_id, sql, [trace_id], dates=dates)
 
 
 def trace_scores(query: TableQuery, project_id: str, trace_id: str) -> list[dict[str, Any]]:
