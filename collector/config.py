@@ -15,10 +15,11 @@ import ipaddress
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from collector.pricing.config import PricingEntry
 
@@ -143,8 +144,189 @@ class ParquetExporter(_Strict):
     workers: int = Field(2, ge=0, le=64)  # mapping processes; 0 maps inside the collector process
 
 
+def _check_url(value: Any) -> str:
+    text = str(value).strip()
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # raises ValueError for a port out of range
+    except ValueError:
+        port, parts = -1, urlsplit("")
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1 or parts.query or parts.fragment:
+        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+    return text
+
+
+def _check_grpc_endpoint(value: Any) -> str:
+    text = str(value).strip()
+    # As in the OpenTelemetry Collector, an http:// or https:// prefix is allowed; https forces TLS.
+    host_port = text.removeprefix("https://").removeprefix("http://").rstrip("/")
+    try:
+        split_endpoint(host_port)
+    except ValueError:
+        raise ValueError(f"expected host:port or https://host:port, got {value!r}") from None
+    return text
+
+
+def _check_file(value: Any) -> Path:
+    path = Path(str(value))
+    if not path.is_file():
+        raise ValueError(f"no such file {str(value)!r}")
+    return path
+
+
+Url = Annotated[str, BeforeValidator(_check_url)]
+GrpcEndpoint = Annotated[str, BeforeValidator(_check_grpc_endpoint)]
+ExistingFile = Annotated[Path, BeforeValidator(_check_file)]
+
+
+class ExporterTls(_Strict):
+    """``tls`` as the OpenTelemetry Collector spells it for its exporters."""
+
+    insecure: bool = False  # gRPC only: plaintext to the peer (HTTP exporters follow the URL's scheme)
+    insecure_skip_verify: bool = False
+    ca_file: ExistingFile | None = None
+    cert_file: ExistingFile | None = None
+    key_file: ExistingFile | None = None
+
+    @model_validator(mode="after")
+    def _cert_with_key(self) -> ExporterTls:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("set both cert_file and key_file for a client certificate, or neither")
+        return self
+
+
+class RetryOnFailure(_Strict):
+    """Backoff between attempts; with ``enabled: false`` a failed delivery is dropped, as in the Collector."""
+
+    enabled: bool = True
+    initial_interval: Duration = 0.5
+    max_interval: Duration = 5.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RetryOnFailure:
+        if self.max_interval < self.initial_interval:
+            raise ValueError("max_interval must not be shorter than initial_interval")
+        return self
+
+
+class Forwarder(_Strict):
+    """Settings every forwarding exporter shares (``otlp/<name>``, ``otlphttp/<name>``, ``langfuse/<name>``)."""
+
+    type: ClassVar[str]
+    signals: ClassVar[tuple[str, ...]] = ("traces", "logs")
+    endpoint: str
+    headers: dict[str, str] = {}
+    compression: Literal["gzip", "none"] = "gzip"
+    timeout: Duration = 10.0
+    tls: ExporterTls = ExporterTls()
+    retry_on_failure: RetryOnFailure = RetryOnFailure()
+    projects: list[ProjectId] | None = None  # forward only these projects' data; None forwards every project
+    sending_queue: None = None  # accepted only to explain why it is not needed (see the validator)
+
+    @field_validator("sending_queue", mode="before")
+    @classmethod
+    def _no_queue(cls, value: Any) -> None:
+        if value is not None:
+            raise ValueError("not needed: the write-ahead log is every forwarder's queue; remove it")
+        return None
+
+
+class OtlpGrpcForwarder(Forwarder):
+    """``otlp/<name>``: OTLP over gRPC, like the Collector's ``otlp`` exporter."""
+
+    type: ClassVar[str] = "otlp"
+    endpoint: GrpcEndpoint
+
+    @model_validator(mode="after")
+    def _tls_supported(self) -> OtlpGrpcForwarder:
+        if self.tls.insecure_skip_verify:
+            raise ValueError("tls.insecure_skip_verify is not supported by the gRPC client; use tls.ca_file")
+        return self
+
+    @property
+    def target(self) -> str:
+        """The ``host:port`` to dial."""
+        return self.endpoint.removeprefix("https://").removeprefix("http://").rstrip("/")
+
+    @property
+    def plaintext(self) -> bool:
+        """True for ``tls.insecure`` (an ``https://`` endpoint always uses TLS, as in the Collector)."""
+        return self.tls.insecure and not self.endpoint.startswith("https://")
+
+
+class OtlpHttpForwarder(Forwarder):
+    """``otlphttp/<name>``: OTLP/HTTP protobuf to ``{endpoint}/v1/traces`` and ``/v1/logs``."""
+
+    type: ClassVar[str] = "otlphttp"
+    endpoint: Url
+    traces_endpoint: Url | None = None  # used as is, like the Collector's per-signal URLs
+    logs_endpoint: Url | None = None
+
+    def url_for(self, signal: str) -> str:
+        explicit = self.traces_endpoint if signal == "traces" else self.logs_endpoint
+        return explicit or f"{self.endpoint.rstrip('/')}/v1/{signal}"
+
+
+class LangfuseForwarder(Forwarder):
+    """``langfuse/<name>``: a Langfuse server's OTLP path with Basic auth from the project's keys."""
+
+    type: ClassVar[str] = "langfuse"
+    signals: ClassVar[tuple[str, ...]] = ("traces",)  # Langfuse has no OTLP logs endpoint
+    endpoint: Url
+    public_key: str = Field(min_length=1)
+    secret_key: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _auth_from_keys(self) -> LangfuseForwarder:
+        if any(name.lower() == "authorization" for name in self.headers):
+            raise ValueError("headers.authorization: set public_key and secret_key instead")
+        return self
+
+    def url_for(self, signal: str) -> str:
+        return f"{self.endpoint.rstrip('/')}/api/public/otel/v1/{signal}"
+
+
+FORWARDER_TYPES: dict[str, type[Forwarder]] = {
+    cls.type: cls for cls in (OtlpGrpcForwarder, OtlpHttpForwarder, LangfuseForwarder)
+}
+_EXPORTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def _parse_forwarder(key: str, value: Any) -> Forwarder:
+    kind, sep, name = key.partition("/")
+    model = FORWARDER_TYPES.get(kind)
+    if model is None:
+        raise ValueError(f"exporters.{key}: unknown exporter type {kind!r}; use parquet, {', '.join(FORWARDER_TYPES)}")
+    if sep and not _EXPORTER_NAME.match(name):
+        raise ValueError(f"exporters.{key}: the name after '/' may use up to 64 letters, digits, '.', '_' or '-'")
+    try:
+        return model.model_validate({} if value is None else value)
+    except ValidationError as exc:
+        raise ValueError(_format_validation_error(exc, prefix=f"exporters.{key}")) from None
+
+
 class Exporters(_Strict):
+    """``parquet`` plus any number of forwarders, keyed ``type/name`` as in the Collector."""
+
     parquet: ParquetExporter
+    forwarders: dict[str, Forwarder] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_forwarders(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        built = data.get("forwarders")
+        if isinstance(built, dict) and all(isinstance(v, Forwarder) for v in built.values()):
+            return data  # already split (a model built in code)
+        out = {"parquet": data["parquet"]} if "parquet" in data else {}
+        out["forwarders"] = {str(k): _parse_forwarder(str(k), v) for k, v in data.items() if k != "parquet"}
+        return out
+
+    @property
+    def names(self) -> set[str]:
+        """Every exporter a pipeline may list."""
+        return {"parquet", *self.forwarders}
 
 
 class Pipeline(_Strict):
@@ -210,6 +392,10 @@ class Config(_Strict):
             unknown = sorted(set(entry.projects or ()) - seen_ids)
             if unknown:
                 raise ValueError(f"pricing[{index}].projects: no project with id {unknown[0]!r}")
+        for key, forwarder in self.exporters.forwarders.items():
+            unknown = sorted(set(forwarder.projects or ()) - seen_ids)
+            if unknown:
+                raise ValueError(f"exporters.{key}.projects: no project with id {unknown[0]!r}")
         anonymous = self.auth.anonymous_project
         if anonymous is not None and anonymous not in seen_ids:
             raise ValueError(f"auth.anonymous_project: no project with id {anonymous!r}")
@@ -218,8 +404,14 @@ class Config(_Strict):
                 if name != "otlp":
                     raise ValueError(f"service.pipelines.{signal}.receivers: unknown receiver {name!r}")
             for name in pipeline.exporters:
-                if name not in type(self.exporters).model_fields:
+                if name not in self.exporters.names:
                     raise ValueError(f"service.pipelines.{signal}.exporters: unknown exporter {name!r}")
+                forwarder = self.exporters.forwarders.get(name)
+                if forwarder is not None and signal not in forwarder.signals:
+                    raise ValueError(
+                        f"service.pipelines.{signal}.exporters: {name} cannot export {signal}; "
+                        f"{forwarder.type} exporters support {', '.join(forwarder.signals)} only"
+                    )
             for name in pipeline.processors:
                 if name not in self.processors:
                     raise ValueError(f"service.pipelines.{signal}.processors: unknown processor {name!r}")
@@ -262,7 +454,7 @@ def _format_location(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _format_validation_error(error: ValidationError) -> str:
+def _format_validation_error(error: ValidationError, prefix: str = "") -> str:
     first = error.errors()[0]
     where = _format_location(tuple(first["loc"]))
     message = first["msg"].removeprefix("Value error, ")
@@ -270,6 +462,8 @@ def _format_validation_error(error: ValidationError) -> str:
         message = "unknown key"
     elif first["type"] == "missing":
         message = "required key is missing"
+    if prefix:  # errors of a model validated inside another one (the forwarders of `exporters`)
+        return f"{prefix}.{where}: {message}" if where else f"{prefix}: {message}"
     if (where and message.startswith(where.split("[")[0] + ".")) or not where:
         return message
     return f"{where}: {message}"

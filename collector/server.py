@@ -1,8 +1,10 @@
 """Wire the collector from a :class:`~collector.config.Config` and run it.
 
-Start order: data directory and WAL recovery, the Parquet pipeline, maintenance, then the
-listeners. Stop order is the reverse of what matters for durability: listeners first (their
-in-flight requests still reach the WAL), then the WAL, then the pipeline's final flush.
+Start order: data directory and WAL recovery, the Parquet pipeline, the forwarders (WAL
+consumers of their own; offsets of forwarders no longer configured are dropped), maintenance,
+then the listeners. Stop order is the reverse of what matters for durability: listeners first
+(their in-flight requests still reach the WAL), then the forwarders are told to stop (what they
+have not committed is sent again next start), the WAL, the pipeline's final flush.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collector.app import create_app
 from collector.auth import Authenticator
 from collector.batch import compact
 from collector.config import MIB, Config
+from collector.forwarder import WalForwarder, build_forwarders, drop_stale_consumers
 from collector.http_server import HttpServer
 from collector.ingest import Ingestor
 from collector.pipeline import ParquetPipeline
@@ -56,6 +59,7 @@ class Server:
         self.ingestor = Ingestor(self.wal, self.telemetry)
         self.query = TableQuery(self.data_dir)
         self.pipeline: ParquetPipeline | None = None
+        self.forwarders: list[WalForwarder] = []
         self.grpc: OtlpGrpcReceiver | None = None
         self.http: HttpServer | None = None
         self._maintenance: threading.Thread | None = None
@@ -85,6 +89,17 @@ class Server:
             flush_interval=exporter.flush_interval,
         )
         self.pipeline.start()
+        self.forwarders = build_forwarders(self.config, self.wal, self.telemetry, f"spanfuse/{spanfuse_version()}")
+        drop_stale_consumers(self.wal, self.forwarders)
+        for forwarder in self.forwarders:
+            forwarder.start()
+            log.info(
+                "forwarding exporter=%s endpoint=%s signals=%s projects=%s",
+                forwarder.exporter,
+                forwarder.settings.endpoint,
+                ",".join(sorted(s.name for s in forwarder.specs)),
+                ",".join(forwarder.settings.projects) if forwarder.settings.projects is not None else "*",
+            )
         self._register_gauges()
         self._maintenance = threading.Thread(target=self._maintain, name="maintenance", daemon=True)
         self._maintenance.start()
@@ -124,9 +139,13 @@ class Server:
             self.http.stop()
         if self.grpc is not None:
             self.grpc.stop()
+        for forwarder in self.forwarders:
+            forwarder.request_stop()  # all at once: a backoff wait ends now, an RPC in flight is cancelled
         self.wal.close()
         if self.pipeline is not None:
             self.pipeline.stop()
+        for forwarder in self.forwarders:
+            forwarder.join()
         if self._maintenance is not None:
             self._maintenance.join(timeout=60)
         self.query.close()
@@ -175,6 +194,12 @@ class Server:
             "WAL bytes a consumer has not committed.",
             lambda: {(name,): wal.durable_offset - offset for name, offset in wal.committed().items()},
             labels=("consumer",),
+        )
+        t.gauge(
+            "spanfuse_forwarder_lag_bytes",
+            "WAL bytes a forwarder has not yet delivered (or skipped).",
+            lambda: {(f.exporter,): f.lag_bytes() for f in self.forwarders},
+            labels=("exporter",),
         )
         t.counter("spanfuse_wal_fsyncs", "WAL group commits.", lambda: {(): wal.fsyncs})
         t.counter("spanfuse_wal_fsync_seconds", "Time spent in WAL fsync.", lambda: {(): wal.fsync_seconds})

@@ -71,6 +71,27 @@ class Telemetry:
         self.partitions_expired = Counter(
             "spanfuse_retention_partitions_deleted", "Partitions deleted by retention.", registry=r
         )
+        self.forward_sent_records = Counter(
+            "spanfuse_forwarder_sent_records", "WAL records delivered downstream.", ("exporter",), registry=r
+        )
+        self.forward_sent_items = Counter(
+            "spanfuse_forwarder_sent_items",
+            "Spans or log records a forwarder delivered downstream.",
+            ("exporter", "signal"),
+            registry=r,
+        )
+        self.forward_retries = Counter(
+            "spanfuse_forwarder_retries",
+            "Failed deliveries a forwarder will retry, by reason (http_503, grpc_unavailable, connect_error…).",
+            ("exporter", "reason"),
+            registry=r,
+        )
+        self.forward_rejected = Counter(
+            "spanfuse_forwarder_rejected_items",
+            "Spans or log records the downstream refused for good (skipped, not retried), by reason.",
+            ("exporter", "signal", "reason"),
+            registry=r,
+        )
         self._scraped = _ReadAtScrape()
         r.register(self._scraped)
 

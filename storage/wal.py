@@ -347,16 +347,40 @@ class WriteAheadLog:
             self._segments.append(start)
 
     # ------------------------------------------------------------------ consumers
-    def consumer(self, name: str) -> WalReader:
-        """A reader positioned at ``name``'s committed offset (the oldest data if it has none)."""
+    def consumer(self, name: str, *, new_at_end: bool = False) -> WalReader:
+        """A reader positioned at ``name``'s committed offset.
+
+        A consumer without one starts at the oldest data, or with ``new_at_end`` at the end of the
+        log (a forwarder added to the configuration forwards what arrives from then on); that
+        starting point is persisted at once so a crash cannot move it.
+        """
         with self._lock:
             first = self._segments[0]
-            offset = self._committed.get(name, first)
+            is_new = name not in self._committed
+            offset = self._committed.get(name, self._durable if new_at_end else first)
             if offset < first or offset > self._durable:
                 log.warning("wal consumer offset out of range consumer=%s offset=%d", name, offset)
                 offset = min(max(offset, first), self._durable)
             self._committed[name] = offset
+        if is_new and new_at_end:
+            atomic_write_bytes(self._offset_path(name), str(offset).encode())
         return WalReader(self, name, offset)
+
+    def drop_consumer(self, name: str) -> bool:
+        """Forget ``name`` (e.g. a forwarder no longer configured) so it stops pinning segments.
+
+        Returns whether the consumer was known.
+        """
+        with self._cond:
+            known = self._committed.pop(name, None) is not None
+        with contextlib.suppress(FileNotFoundError):
+            self._offset_path(name).unlink()
+            fsync_dir(self.directory / "consumers")
+        self._release_segments()
+        return known
+
+    def _offset_path(self, name: str) -> Path:
+        return self.directory / "consumers" / f"{name}.offset"
 
     def committed(self) -> dict[str, int]:
         with self._lock:
@@ -364,9 +388,16 @@ class WriteAheadLog:
 
     def commit(self, name: str, offset: int) -> None:
         """Persist ``name``'s offset and delete the segments every consumer has passed."""
-        atomic_write_bytes(self.directory / "consumers" / f"{name}.offset", str(offset).encode())
+        atomic_write_bytes(self._offset_path(name), str(offset).encode())
         with self._cond:
             self._committed[name] = offset
+        self._release_segments()
+
+    def _release_segments(self) -> None:
+        """Delete the segments every consumer has passed."""
+        with self._cond:
+            if not self._committed:
+                return
             floor = min(self._committed.values())
             removable = [s for s, nxt in zip(self._segments, self._segments[1:], strict=False) if nxt <= floor]
             self._segments = self._segments[len(removable) :]

@@ -22,6 +22,23 @@ BAD_FILES = {
     "duplicate_project.yaml": "projects: duplicate project id 'default'",
     "empty_secret.yaml": "projects[0].secret_key: String should have at least 1 character",
     "env_unset.yaml": "projects[0].secret_key: environment variable SPANFUSE_TEST_UNSET_VARIABLE is not set",
+    "forward_bad_compression.yaml": "exporters.otlp/b.compression: Input should be 'gzip' or 'none'",
+    "forward_bad_grpc_endpoint.yaml": "exporters.otlp/b.endpoint: expected host:port or https://host:port",
+    "forward_bad_http_endpoint.yaml": (
+        "exporters.otlphttp/b.endpoint: expected an http:// or https:// URL, got 'collector:4318'"
+    ),
+    "forward_bad_name.yaml": "exporters.otlp/a b: the name after '/' may use up to 64 letters, digits",
+    "forward_grpc_skip_verify.yaml": "exporters.otlp/b: tls.insecure_skip_verify is not supported by the gRPC client",
+    "forward_langfuse_logs.yaml": (
+        "service.pipelines.logs.exporters: langfuse/cloud cannot export logs; langfuse exporters support traces only"
+    ),
+    "forward_langfuse_no_secret.yaml": "exporters.langfuse/cloud.secret_key: required key is missing",
+    "forward_missing_ca_file.yaml": "exporters.otlp/b.tls.ca_file: no such file '/nonexistent/ca.pem'",
+    "forward_not_defined.yaml": "service.pipelines.traces.exporters: unknown exporter 'otlp/missing'",
+    "forward_sending_queue.yaml": "exporters.otlphttp/b.sending_queue: not needed: the write-ahead log is every",
+    "forward_typo_tls.yaml": "exporters.otlp/b.tls.ca: unknown key",
+    "forward_unknown_project.yaml": "exporters.otlphttp/b.projects: no project with id 'nobody'",
+    "forward_unknown_type.yaml": "exporters.kafka/out: unknown exporter type 'kafka'; use parquet, otlp, otlphttp",
     "missing_projects.yaml": "projects: required key is missing",
     "negative_retention.yaml": "exporters.parquet.retention_days: Input should be greater than or equal to 0",
     "no_protocols.yaml": "receivers.otlp.protocols: enable at least one of grpc, http",
@@ -47,6 +64,51 @@ def test_bad_config_is_one_line_naming_the_key(name, message):
     text = str(raised.value)
     assert text.startswith(message)
     assert "\n" not in text
+
+
+FORWARDING = """
+  otlp/peer:
+    endpoint: peer.internal:4317
+    tls: {insecure: true}
+    headers: {authorization: "Basic ${env:PEER_AUTH}"}
+  otlp/secure:
+    endpoint: https://peer.internal:4317
+    tls: {insecure: true}
+  otlphttp:
+    endpoint: https://otel.example.com/base/
+    logs_endpoint: https://logs.example.com/ingest
+    compression: none
+    timeout: 2s
+    retry_on_failure: {initial_interval: 100ms, max_interval: 2s}
+  langfuse/cloud:
+    endpoint: https://cloud.langfuse.com/
+    public_key: pk-lf-1
+    secret_key: ${env:LF_SECRET:-sk-lf-1}
+    projects: [default]
+"""
+
+
+def test_forwarding_exporters_are_parsed_by_type_and_name():
+    text = (TESTDATA / "valid_minimal.yaml").read_text()
+    text = text.replace("    path: ./somewhere\n", "    path: ./somewhere\n" + FORWARDING.lstrip("\n"))
+    text = text.replace("exporters: [parquet]", "exporters: [parquet, otlp/peer, otlphttp, langfuse/cloud]")
+    config = parse_config(text, environ={"PEER_AUTH": "abc"})
+    forwarders = config.exporters.forwarders
+    assert list(forwarders) == ["otlp/peer", "otlp/secure", "otlphttp", "langfuse/cloud"]
+    peer, secure, http, langfuse = forwarders.values()
+    assert (peer.type, peer.target, peer.plaintext, peer.headers) == (
+        "otlp",
+        "peer.internal:4317",
+        True,
+        {"authorization": "Basic abc"},
+    )
+    assert (peer.compression, peer.timeout, peer.projects) == ("gzip", 10.0, None)
+    assert (secure.target, secure.plaintext) == ("peer.internal:4317", False)  # https:// always means TLS
+    assert http.url_for("traces") == "https://otel.example.com/base/v1/traces"
+    assert http.url_for("logs") == "https://logs.example.com/ingest"
+    assert (http.compression, http.timeout, http.retry_on_failure.initial_interval) == ("none", 2.0, 0.1)
+    assert langfuse.url_for("traces") == "https://cloud.langfuse.com/api/public/otel/v1/traces"
+    assert (langfuse.secret_key, langfuse.projects, langfuse.signals) == ("sk-lf-1", ["default"], ("traces",))
 
 
 def test_minimal_config_gets_defaults():
