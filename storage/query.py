@@ -69,7 +69,12 @@ class TableQuery:
         self.timeout = timeout
         # The metadata cache keeps footers (row-group stats, bloom filter offsets) of files already
         # read: repeated lookups skip re-reading them, which dominates small queries.
-        self._db = duckdb.connect(config={"threads": threads, "memory_limit": memory_limit})
+        # Large sorts and aggregations spill under the data directory, not the working directory.
+        spill = self.root / "tmp" / "query"
+        spill.mkdir(parents=True, exist_ok=True)
+        self._db = duckdb.connect(
+            config={"threads": threads, "memory_limit": memory_limit, "temp_directory": str(spill)}
+        )
         self._db.execute("SET GLOBAL parquet_metadata_cache = true")
         self._lock = threading.Lock()
         self._empties = {name: _empty(spec) for name, spec in TABLES.items()}
