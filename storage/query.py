@@ -102,6 +102,21 @@ class TableQuery:
                 globs.append(str(partition / "*.parquet"))
         return globs or None
 
+    def latest_date(self, project_id: str, tables: tuple[str, ...]) -> dt.date | None:
+        """The newest ``date=`` partition holding files of any of ``tables`` for one project."""
+        if not _PROJECT_ID.match(project_id):
+            raise ValueError(f"invalid project id {project_id!r}")
+        days = []
+        for table in tables:
+            for partition in (self.root / "tables" / table / f"project_id={project_id}").glob("date=*"):
+                try:
+                    day = dt.date.fromisoformat(partition.name.removeprefix("date="))
+                except ValueError:
+                    continue
+                if any(partition.glob("*.parquet")):
+                    days.append(day)
+        return max(days, default=None)
+
     def _deduplicated(self, table: str, pattern: str | list[str], params: list[Any]) -> str:
         params.append(pattern)
         # A row's date partition comes from its own time, so every copy of a key is in the same

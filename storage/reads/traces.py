@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -176,7 +176,64 @@ def list_traces(
     limit: int = 50,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """One page of merged traces matching ``f`` (columns of the ``traces`` table, metadata merged)."""
+    """One page of merged traces matching ``f`` (columns of the ``traces`` table, metadata merged).
+
+    Two steps: the page's ids are chosen from the columns the filter and the order need (so the
+    merge never carries every trace's input, output and metadata), then those traces are merged
+    in full. Newest-first pages, the usual request, first look only at the latest days.
+    """
+    page = None
+    if order_by == "timestamp" and descending:
+        page = _newest_page(query, project_id, f, limit, offset)
+    if page is None:
+        page = _page_keys(query, project_id, f, order_by, descending, limit, offset)
+    if not page:
+        return []
+    ids = [row["id"] for row in page]
+    params: list[Any] = []
+    ctes = _merged_ctes(params, since=min(row["timestamp"] for row in page), ids=ids)
+    sql = f"WITH {sources(t='traces', o='observations')},\n{ctes}\nSELECT * FROM merged"
+    found = {row["id"]: row for row in _finish(query.query(project_id, sql, params))}
+    return [found[i] for i in ids if i in found]
+
+
+# Newest-first windows tried before reading every day: the latest day, a week, a month.
+_NEWEST_WINDOWS = (dt.timedelta(days=1), dt.timedelta(days=7), dt.timedelta(days=31))
+
+
+def _newest_page(
+    query: TableQuery, project_id: str, f: TraceFilter, limit: int, offset: int
+) -> list[dict[str, Any]] | None:
+    """The page of a newest-first listing found within the latest days, or None if they hold too few.
+
+    With ``since`` = S, only partitions from S - margin on are read and traces starting before S
+    are left out, so every trace kept is complete; if a full page is kept, every trace left out
+    is older than all of them, hence the page is exact.
+    """
+    latest = query.latest_date(project_id, ("traces", "observations"))
+    if latest is None:
+        return None
+    start_of_latest = dt.datetime.combine(latest, dt.time())
+    for window in _NEWEST_WINDOWS:
+        since = start_of_latest - window + dt.timedelta(days=1)
+        if (f.since is not None and since <= f.since) or (f.until is not None and f.until <= since):
+            return None  # the caller's own bounds already narrow the read: one plain query
+        page = _page_keys(query, project_id, replace(f, since=since), "timestamp", True, limit, offset)
+        if len(page) == limit:
+            return page
+    return None
+
+
+def _page_keys(
+    query: TableQuery,
+    project_id: str,
+    f: TraceFilter,
+    order_by: str,
+    descending: bool,
+    limit: int,
+    offset: int,
+) -> list[dict[str, Any]]:
+    """Ids and timestamps of one page, in order."""
     params: list[Any] = []
     ctes = _merged_ctes(params, since=f.since, until=f.until)
     clauses = _conditions(f, params)
@@ -184,9 +241,9 @@ def list_traces(
     sql = f"""
         WITH {sources(t="traces", o="observations")},
         {ctes}
-        SELECT * FROM merged {where(clauses)} {_order_sql(order_by, descending)} LIMIT ? OFFSET ?
+        SELECT id, timestamp FROM merged {where(clauses)} {_order_sql(order_by, descending)} LIMIT ? OFFSET ?
     """
-    return _finish(query.query(project_id, sql, params))
+    return query.query(project_id, sql, params)
 
 
 def count_traces(query: TableQuery, project_id: str, f: TraceFilter) -> int:

@@ -316,6 +316,26 @@ def test_pagination_and_meta(api):
     assert empty == {"page": 1, "limit": 50, "totalItems": 0, "totalPages": 0}
 
 
+def test_newest_first_pages_across_days(api):
+    """Newest-first pages are read from the latest days first and widened when those hold too few."""
+    day = 86_400.0
+    api.send_spans(
+        [
+            span(1, 10, start=-40 * day),
+            span(2, 20, start=-10 * day),
+            span(6, 60, parent=99, start=-3 * day),  # its root never arrives: a trace without facts
+            span(3, 30, start=-1 * day),
+            span(4, 40, start=0),
+            span(5, 50, start=5),
+        ]
+    )
+    pages = [api.get("/api/public/traces", params={"limit": 2, "page": p}).json() for p in (1, 2, 3, 4)]
+    assert [[i["id"] for i in p["data"]] for p in pages] == [[tid(5), tid(4)], [tid(3), tid(6)], [tid(2), tid(1)], []]
+    assert {p["meta"]["totalItems"] for p in pages} == {6}
+    oldest_first = api.get("/api/public/traces", params={"limit": 4, "orderBy": "timestamp.asc"}).json()
+    assert [i["id"] for i in oldest_first["data"]] == [tid(1), tid(2), tid(6), tid(3)]
+
+
 def test_ordering(api):
     _five_traces(api)
     assert ids(api.get("/api/public/traces", params={"orderBy": "timestamp.asc"})) == [tid(n) for n in range(1, 6)]
