@@ -10,6 +10,7 @@ A query that runs longer than its timeout is interrupted and raises :class:`Quer
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import threading
 from pathlib import Path
@@ -21,6 +22,8 @@ import pyarrow as pa
 from storage.schema import TABLES, TRACE_COLUMN, TableSpec
 
 _PROJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Compaction's output files are named so (see storage/compaction.py); each key occurs once in them.
+COMPACTED_FILE_PREFIX = "part-c"
 _HIVE = "hive_partitioning = true, union_by_name = true, hive_types = {'project_id': 'VARCHAR', 'date': 'DATE'}"
 
 
@@ -82,63 +85,81 @@ class TableQuery:
     def close(self) -> None:
         self._db.close()
 
-    def _files(self, table: str, project_id: str, dates: DateWindow | None) -> str | list[str] | None:
-        """What ``read_parquet`` reads for one table of one project: a glob over every ``date=``
-        partition, or (with ``dates``) the globs of the partitions in that window only, so files
-        of other days are never opened; None when there is nothing to read."""
+    def _partitions(self, table: str, project_id: str, dates: DateWindow | None) -> list[tuple[Path, list[str]]]:
+        """The ``date=`` partitions of one table of one project (within ``dates``, inclusive, if
+        given) that hold Parquet files, with those files' names."""
         if not _PROJECT_ID.match(project_id):
             raise ValueError(f"invalid project id {project_id!r}")
-        directory = self.root / "tables" / table / f"project_id={project_id}"
-        if dates is None:
-            return str(directory / "date=*" / "*.parquet") if any(directory.glob("date=*/*.parquet")) else None
-        first, last = dates
-        globs = []
-        for partition in sorted(directory.glob("date=*")):
+        first, last = dates or (None, None)
+        found = []
+        for partition in sorted((self.root / "tables" / table / f"project_id={project_id}").glob("date=*")):
             try:
                 day = dt.date.fromisoformat(partition.name.removeprefix("date="))
             except ValueError:
                 continue
-            if (first is None or day >= first) and (last is None or day <= last) and any(partition.glob("*.parquet")):
-                globs.append(str(partition / "*.parquet"))
-        return globs or None
+            if (first is not None and day < first) or (last is not None and day > last):
+                continue
+            with os.scandir(partition) as entries:
+                names = [e.name for e in entries if e.name.endswith(".parquet")]
+            if names:
+                found.append((partition, names))
+        return found
+
+    def _files(self, table: str, project_id: str, dates: DateWindow | None) -> tuple[list[str], list[str]]:
+        """What ``read_parquet`` reads for one table of one project, as (files known to hold each
+        key once, globs of partitions that may hold copies). A partition that is one compacted
+        file holds no duplicates (compaction drops them), so reads skip the dedup window there —
+        the bulk of the data once compaction has run. Partitions outside ``dates`` are never opened."""
+        clean, dirty = [], []
+        for partition, names in self._partitions(table, project_id, dates):
+            if len(names) == 1 and names[0].startswith(COMPACTED_FILE_PREFIX):
+                clean.append(str(partition / names[0]))
+            else:
+                dirty.append(str(partition / "*.parquet"))
+        return clean, dirty
 
     def latest_date(self, project_id: str, tables: tuple[str, ...]) -> dt.date | None:
         """The newest ``date=`` partition holding files of any of ``tables`` for one project."""
-        if not _PROJECT_ID.match(project_id):
-            raise ValueError(f"invalid project id {project_id!r}")
-        days = []
-        for table in tables:
-            for partition in (self.root / "tables" / table / f"project_id={project_id}").glob("date=*"):
-                try:
-                    day = dt.date.fromisoformat(partition.name.removeprefix("date="))
-                except ValueError:
-                    continue
-                if any(partition.glob("*.parquet")):
-                    days.append(day)
+        days = [
+            dt.date.fromisoformat(partition.name.removeprefix("date="))
+            for table in tables
+            for partition, _ in self._partitions(table, project_id, None)
+        ]
         return max(days, default=None)
 
-    def _deduplicated(self, table: str, pattern: str | list[str], params: list[Any]) -> str:
-        params.append(pattern)
-        # A row's date partition comes from its own time, so every copy of a key is in the same
-        # date=: partitioning the window by date as well lets date filters prune whole directories.
-        key = ", ".join(("date", *TABLES[table].key))
-        return (
-            f"SELECT * FROM read_parquet(?, {_HIVE}) "
-            f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY ingested_at DESC, ingest_seq DESC) = 1"
-        )
+    def _live_rows(self, table: str, clean: list[str], dirty: list[str], params: list[Any]) -> str:
+        """SQL for the rows of ``clean`` files as they are and of ``dirty`` partitions deduplicated."""
+        parts = []
+        if clean:
+            params.append(clean)
+            parts.append(f"SELECT * FROM read_parquet(?, {_HIVE})")
+        if dirty:
+            params.append(dirty)
+            # A row's date partition comes from its own time, so every copy of a key is in the same
+            # date=: partitioning the window by date as well lets date filters prune whole directories.
+            key = ", ".join(("date", *TABLES[table].key))
+            parts.append(
+                f"SELECT * FROM read_parquet(?, {_HIVE}) "
+                f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY ingested_at DESC, ingest_seq DESC) = 1"
+            )
+        return " UNION ALL BY NAME ".join(f"({part})" for part in parts)
 
     def _source(self, table: str, project_id: str, params: list[Any], dates: DateWindow | None) -> str:
         if table not in TABLES:
             raise ValueError(f"unknown table {table!r}")
-        pattern = self._files(table, project_id, dates)
-        if pattern is None:
+        clean, dirty = self._files(table, project_id, dates)
+        if not clean and not dirty:
             return f"(SELECT * FROM empty_{table})"
-        rows = self._deduplicated(table, pattern, params)
-        # Tombstones are never windowed: a deletion may be recorded on any day.
-        deletions = self._files("deletions", project_id, None) if table != "deletions" else None
-        if deletions is None:
+        rows = self._live_rows(table, clean, dirty, params)
+        # Tombstones are never windowed (a deletion may be recorded on any day), and a repeated
+        # tombstone hides the same rows: no dedup needed there.
+        deletions = (
+            [] if table == "deletions" else [p for group in self._files("deletions", project_id, None) for p in group]
+        )
+        if not deletions:
             return f"({rows})"
-        hidden = self._deduplicated("deletions", deletions, params)
+        params.append(deletions)
+        hidden = f"SELECT kind, id FROM read_parquet(?, {_HIVE})"
         conditions = [f"d.kind = 'trace' AND d.id = t.{TRACE_COLUMN[table]}"]
         if table == "scores":
             conditions.append("d.kind = 'score' AND d.id = t.id")

@@ -119,3 +119,28 @@ def test_queries_never_cross_projects(tmp_path):
     assert [r["id"] for r in query.observations("b")] == ["theirs"]
     assert query.observations("c") == []
     query.close()
+
+
+def test_rows_written_after_compaction_still_fold_with_the_compacted_file(tmp_path):
+    """A compacted partition is read without the dedup step; once a new copy of a key lands beside
+    it, the partition is folded again and the newest copy wins."""
+    writer = PartitionedWriter(tmp_path)
+    for seq in range(8):
+        _write(
+            writer,
+            [_observation("a", "t1", TODAY_US + 5, f"v{seq}"), _observation(f"b{seq}", "t2", TODAY_US, "b")],
+            seq,
+        )
+    Compactor(tmp_path, min_files=8).run_once(now=NOW)
+    date = dt.datetime.fromtimestamp(NOW, dt.UTC).date().isoformat()
+    [compacted] = _files(tmp_path, date)
+    query = TableQuery(tmp_path)
+    assert query._files("observations", "p", None) == ([str(compacted)], [])
+    rows = query.query("p", "SELECT id, name FROM {observations} ORDER BY id")
+    assert len(rows) == 9 and {r["name"] for r in rows if r["id"] == "a"} == {"v7"}
+
+    _write(writer, [_observation("a", "t1", TODAY_US + 5, "v8")], 8)  # a late retry of "a"
+    assert query._files("observations", "p", None)[0] == []
+    rows = query.query("p", "SELECT id, name FROM {observations} ORDER BY id")
+    assert len(rows) == 9 and {r["name"] for r in rows if r["id"] == "a"} == {"v8"}
+    query.close()
