@@ -477,7 +477,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def write_config(path: Path, data_dir: Path, grpc_port: int, http_port: int) -> None:
+def write_config(path: Path, data_dir: Path, grpc_port: int, http_port: int, max_backlog_mib: int = 1024) -> None:
     doc = {
         "receivers": {
             "otlp": {
@@ -495,6 +495,7 @@ def write_config(path: Path, data_dir: Path, grpc_port: int, http_port: int) -> 
             }
         },
         "projects": [{"id": PROJECT_ID, "name": "Bench", "public_key": PUBLIC_KEY, "secret_key": SECRET_KEY}],
+        "storage": {"wal": {"max_backlog_mib": max_backlog_mib}},
     }
     path.write_text(yaml.safe_dump(doc))
 
@@ -525,12 +526,12 @@ class RssSampler(threading.Thread):
 
 
 class ServerProcess:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, max_backlog_mib: int = 1024) -> None:
         self.data_dir = workdir / "data"
         self.config_path = workdir / "config.yaml"
         self.log_path = workdir / "server.log"
         self.grpc_port, self.http_port = free_port(), free_port()
-        write_config(self.config_path, self.data_dir, self.grpc_port, self.http_port)
+        write_config(self.config_path, self.data_dir, self.grpc_port, self.http_port, max_backlog_mib)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -893,6 +894,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--transports", default="grpc,http", help="grpc and/or http (default: %(default)s)")
     parser.add_argument("--batch", type=int, default=512, help="spans per request (default: %(default)s)")
     parser.add_argument(
+        "--max-backlog-mib",
+        type=int,
+        default=1024,
+        help="the server's WAL backlog bound; a small one shows sustained overload (default: %(default)s)",
+    )
+    parser.add_argument(
         "--max-requests",
         type=int,
         default=100_000,
@@ -946,7 +953,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     workdir = Path(tempfile.mkdtemp(prefix="spanfuse-bench-"))
-    server = ServerProcess(workdir)
+    server = ServerProcess(workdir, args.max_backlog_mib)
     sampler: RssSampler | None = None
     rows: RowCounter | None = None
     steps: list[StepResult] = []
