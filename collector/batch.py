@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 from google.protobuf.message import DecodeError
 
@@ -28,7 +29,7 @@ from collector.pricing import PriceTable, PricingEntry
 from semconv import legacy
 from semconv.mapping import map_logs_request, map_traces_request
 from storage.compaction import CompactionStats, Compactor
-from storage.parquet_writer import PartitionedWriter
+from storage.parquet_writer import PartitionedWriter, quarantine_named_in
 from storage.query import TableQuery
 from storage.wal import Signal, WalRecord
 
@@ -197,11 +198,14 @@ class BatchProcessor:
             self._wait_for_earlier_batches()
         if self._query is None:
             self._query = TableQuery(self.root, threads=1, memory_limit="512MB", timeout=60)
-        found = self._query.query(
-            project,
-            "SELECT * FROM {observations} WHERE list_contains(?, id) ORDER BY ingested_at, ingest_seq",
-            [list(wanted)],
-        )
+        sql = "SELECT * FROM {observations} WHERE list_contains(?, id) ORDER BY ingested_at, ingest_seq"
+        try:
+            found = self._query.query(project, sql, [list(wanted)])
+        except duckdb.Error as exc:
+            # A damaged part file would fail this batch on every retry: set it aside, then read again.
+            if not quarantine_named_in(self.root, str(exc)):
+                raise
+            found = self._query.query(project, sql, [list(wanted)])
         rows: dict[str, dict[str, Any]] = {}
         for row in found:  # latest ingest last; a row of the trace the event names wins
             current = rows.get(row["id"])

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from collector.batch import BatchProcessor, BatchResult, init_worker, process_in_worker
 from collector.pricing import PricingEntry
 from collector.telemetry import Telemetry
+from storage.parquet_writer import quarantine_damaged_files
 from storage.wal import WalReader, WalRecord, WriteAheadLog
 
 log = logging.getLogger("spanfuse.pipeline")
@@ -67,6 +68,8 @@ class ParquetPipeline:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
+        """Set damaged part files aside (a crash mid-copy, a truncated file), then start consuming."""
+        quarantine_damaged_files(self.root)
         if self.workers > 0:
             self._pool = self._new_pool()
         else:
@@ -132,7 +135,7 @@ class ParquetPipeline:
                 if self._rewound:
                     batch, batch_bytes, self._rewound = [], 0, False
                 elif not batch and not self._inflight and self.reader.position != self.wal.committed().get(CONSUMER):
-                    self.reader.commit()  # nothing pending, only damaged bytes were read: move past them
+                    self._commit(self.reader.position)  # nothing pending (a commit failed, or only damage was read)
         if batch and not self._rewound:
             self._submit(batch)
         while self._inflight:
@@ -166,7 +169,20 @@ class ParquetPipeline:
             committed = end
             block = False
         if committed is not None:
-            self.reader.commit(committed)
+            self._commit(committed)
+
+    def _commit(self, offset: int) -> None:
+        """Persist the consumer offset; if that fails (disk full) keep going, it is retried when idle.
+
+        Until it succeeds the WAL keeps the records, and a crash meanwhile only means the batches
+        since the last commit are written again (their rows read as one).
+        """
+        try:
+            self.reader.commit(offset)
+        except OSError as exc:
+            self.telemetry.consumer_errors.labels(CONSUMER, "commit_failed").inc()
+            log.error("parquet consumer offset not committed offset=%d error=%s; retrying", offset, exc)
+            self._stop.wait(_RETRY_SECONDS)
 
     def _recover(self, error: BaseException) -> None:
         """A batch failed (e.g. disk full): drop what is in flight and read again from the commit point."""

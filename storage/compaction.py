@@ -9,6 +9,9 @@ Rows of deleted traces (tombstones in the ``deletions`` table) are dropped when 
 partition is merged; until then reads hide them.
 
 Retention deletes whole ``date=`` partitions older than the configured number of days.
+
+Damaged files (truncated, or unreadable when merged) are moved to ``<root>/quarantine/`` and
+logged; the rest of the partition is merged as usual, so one bad file never stalls compaction.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from storage.fsutil import fsync_dir, publish
-from storage.parquet_writer import parquet_options
+from storage.parquet_writer import parquet_options, quarantine_damaged_files, quarantine_logged, unreadable
 from storage.schema import TABLES, TRACE_COLUMN, TableSpec
 
 log = logging.getLogger("spanfuse.compaction")
@@ -52,6 +55,7 @@ class CompactionStats:
     files_out: int = 0
     rows_out: int = 0
     partitions_deleted: int = 0
+    files_quarantined: int = 0
     durations: list[tuple[str, float]] = field(default_factory=list)
 
 
@@ -107,6 +111,7 @@ class Compactor:
         now = time.time() if now is None else now
         stats = CompactionStats()
         today = dt.datetime.fromtimestamp(now, dt.UTC).date()
+        stats.files_quarantined += len(quarantine_damaged_files(self.root))
         for name, spec in TABLES.items():
             for partition in partitions(self.root, name):
                 date = _partition_date(partition)
@@ -119,13 +124,32 @@ class Compactor:
                 chosen = self._select(partition, date, today, now)
                 if chosen:
                     started = time.perf_counter()
-                    rows = self.merge(spec, partition, chosen)
+                    try:
+                        rows = self.merge(spec, partition, chosen)
+                    except (OSError, duckdb.Error, pa.ArrowException) as exc:
+                        # Raised on a file whose footer looked whole but whose data is not: find
+                        # and quarantine it; the partition is merged again next pass.
+                        bad = self._quarantine_unreadable(chosen)
+                        stats.files_quarantined += len(bad)
+                        log.error("compaction of partition=%s failed error=%s", partition.relative_to(self.root), exc)
+                        if not bad:
+                            raise
+                        continue
                     stats.durations.append((name, time.perf_counter() - started))
                     stats.partitions += 1
                     stats.files_in += len(chosen)
                     stats.files_out += 1
                     stats.rows_out += rows
         return stats
+
+    def _quarantine_unreadable(self, files: list[Path]) -> list[Path]:
+        """Read each of ``files`` whole; quarantine (and return) the ones that cannot be read."""
+        bad = []
+        for f in files:
+            reason = unreadable(f)
+            if reason is not None and quarantine_logged(self.root, f, reason):
+                bad.append(f)
+        return bad
 
     def _expired(self, date: dt.date | None, today: dt.date) -> bool:
         return bool(self.retention_days) and date is not None and (today - date).days >= self.retention_days

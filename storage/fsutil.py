@@ -57,6 +57,25 @@ def atomic_write_bytes(final: Path, data: bytes) -> None:
     publish(final, lambda tmp: tmp.write_bytes(data))
 
 
+QUARANTINE_DIR = "quarantine"
+
+
+def quarantine(data_dir: Path, path: Path) -> Path:
+    """Move a damaged ``path`` under ``<data_dir>/quarantine/`` (same relative path), out of every reader's way.
+
+    Nothing is deleted: an operator can inspect or restore the file. Returns its new location.
+    """
+    relative = path.relative_to(data_dir) if path.is_relative_to(data_dir) else Path(path.name)
+    target = data_dir / QUARANTINE_DIR / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        target = target.with_name(f"{target.name}.{uuid.uuid4().hex[:8]}")
+    os.replace(path, target)
+    fsync_dir(path.parent)
+    fsync_dir(target.parent)
+    return target
+
+
 def remove_stray_temporaries(root: Path) -> list[Path]:
     """Delete temporary files left by a crash under ``root``; returns what was removed."""
     removed = []

@@ -8,6 +8,10 @@ file and a crash leaves at most a stray temporary (removed at start-up).
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import os
+import re
+import struct
 import time
 import uuid
 from collections import defaultdict
@@ -18,10 +22,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from storage.fsutil import publish
+from storage.fsutil import publish, quarantine
 from storage.schema import TABLES, TableSpec
 
+log = logging.getLogger("spanfuse.storage")
+
 _MICROS_PER_DAY = 86_400_000_000
+_MAGIC = b"PAR1"
 _EPOCH = dt.date(1970, 1, 1)
 
 
@@ -158,3 +165,92 @@ def parquet_options(spec: TableSpec, names: list[str], rows: int, row_group_size
 def write_parquet(table: pa.Table, path: Path, spec: TableSpec, *, row_group_size: int = 128 * 1024) -> None:
     """Write ``table`` as one Parquet file with the table's options (see :func:`parquet_options`)."""
     pq.write_table(table, path, **parquet_options(spec, table.column_names, table.num_rows, row_group_size))
+
+
+def parquet_damage(path: Path) -> str | None:
+    """Why ``path`` cannot be a whole Parquet file (truncated, no magic, bad footer), or None.
+
+    Cheap: reads the first and last 8 bytes only. A crash mid-write or a partly copied file fails
+    these checks; readers would otherwise fail on every query that touches the partition.
+    """
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size < 12:
+                return f"{size} bytes, too short for a Parquet file"
+            head = fh.read(4)
+            fh.seek(size - 8)
+            tail = fh.read(8)
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
+    if head != _MAGIC:
+        return "no Parquet magic at the start"
+    if tail[4:] != _MAGIC:
+        return "no Parquet magic at the end (truncated?)"
+    (footer,) = struct.unpack("<I", tail[:4])
+    if footer + 12 > size:
+        return f"footer of {footer} bytes does not fit in a file of {size} bytes"
+    return None
+
+
+def unreadable(path: Path) -> str | None:
+    """Like :func:`parquet_damage`, then reads the whole file: why it cannot be read, or None."""
+    reason = parquet_damage(path)
+    if reason is not None:
+        return reason
+    try:
+        pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        return f"unreadable: {exc}"
+    return None
+
+
+def quarantine_logged(root: Path, path: Path, reason: str) -> bool:
+    """Quarantine ``path`` (see :func:`storage.fsutil.quarantine`) and log it; False if it is gone."""
+    try:
+        target = quarantine(root, path)
+    except FileNotFoundError:
+        return False  # compacted or expired meanwhile
+    log.warning(
+        "damaged parquet file quarantined path=%s reason=%s moved_to=%s",
+        path.relative_to(root),
+        reason,
+        target.relative_to(root),
+    )
+    return True
+
+
+_NAMED_FILE = re.compile(r"""([^'"\s]+\.parquet)(?![\w.])""")
+
+
+def quarantine_named_in(data_dir: str | Path, message: str) -> list[Path]:
+    """Quarantine the damaged table files an error ``message`` names (a DuckDB read error, say).
+
+    Only files under ``<data_dir>/tables`` that really are damaged are moved; returns them.
+    """
+    root = Path(data_dir).resolve()
+    tables = root / "tables"
+    moved = []
+    for match in _NAMED_FILE.finditer(message):
+        path = Path(match.group(1)).resolve()  # DuckDB names files as they were globbed, maybe relative
+        if not path.is_relative_to(tables) or not path.is_file():
+            continue
+        reason = unreadable(path)
+        if reason is not None and quarantine_logged(root, path, reason):
+            moved.append(path)
+    return moved
+
+
+def quarantine_damaged_files(data_dir: str | Path) -> list[tuple[Path, str]]:
+    """Move every damaged ``*.parquet`` under ``<data_dir>/tables`` to ``<data_dir>/quarantine``.
+
+    Returns (original path, reason) for each; each one is logged with its path and reason.
+    """
+    root = Path(data_dir)
+    moved: list[tuple[Path, str]] = []
+    for path in sorted((root / "tables").glob("*/project_id=*/date=*/*.parquet")):
+        reason = parquet_damage(path)
+        if reason is None or not quarantine_logged(root, path, reason):
+            continue
+        moved.append((path, reason))
+    return moved

@@ -16,6 +16,7 @@ import grpc
 import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from tests.faults.helpers import payload_of
 from tests.otlp_helpers import basic_auth, make_span, trace_request
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -58,7 +59,9 @@ def main() -> int:
     stop_at = time.monotonic() + args.deadline
     with httpx.Client() as client, open(args.out, "a") as out:
         for number in range(args.requests):
-            spans = [make_span(name=f"r{number}-s{i}") for i in range(args.spans)]
+            names = [f"r{number}-s{i}" for i in range(args.spans)]
+            # Each span carries an attribute derived from its name: the test checks content, not only ids.
+            spans = [make_span(name=name, attributes={"fault.payload": payload_of(name)}) for name in names]
             body = trace_request(spans).SerializeToString()
             while True:
                 if time.monotonic() > stop_at:
