@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
+import os
 from dataclasses import dataclass
 
 from collector.config import Config
@@ -21,18 +23,26 @@ class AuthError(Exception):
     """The request is not authenticated; the message is safe to return to the client."""
 
 
+def _digest(secret: str) -> bytes:
+    """A fixed-length digest of a secret: every comparison then costs the same whatever its length."""
+    return hashlib.sha256(secret.encode()).digest()
+
+
 @dataclass(frozen=True)
 class _Keys:
     project_id: str
-    secret: bytes
+    secret_digest: bytes
 
 
 class Authenticator:
+    """Maps ``Authorization`` header values to project ids (see :meth:`project_for`)."""
+
     def __init__(self, config: Config) -> None:
-        self._by_public_key = {p.public_key: _Keys(p.id, p.secret_key.encode()) for p in config.projects}
+        self._by_public_key = {p.public_key: _Keys(p.id, _digest(p.secret_key)) for p in config.projects}
         self.anonymous_project = config.auth.anonymous_project
-        # Compared against when the public key is unknown, so both paths cost the same.
-        self._decoy = b"\0" * 32
+        # Compared against when the public key is unknown, so a known and an unknown public key
+        # take the same path: whether a public key exists does not show in the time to answer.
+        self._decoy = _digest(os.urandom(32).hex())
 
     def project_for(self, authorization: str | None) -> str:
         """The project id for an ``Authorization`` header value; raises :class:`AuthError`."""
@@ -49,8 +59,8 @@ class Authenticator:
             raise AuthError(INVALID_CREDENTIALS) from None
         public_key, sep, secret = decoded.partition(":")
         keys = self._by_public_key.get(public_key)
-        expected = keys.secret if keys is not None else self._decoy
-        matches = hmac.compare_digest(secret.encode(), expected)
+        expected = keys.secret_digest if keys is not None else self._decoy
+        matches = hmac.compare_digest(_digest(secret), expected)
         if not sep or keys is None or not matches:
             raise AuthError(INVALID_CREDENTIALS)
         return keys.project_id

@@ -72,5 +72,5 @@ def test_full_backlog_answers_429_then_recovers_and_keeps_memory_flat(start_serv
         )
     }
     assert names == {f"s{i}" for i in range(accepted)} | {"s999"}
-    metrics = httpx.get(f"http://127.0.0.1:{server.http_port}/metrics").text
+    metrics = httpx.get(f"http://127.0.0.1:{server.http_port}/metrics", headers={"authorization": basic_auth()}).text
     assert 'spanfuse_requests_total{outcome="backpressure",signal="traces",transport="http"} 51.0' in metrics

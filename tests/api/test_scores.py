@@ -610,7 +610,7 @@ def test_real_langfuse_client_creates_reads_and_deletes_scores(api, monkeypatch)
 
 def test_metrics_count_scores(api):
     post_score(api)
-    text = httpx.get(f"{api.base}/metrics").text
+    text = httpx.get(f"{api.base}/metrics", auth=api.keys).text
     assert 'spanfuse_accepted_items_total{project="default",signal="scores",transport="http"} 1.0' in text
 
 
