@@ -86,16 +86,19 @@ def _concrete(path: str) -> str:
     return path.replace("{", "").replace("}", "")  # /traces/{trace_id} -> /traces/trace_id
 
 
-def _request(server: Server, method: str, path: str, authorization: str | None, **kwargs: Any) -> httpx.Response:
+def _request(
+    server: Server, method: str, path: str, authorization: str | None, client: httpx.Client | None = None, **kwargs: Any
+) -> httpx.Response:
     headers = {"authorization": authorization} if authorization is not None else {}
     if path.startswith(("/v1/", "/api/public/otel/")):
         headers["content-type"] = "application/x-protobuf"
         kwargs.setdefault("content", trace_request([make_span()]).SerializeToString())
     elif method in ("POST", "DELETE"):
         kwargs.setdefault("json", {"traceIds": ["a"]} if method == "DELETE" else {"name": "x", "value": 1})
-    return httpx.request(
-        method, f"http://127.0.0.1:{server.http_port}{_concrete(path)}", headers=headers, timeout=30, **kwargs
-    )
+    url = f"http://127.0.0.1:{server.http_port}{_concrete(path)}"
+    if client is not None:
+        return client.request(method, url, headers=headers, timeout=30, **kwargs)
+    return httpx.request(method, url, headers=headers, timeout=30, **kwargs)
 
 
 @pytest.fixture
@@ -123,14 +126,16 @@ def test_every_route_is_classified(secure_server):
     assert ("GET", "/metrics") in routes and ("POST", "/api/public/ingestion") in routes
 
 
+@pytest.mark.slow  # ~300 requests, ~12 s
 def test_every_route_except_health_and_docs_refuses_missing_or_wrong_credentials(secure_server):
     routes = [r for r in app_routes(secure_server.http._app) if r not in PUBLIC]
     checked = 0
-    for method, path in routes:
-        for label, authorization in BAD_CREDENTIALS.items():
-            response = _request(secure_server, method, path, authorization)
-            assert response.status_code == 401, (method, path, label, response.status_code, response.text)
-            checked += 1
+    with httpx.Client() as client:
+        for method, path in routes:
+            for label, authorization in BAD_CREDENTIALS.items():
+                response = _request(secure_server, method, path, authorization, client)
+                assert response.status_code == 401, (method, path, label, response.status_code, response.text)
+                checked += 1
     for method, path in PUBLIC:
         assert _request(secure_server, method, path, None).status_code == 200, path
     print(f"auth: {len(routes)} protected routes x {len(BAD_CREDENTIALS)} bad credentials = {checked} refusals")
