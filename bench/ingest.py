@@ -592,7 +592,9 @@ class ServerProcess:
     def metrics(self) -> dict[str, float]:
         """``/metrics`` summed over labels, by sample name."""
         try:
-            text = httpx.get(f"http://127.0.0.1:{self.http_port}/metrics", timeout=10).text
+            text = httpx.get(
+                f"http://127.0.0.1:{self.http_port}/metrics", headers={"authorization": AUTHORIZATION}, timeout=10
+            ).text
         except httpx.HTTPError:
             return {}
         totals: dict[str, float] = {}

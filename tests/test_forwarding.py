@@ -127,7 +127,7 @@ def observation_ids(server: Server, public_key: str = PK, secret_key: str = SK) 
 
 def metric(server: Server, name: str, **labels: str) -> float:
     """The value of one series in ``/metrics`` (0 when absent)."""
-    text = httpx.get(f"http://127.0.0.1:{server.http_port}/metrics", timeout=10).text
+    text = httpx.get(f"http://127.0.0.1:{server.http_port}/metrics", auth=(PK, SK), timeout=10).text
     for line in text.splitlines():
         match = re.match(r"^([a-z_]+)(?:\{(.*)\})? (\S+)$", line)
         if not match or match.group(1) != name:
