@@ -7,6 +7,8 @@ from typing import Any
 
 import orjson
 
+from semconv.values import to_json
+
 MAX_FLATTENED_ITEMS = 10_000  # bounds what a hostile "x.999999999.y" key can allocate
 
 
@@ -41,14 +43,18 @@ def parse_json_any(value: Any) -> Any:
     return value
 
 
+# Counts above this are nonsense (and a sum of a few of them would overflow the 64-bit columns).
+MAX_COUNT = 2**53
+
+
 def as_int(value: Any) -> int | None:
-    """A non-negative token count from an int, float or numeric string; None otherwise."""
+    """A non-negative count (at most :data:`MAX_COUNT`) from an int, float or numeric string; None otherwise."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
-        return value if value >= 0 else None
+        return value if 0 <= value <= MAX_COUNT else None
     if isinstance(value, float):
-        return int(value) if value >= 0 and value == value and value != float("inf") else None
+        return int(value) if 0 <= value <= MAX_COUNT else None  # NaN compares false
     if isinstance(value, str):
         try:
             number = float(value)
@@ -81,7 +87,7 @@ def as_str(value: Any) -> str | None:
         return value
     if isinstance(value, bool | int | float):
         return str(value).lower() if isinstance(value, bool) else str(value)
-    return orjson.dumps(value).decode()
+    return to_json(value)
 
 
 def as_bool(value: Any) -> bool | None:

@@ -14,7 +14,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from semconv.attrs import as_str
+from semconv.attrs import as_bool, as_str
 from semconv.context import DEFAULT_ENVIRONMENT, context, normalize_environment, resource_facts
 from semconv.dialects import genai
 from semconv.extract import Extract, SpanView, merge
@@ -45,11 +45,11 @@ class ResourceContext:
 
 def resource_context(resource: Any) -> ResourceContext:
     attrs = attributes(resource.attributes)
-    environment = attrs.get("deployment.environment.name") or attrs.get("deployment.environment")
+    environment = as_str(attrs.get("deployment.environment.name") or attrs.get("deployment.environment"))
     return ResourceContext(
         attributes=attrs,
         attributes_json=to_json(attrs) if attrs else None,
-        service_name=attrs.get("service.name"),
+        service_name=as_str(attrs.get("service.name")),
         environment=normalize_environment(environment) if environment else DEFAULT_ENVIRONMENT,
         facts=resource_facts(attrs),
     )
@@ -57,6 +57,15 @@ def resource_context(resource: Any) -> ResourceContext:
 
 def _micros(nanos: int) -> int:
     return nanos // 1000
+
+
+# Times a reader can turn back into a datetime: years 1..9999 (UTC), in microseconds.
+_MIN_MICROS, _MAX_MICROS = -62_135_596_800_000_000, 253_402_300_799_999_999
+
+
+def _time_or_none(micros: int | None) -> int | None:
+    """``micros`` when it is a representable time, else None (dialects compute some from client numbers)."""
+    return micros if micros is not None and _MIN_MICROS <= micros <= _MAX_MICROS else None
 
 
 def _events(span: Any) -> tuple[str | None, str | None]:
@@ -107,6 +116,14 @@ def _json_or_none(value: Any) -> str | None:
     return to_json(value) if value is not None else None
 
 
+def _tags(value: Any) -> list[str] | None:
+    """Tags as a list of strings, whatever a dialect read (a string, a list of anything)."""
+    if value is None:
+        return None
+    items = value if isinstance(value, list | tuple) else [value]
+    return [tag for tag in (as_str(item) for item in items) if tag is not None]
+
+
 def map_span(resource: ResourceContext, scope: Any, span: Any, out: MappedSpans) -> None:
     """Append the observation (and, when the span carries trace facts, the trace row) to ``out``."""
     attrs = attributes(span.attributes)
@@ -117,7 +134,7 @@ def map_span(resource: ResourceContext, scope: Any, span: Any, out: MappedSpans)
     parent_id = span.parent_span_id.hex() or None
     events_json, exception_message = _events(span)
     start = _micros(span.start_time_unix_nano)
-    environment = e.environment or resource.environment
+    environment = as_str(e.environment) or resource.environment
     metadata = e.metadata
     if e.aggregated_usage:
         metadata = {**(metadata or {}), "aggregated_usage": e.aggregated_usage}
@@ -126,14 +143,14 @@ def map_span(resource: ResourceContext, scope: Any, span: Any, out: MappedSpans)
         "id": span_id,
         "trace_id": trace_id,
         "parent_observation_id": parent_id,
-        "type": e.type or "SPAN",
-        "name": e.name or span.name,
+        "type": as_str(e.type) or "SPAN",
+        "name": as_str(e.name) or span.name,
         "start_time": start,
         "end_time": _micros(span.end_time_unix_nano) if span.end_time_unix_nano else None,
-        "completion_start_time": e.completion_start_time,
-        "level": e.level or ("ERROR" if span.status.code == STATUS_CODE_ERROR else "DEFAULT"),
-        "status_message": e.status_message or _status_message(span, attrs, exception_message),
-        "version": e.version,
+        "completion_start_time": _time_or_none(e.completion_start_time),
+        "level": as_str(e.level) or ("ERROR" if span.status.code == STATUS_CODE_ERROR else "DEFAULT"),
+        "status_message": as_str(e.status_message) or _status_message(span, attrs, exception_message),
+        "version": as_str(e.version),
         "environment": environment,
         "model": as_str(e.model),
         "provider": as_str(e.provider),
@@ -142,7 +159,7 @@ def map_span(resource: ResourceContext, scope: Any, span: Any, out: MappedSpans)
         "output": _json_or_none(e.output),
         "metadata": _json_or_none(metadata),
         "usage_details": e.usage,
-        "prompt_name": e.prompt_name,
+        "prompt_name": as_str(e.prompt_name),
         "prompt_version": e.prompt_version,
         "service_name": resource.service_name,
         "scope_name": scope.name or None,
@@ -180,19 +197,19 @@ def map_span(resource: ResourceContext, scope: Any, span: Any, out: MappedSpans)
                 "id": trace_id,
                 "observation_id": span_id,
                 "timestamp": start,
-                "name": e.trace_name or (observation["name"] if is_root else None),
-                "user_id": e.user_id,
-                "session_id": e.session_id,
-                "tags": e.tags,
+                "name": as_str(e.trace_name) or (observation["name"] if is_root else None),
+                "user_id": as_str(e.user_id),
+                "session_id": as_str(e.session_id),
+                "tags": _tags(e.tags),
                 "input": _json_or_none(e.trace_input if e.trace_input is not None else e.input if is_root else None),
                 "output": _json_or_none(
                     e.trace_output if e.trace_output is not None else e.output if is_root else None
                 ),
                 "metadata": _json_or_none(e.trace_metadata),
-                "release": e.release,
-                "version": e.version,
+                "release": as_str(e.release),
+                "version": observation["version"],
                 "environment": environment,
-                "public": e.public,
+                "public": as_bool(e.public),
             }
         )
 

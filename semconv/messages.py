@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
+from semconv.values import to_json
 
 Message = dict[str, Any]
 
@@ -24,7 +24,7 @@ _REASONING_TYPES = frozenset({"reasoning", "thinking"})
 def _json_text(value: Any) -> str:
     if isinstance(value, str):
         return value
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    return to_json(value) or "null"
 
 
 def _tool_call(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:

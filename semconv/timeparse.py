@@ -16,9 +16,9 @@ def iso_to_micros(value: Any) -> int | None:
     text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
     try:
         moment = dt.datetime.fromisoformat(text)
-    except ValueError:
+        # Only times that are years 1..9999 in UTC too: readers turn stored times back into datetimes.
+        moment = moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+    except (ValueError, OverflowError):
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
     delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -48,8 +49,36 @@ def attributes(key_values: Iterable[Any]) -> dict[str, Any]:
     return out
 
 
+# orjson refuses to encode values nested deeper than 255 levels; a JSON string attribute can
+# decode to 1024 (orjson's decoding limit). Deeper parts are kept as JSON text (see _clip).
+MAX_JSON_DEPTH = 200
+_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
 def to_json(value: Any) -> str | None:
-    """JSON text of ``value``; None stays None. Non-finite floats become null."""
+    """JSON text of ``value``; None stays None. Non-finite floats become null.
+
+    Never raises: parts nested deeper than :data:`MAX_JSON_DEPTH` become strings holding their
+    JSON text and values JSON has no type for their ``str()``, so a pathological value is kept,
+    not fatal.
+    """
     if value is None:
         return None
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    try:
+        return orjson.dumps(value, default=str, option=_OPTIONS).decode()
+    except orjson.JSONEncodeError:
+        return orjson.dumps(_clip(value, MAX_JSON_DEPTH), default=str, option=_OPTIONS).decode()
+
+
+def _clip(value: Any, depth: int) -> Any:
+    """``value`` with its containers below ``depth`` levels replaced by their JSON text."""
+    if not isinstance(value, list | dict):
+        return value
+    if depth <= 0:
+        try:
+            return json.dumps(value, ensure_ascii=False, default=str)
+        except (RecursionError, ValueError, TypeError):
+            return "<nested too deep>"
+    if isinstance(value, list):
+        return [_clip(item, depth - 1) for item in value]
+    return {key: _clip(item, depth - 1) for key, item in value.items()}

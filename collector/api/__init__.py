@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from collector.api import ingestion, metrics, observations, projects, scores, sessions, traces
-from collector.api.common import ApiContext, install_error_handlers
+from collector.api.common import ApiContext, document_errors, install_error_handlers
 
 ROUTERS = [
     projects.router,
@@ -22,5 +22,6 @@ def install_api(app: FastAPI, api: ApiContext) -> None:
     """Mount every REST router on ``app`` with the shared context and error shapes."""
     app.state.api = api
     install_error_handlers(app)
+    document_errors(app)
     for router in ROUTERS:
         app.include_router(router)

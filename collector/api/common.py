@@ -16,7 +16,8 @@ from typing import Any
 import orjson
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from collector.auth import Authenticator, AuthError
 from collector.config import Config
@@ -96,8 +97,13 @@ class Page:
         }
 
 
+# Beyond this a page's offset no longer fits the query engine's 64-bit integers (and no project has
+# 10^9 pages of 100 items): a larger page is a 400, not an overflow.
+MAX_PAGE = 1_000_000_000
+
+
 def page_params(
-    page: int = Query(1, ge=1, description="Page number, starting at 1"),
+    page: int = Query(1, ge=1, le=MAX_PAGE, description=f"Page number, starting at 1 (at most {MAX_PAGE})"),
     limit: int = Query(50, ge=1, le=100, description="Items per page, at most 100"),
 ) -> Page:
     return Page(page, limit)
@@ -123,10 +129,10 @@ def parse_time(value: str | None, name: str) -> dt.datetime | None:
         return None
     try:
         moment = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace(" ", "+"))
-    except ValueError:
+        if moment.tzinfo is not None:  # 0001-01-01T00:00+14:00 is before year 1 in UTC: OverflowError
+            moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):
         raise BadRequest(f"{name}: expected an ISO-8601 timestamp, got {value!r}") from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
     return moment
 
 
@@ -168,6 +174,15 @@ def install_error_handlers(app: FastAPI) -> None:
         summary = "; ".join(f"{'.'.join(i['path']) or 'body'}: {i['message']}" for i in issues)
         return JSONResponse({"message": f"Invalid request data: {summary}", "error": issues}, status_code=400)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # Unknown routes, wrong methods, unparsable bodies: Langfuse's shape, the status kept.
+        if exc.status_code in (204, 304):
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(
+            {"message": str(exc.detail), "error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+        )
+
     @app.exception_handler(QueryTimeout)
     async def timeout(request: Request, exc: QueryTimeout) -> JSONResponse:
         return JSONResponse(
@@ -175,3 +190,45 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=503,
             headers={"Retry-After": "1"},
         )
+
+
+_ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {"message": {"type": "string"}, "error": {}},
+    "required": ["message"],
+}
+_ERRORS = {
+    "400": "Invalid request data (parameters or body)",
+    "401": "Missing or invalid credentials",
+    "404": "Not found within the authorized project",
+}
+
+
+def document_errors(app: FastAPI) -> None:
+    """Declare the API's real error answers in the OpenAPI document.
+
+    FastAPI documents a 422 for every route with parameters; the API answers invalid input with
+    Langfuse's 400 ``{"message", "error"}`` instead (see :func:`install_error_handlers`), and
+    401 / 404 the same way.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        for path, methods in document.get("paths", {}).items():
+            if not path.startswith("/api/public/") or path == "/api/public/health":
+                continue
+            for operation in methods.values():
+                responses = operation.setdefault("responses", {})
+                responses.pop("422", None)
+                for status, description in _ERRORS.items():
+                    responses.setdefault(
+                        status,
+                        {"description": description, "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
+                    )
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -118,7 +118,10 @@ class MetricsQueryModel(BaseModel):
     @classmethod
     def _utc(cls, value: dt.datetime) -> dt.datetime:
         if value.tzinfo is not None:
-            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+            try:
+                value = value.astimezone(dt.UTC).replace(tzinfo=None)
+            except OverflowError:  # e.g. 0001-01-01T00:00+14:00: before year 1 in UTC
+                raise ValueError("timestamp out of range once converted to UTC") from None
         return value
 
     @model_validator(mode="after")

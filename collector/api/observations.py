@@ -326,7 +326,7 @@ def decode_cursor(text: str) -> reads.Cursor:
         cursor = reads.Cursor(start, key["lastId"], key["lastTraceId"])
         if not isinstance(cursor.id, str) or not isinstance(cursor.trace_id, str):
             raise TypeError
-    except (binascii.Error, orjson.JSONDecodeError, ValueError, KeyError, TypeError, AttributeError):
+    except (binascii.Error, orjson.JSONDecodeError, ValueError, KeyError, TypeError, AttributeError, OverflowError):
         raise BadRequest("cursor: invalid cursor format; pass meta.cursor of the previous page unchanged") from None
     return cursor
 

@@ -674,11 +674,11 @@ def _scalar(kind: str, flt: FilterSpec, index: int) -> Any:
     elif kind == "datetime" and isinstance(value, str):
         try:
             moment = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
+            if moment.tzinfo is not None:  # may leave years 1..9999 (OverflowError)
+                moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+        except (ValueError, OverflowError):
             pass
         else:
-            if moment.tzinfo is not None:
-                moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
             return moment
     raise MetricsQueryError(f"filters[{index}]: column '{flt.column}' needs a {kind} value, got {value!r}")
 
