@@ -141,6 +141,24 @@ def test_every_route_except_health_and_docs_refuses_missing_or_wrong_credentials
     print(f"auth: {len(routes)} protected routes x {len(BAD_CREDENTIALS)} bad credentials = {checked} refusals")
 
 
+def test_malformed_bodies_without_credentials_are_401_not_described(secure_server):
+    """The body is validated before the credentials dependency runs; the caller without keys still gets 401."""
+    base = f"http://127.0.0.1:{secure_server.http_port}"
+    for method, path in (
+        ("POST", "/api/public/scores"),
+        ("POST", "/api/public/ingestion"),
+        ("DELETE", "/api/public/traces"),
+    ):
+        for body in (b"{not json", b'{"traceIds": 5}'):
+            response = httpx.request(method, base + path, content=body, headers={"content-type": "application/json"})
+            assert response.status_code == 401, (method, path, body, response.text)
+            assert "traceIds" not in response.text and "json" not in response.text.lower()
+            authorized = httpx.request(
+                method, base + path, content=body, headers={"content-type": "application/json"}, auth=(PK, SK)
+            )
+            assert authorized.status_code == 400, (method, path, body, authorized.text)
+
+
 def test_grpc_exports_refuse_missing_or_wrong_credentials(secure_server):
     body = trace_request([make_span()]).SerializeToString()
     with grpc.insecure_channel(f"127.0.0.1:{secure_server.grpc_port}") as channel:

@@ -165,8 +165,19 @@ def install_error_handlers(app: FastAPI) -> None:
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse({"message": exc.message, "error": exc.error}, status_code=exc.status)
 
+    def unauthorized(request: Request) -> JSONResponse | None:
+        # FastAPI validates a body before it runs the credentials dependency: answer 401, not a
+        # description of the body, to a caller without valid keys.
+        try:
+            authenticated_project(request)
+        except ApiError as error:
+            return JSONResponse({"message": error.message, "error": error.error}, status_code=error.status)
+        return None
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if (refused := unauthorized(request)) is not None:
+            return refused
         issues = [
             {"path": [str(p) for p in err.get("loc", ())[1:]], "message": err.get("msg", "invalid")}
             for err in exc.errors()
@@ -179,6 +190,8 @@ def install_error_handlers(app: FastAPI) -> None:
         # Unknown routes, wrong methods, unparsable bodies: Langfuse's shape, the status kept.
         if exc.status_code in (204, 304):
             return Response(status_code=exc.status_code, headers=exc.headers)
+        if exc.status_code == 400 and (refused := unauthorized(request)) is not None:
+            return refused
         return JSONResponse(
             {"message": str(exc.detail), "error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
         )
