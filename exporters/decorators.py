@@ -10,6 +10,7 @@ on the span, which gets status ERROR and level ERROR, and is re-raised unchanged
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import enum
@@ -180,12 +181,8 @@ def _decorate(func: F, name: str | None, options: _Options) -> F:
         @functools.wraps(func)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             span = start(args, kwargs)
-            with trace.use_span(span, end_on_exit=False):
-                try:
-                    result = await func(*args, **kwargs)
-                except BaseException as error:
-                    _failed(span, error)
-                    raise
+            with _current(span):
+                result = await func(*args, **kwargs)
             finish(span, result)
             return result
 
@@ -194,16 +191,23 @@ def _decorate(func: F, name: str | None, options: _Options) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         span = start(args, kwargs)
-        with trace.use_span(span, end_on_exit=False):
-            try:
-                result = func(*args, **kwargs)
-            except BaseException as error:
-                _failed(span, error)
-                raise
+        with _current(span):
+            result = func(*args, **kwargs)
         finish(span, result)
         return result
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def _current(span: Span) -> Iterator[None]:
+    """Make ``span`` current for the block; an exception leaving the block ends it as failed."""
+    with trace.use_span(span, end_on_exit=False):
+        try:
+            yield
+        except BaseException as error:
+            _failed(span, error)
+            raise
 
 
 def _failed(span: Span, error: BaseException) -> None:
@@ -221,14 +225,11 @@ def _observed_generator(span: Span, generator: Iterator[Any], finish: Callable[[
     items: list[Any] = []
     while True:
         # The span is current only while the generator body runs, not while the consumer does.
-        with trace.use_span(span, end_on_exit=False):
+        with _current(span):
             try:
                 item = next(generator)
             except StopIteration:
                 break
-            except BaseException as error:
-                _failed(span, error)
-                raise
         items.append(item)
         try:
             yield item
@@ -247,14 +248,11 @@ async def _observed_async_generator(
 ) -> AsyncIterator[Any]:
     items: list[Any] = []
     while True:
-        with trace.use_span(span, end_on_exit=False):
+        with _current(span):
             try:
                 item = await generator.__anext__()
             except StopAsyncIteration:
                 break
-            except BaseException as error:
-                _failed(span, error)
-                raise
         items.append(item)
         try:
             yield item

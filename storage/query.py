@@ -144,19 +144,17 @@ class TableQuery:
             )
         return " UNION ALL BY NAME ".join(f"({part})" for part in parts)
 
-    def _source(self, table: str, project_id: str, params: list[Any], dates: DateWindow | None) -> str:
+    def _source(
+        self, table: str, project_id: str, params: list[Any], dates: DateWindow | None, deletions: list[str]
+    ) -> str:
+        """SQL for the live rows of one table; ``deletions`` are the project's tombstone files."""
         if table not in TABLES:
             raise ValueError(f"unknown table {table!r}")
         clean, dirty = self._files(table, project_id, dates)
         if not clean and not dirty:
             return f"(SELECT * FROM empty_{table})"
         rows = self._live_rows(table, clean, dirty, params)
-        # Tombstones are never windowed (a deletion may be recorded on any day), and a repeated
-        # tombstone hides the same rows: no dedup needed there.
-        deletions = (
-            [] if table == "deletions" else [p for group in self._files("deletions", project_id, None) for p in group]
-        )
-        if not deletions:
+        if table == "deletions" or not deletions:
             return f"({rows})"
         params.append(deletions)
         hidden = f"SELECT kind, id FROM read_parquet(?, {_HIVE})"
@@ -184,7 +182,10 @@ class TableQuery:
         after ``timeout`` seconds.
         """
         bound: list[Any] = []
-        text = re.sub(r"\{(\w+)\}", lambda m: self._source(m.group(1), project_id, bound, dates), sql)
+        # Tombstones are never windowed (a deletion may be recorded on any day), and a repeated
+        # tombstone hides the same rows: every placeholder reads all of them, without dedup.
+        deletions = [path for group in self._files("deletions", project_id, None) for path in group]
+        text = re.sub(r"\{(\w+)\}", lambda m: self._source(m.group(1), project_id, bound, dates, deletions), sql)
         cursor = self._cursor()
         timer = threading.Timer(timeout or self.timeout, cursor.interrupt)
         timer.start()

@@ -67,6 +67,28 @@ def in_list(column: str, values: list[Any], params: list[Any]) -> str:
     return f"{column} IN ({', '.join('?' * len(values))})"
 
 
+def equal(pairs: Iterable[tuple[str, Any]], params: list[Any]) -> list[str]:
+    """``column = ?`` for each (column, value) whose value is given (not None)."""
+    clauses = []
+    for column, value in pairs:
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    return clauses
+
+
+def half_open(column: str, since: Any, until: Any, params: list[Any]) -> list[str]:
+    """``since <= column < until``, each bound only when given."""
+    clauses = []
+    if since is not None:
+        clauses.append(f"{column} >= ?")
+        params.append(since)
+    if until is not None:
+        clauses.append(f"{column} < ?")
+        params.append(until)
+    return clauses
+
+
 def time_range(
     column: str,
     since: dt.datetime | None,
@@ -80,19 +102,14 @@ def time_range(
     With ``margin`` only the (widened) ``date`` bounds are returned: the caller filters the
     exact timestamp after aggregating.
     """
-    clauses: list[str] = []
+    clauses = half_open(column, since, until, params) if margin is None else []
+    widen = margin or dt.timedelta()
     if since is not None:
-        if margin is None:
-            clauses.append(f"{column} >= ?")
-            params.append(since)
         clauses.append("date >= ?::DATE")
-        params.append((since - (margin or dt.timedelta())).date())
+        params.append((since - widen).date())
     if until is not None:
-        if margin is None:
-            clauses.append(f"{column} < ?")
-            params.append(until)
         clauses.append("date <= ?::DATE")
-        params.append((until + (margin or dt.timedelta())).date())
+        params.append((until + widen).date())
     return clauses
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from storage.query import TableQuery
-from storage.reads import merged_facts, sources, where
+from storage.reads import equal, half_open, merged_facts, sources, where
 
 # Trace facts of a trace lie within this distance of its observations (spans crossing midnight);
 # partitions farther away are not read when merging facts.
@@ -103,22 +103,10 @@ def daily_metrics(tq: TableQuery, project_id: str, f: DailyFilter) -> list[dict[
     obs_rows = _rows("o_src", first, last, params)
     fact_rows = _rows("t_src", _widen(first, -TRACE_FACTS_MARGIN.days), _widen(last, 1), params)
 
-    obs_where = ["TRUE"]
-    if f.since:
-        obs_where.append("start_time >= ?")
-        params.append(f.since)
-    if f.until:
-        obs_where.append("start_time < ?")
-        params.append(f.until)
+    obs_where = ["TRUE", *half_open("start_time", f.since, f.until, params)]
 
-    trace_where: list[str] = []
     trace_params: list[Any] = []
-    if f.trace_name is not None:
-        trace_where.append("name = ?")
-        trace_params.append(f.trace_name)
-    if f.user_id is not None:
-        trace_where.append("user_id = ?")
-        trace_params.append(f.user_id)
+    trace_where = equal((("name", f.trace_name), ("user_id", f.user_id)), trace_params)
     if f.tags:
         trace_where.append("list_has_all(coalesce(tags, []), ?)")
         trace_params.append(list(f.tags))
@@ -127,12 +115,8 @@ def daily_metrics(tq: TableQuery, project_id: str, f: DailyFilter) -> list[dict[
         trace_where.append("list_contains(?, environment)")
         trace_params.append(list(f.environments))
 
-    time_where: list[str] = []
-    if f.since:
-        time_where.append("timestamp >= ?")
-    if f.until:
-        time_where.append("timestamp < ?")
-    time_params = [t for t in (f.since, f.until) if t is not None]
+    time_params: list[Any] = []
+    time_where = half_open("timestamp", f.since, f.until, time_params)
 
     obs_filter: list[str] = []
     obs_params: list[Any] = []

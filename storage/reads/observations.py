@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from storage.query import TableQuery
-from storage.reads import in_list, latest_fact, sources, time_range, where
+from storage.reads import equal, in_list, latest_fact, sources, time_range, where
 
 # ``parent_observation_id`` filter value that matches observations without a parent.
 NO_PARENT = ""
@@ -62,16 +62,16 @@ _PARENT_ARRIVED = "EXISTS (SELECT 1 FROM p WHERE p.trace_id = o.trace_id AND p.i
 
 def _conditions(f: ObservationFilter, params: list[Any]) -> list[str]:
     clauses = [f"o.{c}" for c in time_range("start_time", f.since, f.until, params)]
-    for column, value in (
-        ("trace_id", f.trace_id),
-        ("type", f.type),
-        ("name", f.name),
-        ("level", f.level),
-        ("version", f.version),
-    ):
-        if value is not None:
-            clauses.append(f"o.{column} = ?")
-            params.append(value)
+    clauses += equal(
+        (
+            ("o.trace_id", f.trace_id),
+            ("o.type", f.type),
+            ("o.name", f.name),
+            ("o.level", f.level),
+            ("o.version", f.version),
+        ),
+        params,
+    )
     if f.parent_observation_id == NO_PARENT:
         clauses.append("o.parent_observation_id IS NULL")
     elif f.parent_observation_id is not None:

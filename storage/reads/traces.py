@@ -24,7 +24,17 @@ import orjson
 
 from storage.parquet_writer import PartitionedWriter
 from storage.query import DateWindow, TableQuery
-from storage.reads import FACT_ORDER, TRACE_SPAN_MARGIN, in_list, merged_facts, sources, time_range, where
+from storage.reads import (
+    FACT_ORDER,
+    TRACE_SPAN_MARGIN,
+    equal,
+    half_open,
+    in_list,
+    merged_facts,
+    sources,
+    time_range,
+    where,
+)
 
 _SCALAR_FACTS = ("name", "user_id", "session_id", "input", "output", "release", "version", "environment", "public")
 
@@ -113,23 +123,17 @@ def _merged_ctes(
 
 
 def _conditions(f: TraceFilter, params: list[Any]) -> list[str]:
-    clauses: list[str] = []
-    if f.since is not None:
-        clauses.append("timestamp >= ?")
-        params.append(f.since)
-    if f.until is not None:
-        clauses.append("timestamp < ?")
-        params.append(f.until)
-    for column, value in (
-        ("user_id", f.user_id),
-        ("name", f.name),
-        ("session_id", f.session_id),
-        ("version", f.version),
-        ("release", f.release),
-    ):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
+    clauses = half_open("timestamp", f.since, f.until, params)
+    clauses += equal(
+        (
+            ("user_id", f.user_id),
+            ("name", f.name),
+            ("session_id", f.session_id),
+            ("version", f.version),
+            ("release", f.release),
+        ),
+        params,
+    )
     if f.tags:
         clauses.append("list_has_all(tags, ?::VARCHAR[])")
         params.append(list(f.tags))
@@ -350,13 +354,7 @@ class SessionFilter:
 def _session_query(f: SessionFilter, params: list[Any], tail: str, select: str) -> str:
     # A session's first trace may be far older than ``since``: only the upper bound prunes.
     ctes = _merged_ctes(params, since=f.since, until=f.until, orphans=False, prune_since=False)
-    clauses: list[str] = []
-    if f.since is not None:
-        clauses.append("created_at >= ?")
-        params.append(f.since)
-    if f.until is not None:
-        clauses.append("created_at < ?")
-        params.append(f.until)
+    clauses = half_open("created_at", f.since, f.until, params)
     if f.environments:
         clauses.append(in_list("environment", list(f.environments), params))
     return f"""
