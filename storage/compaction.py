@@ -1,7 +1,7 @@
 """Compaction and retention of the partitioned tables.
 
 Compaction merges a partition's small files into one file sorted by the table's clustering
-column (row groups of ~100k rows, bloom filter on the lookup column) and folds duplicates
+column (row groups of 8,192 rows, bloom filter on the lookup column) and folds duplicates
 (same key: the row ingested last wins). The merged file is published before the inputs are
 deleted; a reader that sees both for a moment still reads each row once, because reads
 deduplicate too. A crash in between leaves both, and the next run folds them.
@@ -37,7 +37,10 @@ log = logging.getLogger("spanfuse.compaction")
 
 SMALL_FILE_BYTES = 32 * 1024 * 1024
 MAX_MERGE_BYTES = 64 * 1024 * 1024  # per merge; with DuckDB spilling its sort, memory stays under ~1 GiB
-ROW_GROUP_ROWS = 100_000
+# Small row groups: a lookup by trace id decodes only the row group whose (sorted) id range holds
+# it. With 100k-row groups, reading one trace's observations at 10M took 81 ms in-process, 36 here;
+# scans and file sizes measured the same.
+ROW_GROUP_ROWS = 8192
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from storage.partition_index import PartitionIndex
 from storage.schema import TABLES, TRACE_COLUMN, TableSpec
 
 _PROJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -80,7 +81,13 @@ class TableQuery:
         )
         self._db.execute("SET GLOBAL parquet_metadata_cache = true")
         self._lock = threading.Lock()
-        self._empties = {name: _empty(spec) for name, spec in TABLES.items()}
+        # Stand-ins for tables a project has no files of yet: created once in the (in-memory)
+        # catalog that every cursor shares — registering them per query cost milliseconds.
+        for name, spec in TABLES.items():
+            self._db.register("empty_source", _empty(spec))
+            self._db.execute(f"CREATE TABLE empty_{name} AS SELECT * FROM empty_source")
+            self._db.unregister("empty_source")
+        self._trace_facts = PartitionIndex("id")
 
     def close(self) -> None:
         self._db.close()
@@ -117,6 +124,11 @@ class TableQuery:
             else:
                 dirty.append(str(partition / "*.parquet"))
         return clean, dirty
+
+    def trace_dates(self, project_id: str, trace_id: str) -> list[dt.date]:
+        """The days whose ``traces`` partitions may hold facts of ``trace_id``, oldest first
+        (from an in-memory index of the files, see :mod:`storage.partition_index`)."""
+        return self._trace_facts.dates(self._partitions("traces", project_id, None), trace_id)
 
     def latest_date(self, project_id: str, tables: tuple[str, ...]) -> dt.date | None:
         """The newest ``date=`` partition holding files of any of ``tables`` for one project."""
@@ -190,8 +202,6 @@ class TableQuery:
         timer = threading.Timer(timeout or self.timeout, cursor.interrupt)
         timer.start()
         try:
-            for name, empty in self._empties.items():
-                cursor.register(f"empty_{name}", empty)
             result = cursor.execute(text, [*bound, *params])
             columns = [d[0] for d in result.description]
             return [dict(zip(columns, row, strict=True)) for row in result.fetchall()]

@@ -152,13 +152,12 @@ def get_trace(request: Request, trace_id: str, project_id: str = Project) -> Res
     rows = reads.trace_observations(query, project_id, trace_id, dates=window)
     observations = [observation_v1(o, project_id) for o in rows]
     scores = [score(s) for s in reads.trace_scores(query, project_id, trace_id)]
-    stat = reads.observation_stats(query, project_id, [trace_id], dates=window).get(trace_id, {})
     item = trace_object(row, project_id)
     item |= {
         "htmlPath": html_path(project_id, trace_id),
         "observations": observations,
         "scores": scores,
-        "latency": stat.get("latency") or 0.0,
+        "latency": reads.latency(rows),
         "totalCost": sum(o["calculatedTotalCost"] or 0.0 for o in observations),
     }
     return json_response(item)

@@ -32,15 +32,17 @@ def latest_fact(column: str) -> str:
     return f"arg_max({column}, {FACT_ORDER}) FILTER (WHERE {column} IS NOT NULL)"
 
 
-def merged_facts(source: str, columns: Iterable[str], *, extra: Iterable[str] = (), where_sql: str = "") -> str:
+def merged_facts(
+    source: str, columns: Iterable[str], *, extra: Iterable[str] = (), where_sql: str = "", tags: bool = True
+) -> str:
     """``SELECT`` folding the trace facts in ``source`` per trace id — the one merge rule of traces:
-    the newest non-null value of each of ``columns``, tags unioned, the earliest timestamp.
-    ``extra`` adds aggregate columns; ``where_sql`` filters the fact rows first."""
+    the newest non-null value of each of ``columns``, tags unioned (unless ``tags`` is false), the
+    earliest timestamp. ``extra`` adds aggregate columns; ``where_sql`` filters the fact rows first."""
     selected = [
         "id",
         "min(timestamp) AS timestamp",
         *(f"{latest_fact(c)} AS {c}" for c in columns),
-        "list_sort(list_distinct(flatten(list(tags) FILTER (WHERE tags IS NOT NULL)))) AS tags",
+        *(["list_sort(list_distinct(flatten(list(tags) FILTER (WHERE tags IS NOT NULL)))) AS tags"] if tags else []),
         *extra,
     ]
     return f"SELECT {', '.join(selected)} FROM {source} {where_sql} GROUP BY id"

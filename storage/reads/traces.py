@@ -59,6 +59,34 @@ class TraceFilter:
     environments: list[str] = field(default_factory=list)
 
 
+# The columns of ``merged``: (from a trace's facts, for a trace known only from its observations).
+_MERGED_COLUMNS: dict[str, tuple[str, str]] = {
+    "timestamp": ("timestamp", "timestamp"),
+    **{c: (c, "NULL") for c in ("name", "user_id", "session_id", "input", "output")},
+    "tags": ("coalesce(tags, []::VARCHAR[])", "[]::VARCHAR[]"),
+    "metadata_versions": ("metadata_versions", "NULL"),
+    **{c: (c, "NULL") for c in ("release", "version")},
+    "environment": ("coalesce(environment, 'default')", "coalesce(environment, 'default')"),
+    "public": ("coalesce(public, false)", "false"),
+    "bookmarked": ("false", "false"),
+    "created_at": ("created_at", "created_at"),
+    "updated_at": ("updated_at", "updated_at"),
+}
+# Aggregates of the facts CTE beyond the merged scalar facts and tags.
+_FACT_EXTRAS: dict[str, str] = {
+    "metadata_versions": (
+        f"list(metadata ORDER BY {FACT_ORDER.strip('()')}) FILTER (WHERE metadata IS NOT NULL) AS metadata_versions"
+    ),
+    "created_at": "min(ingested_at) AS created_at",
+    "updated_at": "max(ingested_at) AS updated_at",
+}
+_OBSERVED_AGGREGATES: dict[str, str] = {
+    "environment": "arg_min(environment, start_time) FILTER (WHERE environment IS NOT NULL) AS environment",
+    "created_at": "min(ingested_at) AS created_at",
+    "updated_at": "max(ingested_at) AS updated_at",
+}
+
+
 def _merged_ctes(
     params: list[Any],
     *,
@@ -67,56 +95,43 @@ def _merged_ctes(
     ids: list[str] | None = None,
     orphans: bool = True,
     prune_since: bool = True,
+    columns: Iterable[str] | None = None,
 ) -> str:
     """``WITH`` items (after sources ``t`` = traces and ``o`` = observations) defining ``merged``.
 
     ``since``/``until`` only prune partitions (widened by :data:`TRACE_SPAN_MARGIN`); the caller
-    filters the merged timestamp exactly.
+    filters the merged timestamp exactly. ``columns`` (default: all) limits ``merged`` to ``id``,
+    ``timestamp`` and those: counting and choosing a page then never fold every trace's input,
+    output and metadata.
     """
+    wanted = ["timestamp", *(c for c in _MERGED_COLUMNS if c != "timestamp" and (columns is None or c in columns))]
     fact_where = time_range("timestamp", since if prune_since else None, until, params, margin=TRACE_SPAN_MARGIN)
     if ids is not None:
         fact_where.append(in_list("id", ids, params))
-    ctes = [
-        "facts AS ("
-        + merged_facts(
-            "t",
-            _SCALAR_FACTS,
-            extra=(
-                f"list(metadata ORDER BY {FACT_ORDER.strip('()')}) FILTER (WHERE metadata IS NOT NULL)"
-                " AS metadata_versions",
-                "min(ingested_at) AS created_at",
-                "max(ingested_at) AS updated_at",
-            ),
-            where_sql=where(fact_where),
-        )
-        + ")"
-    ]
-    merged = """
-        SELECT id, timestamp, name, user_id, session_id, coalesce(tags, []::VARCHAR[]) AS tags, input, output,
-               metadata_versions, release, version, coalesce(environment, 'default') AS environment,
-               coalesce(public, false) AS public, false AS bookmarked, created_at, updated_at
-        FROM facts"""
+    facts = merged_facts(
+        "t",
+        [c for c in _SCALAR_FACTS if c in wanted],
+        extra=[_FACT_EXTRAS[c] for c in wanted if c in _FACT_EXTRAS],
+        where_sql=where(fact_where),
+        tags="tags" in wanted,
+    )
+    ctes = [f"facts AS ({facts})"]
+    merged = f"SELECT id, {', '.join(f'{_MERGED_COLUMNS[c][0]} AS {c}' for c in wanted)} FROM facts"
     if orphans:
         observation_where = time_range(
             "start_time", since if prune_since else None, until, params, margin=TRACE_SPAN_MARGIN
         )
         if ids is not None:
             observation_where.append(in_list("trace_id", ids, params))
-        ctes.append(
-            f"""observed AS (
-                SELECT trace_id AS id,
-                       min(start_time) AS timestamp,
-                       arg_min(environment, start_time) FILTER (WHERE environment IS NOT NULL) AS environment,
-                       min(ingested_at) AS created_at,
-                       max(ingested_at) AS updated_at
-                FROM o {where(observation_where)}
-                GROUP BY trace_id
-            )"""
-        )
-        merged += """
+        observed = [
+            "trace_id AS id",
+            "min(start_time) AS timestamp",
+            *(_OBSERVED_AGGREGATES[c] for c in wanted if c in _OBSERVED_AGGREGATES),
+        ]
+        ctes.append(f"observed AS (SELECT {', '.join(observed)} FROM o {where(observation_where)} GROUP BY trace_id)")
+        merged += f"""
         UNION ALL
-        SELECT id, timestamp, NULL, NULL, NULL, []::VARCHAR[], NULL, NULL, NULL, NULL, NULL,
-               coalesce(environment, 'default'), false, false, created_at, updated_at
+        SELECT id, {", ".join(_MERGED_COLUMNS[c][1] for c in wanted)}
         FROM observed WHERE NOT EXISTS (SELECT 1 FROM facts WHERE facts.id = observed.id)"""
     ctes.append(f"merged AS ({merged})")
     return ",\n".join(ctes)
@@ -140,6 +155,20 @@ def _conditions(f: TraceFilter, params: list[Any]) -> list[str]:
     if f.environments:
         clauses.append(in_list("environment", list(f.environments), params))
     return clauses
+
+
+def _filter_columns(f: TraceFilter) -> set[str]:
+    """The merged columns :func:`_conditions` reads for ``f`` (besides the timestamp)."""
+    given = {
+        "user_id": f.user_id,
+        "name": f.name,
+        "session_id": f.session_id,
+        "version": f.version,
+        "release": f.release,
+        "tags": f.tags or None,
+        "environment": f.environments or None,
+    }
+    return {column for column, value in given.items() if value is not None}
 
 
 def merge_metadata(versions: Iterable[str] | None) -> dict[str, Any]:
@@ -239,7 +268,7 @@ def _page_keys(
 ) -> list[dict[str, Any]]:
     """Ids and timestamps of one page, in order."""
     params: list[Any] = []
-    ctes = _merged_ctes(params, since=f.since, until=f.until)
+    ctes = _merged_ctes(params, since=f.since, until=f.until, columns={*_filter_columns(f), order_by})
     clauses = _conditions(f, params)
     params += [limit, offset]
     sql = f"""
@@ -252,7 +281,7 @@ def _page_keys(
 
 def count_traces(query: TableQuery, project_id: str, f: TraceFilter) -> int:
     params: list[Any] = []
-    ctes = _merged_ctes(params, since=f.since, until=f.until)
+    ctes = _merged_ctes(params, since=f.since, until=f.until, columns=_filter_columns(f))
     clauses = _conditions(f, params)
     sql = f"""
         WITH {sources(t="traces", o="observations")},
@@ -263,15 +292,16 @@ def count_traces(query: TableQuery, project_id: str, f: TraceFilter) -> int:
 
 
 def get_traces(
-    query: TableQuery, project_id: str, ids: list[str], *, orphans: bool = True
+    query: TableQuery, project_id: str, ids: list[str], *, orphans: bool = True, dates: DateWindow | None = None
 ) -> dict[str, dict[str, Any]]:
-    """Merged traces by id (absent ids are missing from the result)."""
+    """Merged traces by id (absent ids are missing from the result); ``dates`` limits the
+    partitions read (all of a trace's facts must lie within it)."""
     if not ids:
         return {}
     params: list[Any] = []
     ctes = _merged_ctes(params, ids=ids, orphans=orphans)
     sql = f"WITH {sources(t='traces', o='observations')},\n{ctes}\nSELECT * FROM merged"
-    return {row["id"]: row for row in _finish(query.query(project_id, sql, params))}
+    return {row["id"]: row for row in _finish(query.query(project_id, sql, params, dates=dates))}
 
 
 def observation_stats(
@@ -305,6 +335,17 @@ def observation_stats(
     return {row.pop("trace_id"): row for row in query.query(project_id, sql, params, dates=dates)}
 
 
+def latency(observations: Iterable[dict[str, Any]]) -> float:
+    """Seconds from the earliest start to the latest end among ``observations`` (rows with
+    ``start_time``/``end_time``), the same rule as :func:`observation_stats`; 0.0 for none."""
+    bounds = [(o["start_time"], o["end_time"] or o["start_time"]) for o in observations]
+    if not bounds:
+        return 0.0
+    first = min(min(start, end) for start, end in bounds)
+    last = max(max(start, end) for start, end in bounds)
+    return (last - first).total_seconds()
+
+
 def score_ids(query: TableQuery, project_id: str, trace_ids: list[str]) -> dict[str, list[str]]:
     """Per trace: the ids of its scores, oldest first."""
     if not trace_ids:
@@ -324,10 +365,11 @@ def trace_window(timestamp: dt.datetime) -> DateWindow:
 
 
 def get_trace(query: TableQuery, project_id: str, trace_id: str) -> dict[str, Any] | None:
-    """One merged trace. Its facts are looked up first (the small traces table); only a trace
-    without facts (its spans carried none) needs the scan over observations."""
-    found = get_traces(query, project_id, [trace_id], orphans=False) or get_traces(query, project_id, [trace_id])
-    return found.get(trace_id)
+    """One merged trace. Its facts are looked up first, in only the days the trace index points
+    at; only a trace without facts (its spans carried none) needs the scan over observations."""
+    days = query.trace_dates(project_id, trace_id)
+    found = get_traces(query, project_id, [trace_id], orphans=False, dates=(days[0], days[-1])) if days else {}
+    return found.get(trace_id) or get_traces(query, project_id, [trace_id]).get(trace_id)
 
 
 def trace_observations(
@@ -353,7 +395,9 @@ class SessionFilter:
 
 def _session_query(f: SessionFilter, params: list[Any], tail: str, select: str) -> str:
     # A session's first trace may be far older than ``since``: only the upper bound prunes.
-    ctes = _merged_ctes(params, since=f.since, until=f.until, orphans=False, prune_since=False)
+    ctes = _merged_ctes(
+        params, since=f.since, until=f.until, orphans=False, prune_since=False, columns={"session_id", "environment"}
+    )
     clauses = half_open("created_at", f.since, f.until, params)
     if f.environments:
         clauses.append(in_list("environment", list(f.environments), params))

@@ -1,0 +1,81 @@
+"""Which ``date=`` partitions hold a given key, without opening every day's file.
+
+A lookup by id with no time to go by (``GET /traces/{id}``) would otherwise make DuckDB open
+and probe one file per day of data. Parquet files here are immutable — written once under their
+final name, later removed whole by compaction — so what a file holds can be remembered by its
+path: this index keeps, per file, the sorted hashes of one column's values and answers with
+the partitions whose files may hold the key. A hash collision only adds a partition to read
+(the query still filters on the exact value); a file it has not seen yet is read on first use;
+files that disappeared are forgotten.
+
+Memory: 8 bytes per distinct value per file (about 8 MB per million traces).
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import threading
+from array import array
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+
+def _hashes(path: Path, column: str) -> array:
+    """Sorted hashes of the distinct non-null values of ``column`` in one Parquet file."""
+    values = pq.read_table(path, columns=[column]).column(0).unique().drop_null().to_pylist()
+    return array("q", sorted(hash(value) for value in values))
+
+
+class PartitionIndex:
+    """Per-file value hashes of one column of one table; safe to share between threads."""
+
+    def __init__(self, column: str) -> None:
+        self.column = column
+        self._partitions: dict[Path, dict[str, array | None]] = {}
+        self._lock = threading.Lock()
+
+    def dates(self, partitions: list[tuple[Path, list[str]]], value: str) -> list[dt.date]:
+        """The dates of ``partitions`` with a file that may hold ``value``, oldest first.
+
+        ``partitions`` are all partitions of one table of one project, as
+        ``TableQuery._partitions`` lists them (directory, Parquet file names);
+        partitions of that project no longer listed (retention) are forgotten.
+        """
+        wanted = hash(value)
+        found = []
+        self._forget_others(partitions)
+        for partition, names in partitions:
+            for hashes in self._files(partition, names):
+                # An unreadable file may hold anything: the query that follows reads it and
+                # reports the damage the usual way.
+                at = bisect.bisect_left(hashes, wanted) if hashes is not None else 0
+                if hashes is None or (at < len(hashes) and hashes[at] == wanted):
+                    found.append(dt.date.fromisoformat(partition.name.removeprefix("date=")))
+                    break
+        return found
+
+    def _forget_others(self, partitions: list[tuple[Path, list[str]]]) -> None:
+        if not partitions:
+            return
+        parent, listed = partitions[0][0].parent, {partition for partition, _ in partitions}
+        with self._lock:
+            for gone in [p for p in self._partitions if p.parent == parent and p not in listed]:
+                del self._partitions[gone]
+
+    def _files(self, partition: Path, names: list[str]) -> list[array | None]:
+        """The hashes of each of ``names`` in ``partition``, read once per file; files of the
+        partition no longer listed are forgotten."""
+        with self._lock:
+            known = self._partitions.get(partition, {})
+        current = {name: known[name] if name in known else self._read(partition / name) for name in names}
+        with self._lock:
+            self._partitions[partition] = current
+        return list(current.values())
+
+    def _read(self, path: Path) -> array | None:
+        try:
+            return _hashes(path, self.column)
+        except Exception:  # gone or damaged: see dates()
+            return None
