@@ -16,11 +16,16 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from storage.query import OBSERVATIONS_WITH_CONTENT
+from storage.query import OBSERVATIONS_WITH_CONTENT, DateWindow
 
 # Trace facts and a trace's observations lie within this distance of the trace's timestamp for
 # every trace that is not pathologically long; partitions farther away are not read.
 TRACE_SPAN_MARGIN = dt.timedelta(days=1)
+
+
+def around(first: dt.date, last: dt.date) -> DateWindow:
+    """The ``date=`` partitions from ``first`` to ``last`` widened by :data:`TRACE_SPAN_MARGIN`."""
+    return first - TRACE_SPAN_MARGIN, last + TRACE_SPAN_MARGIN
 
 
 # Which of two facts about one trace is newer: ingested later, then by sequence, time and span.

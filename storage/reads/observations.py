@@ -14,8 +14,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from storage.query import TableQuery
-from storage.reads import equal, in_list, latest_fact, sources, time_range, where
+from storage.query import DateWindow, TableQuery
+from storage.reads import around, equal, in_list, latest_fact, sources, time_range, where
 
 # ``parent_observation_id`` filter value that matches observations without a parent.
 NO_PARENT = ""
@@ -99,6 +99,15 @@ def _sources(f: ObservationFilter) -> str:
     return sources(**tables)
 
 
+def _window(query: TableQuery, project_id: str, f: ObservationFilter) -> DateWindow | None:
+    """For a filter on one trace, the days its observations lie on (around the days of its facts,
+    from the trace index); None when that is not known and every day is read."""
+    if f.trace_id is None:
+        return None
+    days = query.trace_dates(project_id, f.trace_id)
+    return around(days[0], days[-1]) if days else None
+
+
 def _page(
     query: TableQuery, project_id: str, f: ObservationFilter, clauses: list[str], params: list[Any], tail: str
 ) -> list[dict[str, Any]]:
@@ -109,22 +118,29 @@ def _page(
     """
     sql = f"""
         WITH {_sources(f)}
-        SELECT o.trace_id, o.id FROM o {where(clauses)}
+        SELECT o.trace_id, o.id, o.start_time FROM o {where(clauses)}
         ORDER BY o.start_time DESC, o.id DESC, o.trace_id DESC {tail}
     """
-    keys = [(r["trace_id"], r["id"]) for r in query.query(project_id, sql, params)]
-    return rows_by_key(query, project_id, keys)
+    found = query.query(project_id, sql, params, dates=_window(query, project_id, f))
+    if not found:
+        return []
+    # A row lies in the partition of its start's day (log content it joins may be a day off).
+    days = around(found[-1]["start_time"].date(), found[0]["start_time"].date())
+    return rows_by_key(query, project_id, [(r["trace_id"], r["id"]) for r in found], dates=days)
 
 
-def rows_by_key(query: TableQuery, project_id: str, keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    """Observations (with content) by (trace id, id), in the order of ``keys``; missing ones skipped."""
+def rows_by_key(
+    query: TableQuery, project_id: str, keys: list[tuple[str, str]], dates: DateWindow | None = None
+) -> list[dict[str, Any]]:
+    """Observations (with content) by (trace id, id), in the order of ``keys``; missing ones
+    skipped; ``dates`` limits the partitions read."""
     if not keys:
         return []
     params: list[Any] = []
     traces = in_list("trace_id", sorted({t for t, _ in keys}), params)
     ids = in_list("id", sorted({i for _, i in keys}), params)
     sql = f"WITH {sources(o='observations_with_content')}\nSELECT * FROM o WHERE {traces} AND {ids}"
-    found = {(r["trace_id"], r["id"]): r for r in query.query(project_id, sql, params)}
+    found = {(r["trace_id"], r["id"]): r for r in query.query(project_id, sql, params, dates=dates)}
     return [found[k] for k in keys if k in found]
 
 
@@ -141,7 +157,7 @@ def count_observations(query: TableQuery, project_id: str, f: ObservationFilter)
     params: list[Any] = []
     clauses = _conditions(f, params)
     sql = f"WITH {_sources(f)}\nSELECT count(*) AS n FROM o {where(clauses)}"
-    return query.query(project_id, sql, params)[0]["n"]
+    return query.query(project_id, sql, params, dates=_window(query, project_id, f))[0]["n"]
 
 
 def observations_after(
@@ -184,4 +200,6 @@ def arrived_parents(query: TableQuery, project_id: str, rows: list[dict[str, Any
     traces = in_list("trace_id", sorted({t for t, _ in wanted}), params)
     ids = in_list("id", sorted({i for _, i in wanted}), params)
     sql = f"WITH {sources(o='observations')}\nSELECT trace_id, id FROM o WHERE {traces} AND {ids}"
-    return {(r["trace_id"], r["id"]) for r in query.query(project_id, sql, params)} & wanted
+    starts = [r["start_time"].date() for r in rows]  # parents start near their children
+    found = query.query(project_id, sql, params, dates=around(min(starts), max(starts)))
+    return {(r["trace_id"], r["id"]) for r in found} & wanted

@@ -27,6 +27,7 @@ from storage.query import DateWindow, TableQuery
 from storage.reads import (
     FACT_ORDER,
     TRACE_SPAN_MARGIN,
+    around,
     equal,
     half_open,
     in_list,
@@ -361,7 +362,7 @@ def score_ids(query: TableQuery, project_id: str, trace_ids: list[str]) -> dict[
 
 def trace_window(timestamp: dt.datetime) -> DateWindow:
     """The ``date=`` partitions that hold a trace's observations, given the trace's timestamp."""
-    return (timestamp - TRACE_SPAN_MARGIN).date(), (timestamp + TRACE_SPAN_MARGIN).date()
+    return around(timestamp.date(), timestamp.date())
 
 
 def get_trace(query: TableQuery, project_id: str, trace_id: str) -> dict[str, Any] | None:
