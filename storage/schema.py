@@ -71,7 +71,9 @@ OBSERVATIONS = TableSpec(
     time_column="start_time",
     key=("trace_id", "id"),
     sort_by="trace_id",
-    bloom_columns=("trace_id",),
+    # ``id`` too: a lookup by observation id skips the row groups whose filter rules it out
+    # (measured 319 -> 214 ms at 10M observations, for 1.3 % more bytes).
+    bloom_columns=("trace_id", "id"),
 )
 
 TRACES = TableSpec(
