@@ -470,3 +470,23 @@ def test_reads_need_credentials(api):
 
     assert httpx.get(f"{api.base}/api/public/traces").status_code == 401
     assert httpx.get(f"{api.base}/api/public/traces", auth=("pk-lf-test", "wrong")).status_code == 401
+
+
+def test_a_trace_across_midnight_is_read_whole_by_id(api):
+    """Lookups by id read only the days the trace index points at: a trace whose spans and facts
+    lie on both sides of midnight must still come back whole."""
+    before_midnight = 8 * 3600 - 30  # T0 is 16:00 UTC: 23:59:30
+    api.send_spans(
+        [
+            span(3, 1, name="root", start=before_midnight, duration=90),
+            span(3, 2, parent=1, name="after", start=before_midnight + 60, duration=5, langfuse__trace__name="renamed"),
+            span(4, 1, name="other day", start=0),
+        ]
+    )
+    trace = api.get(f"/api/public/traces/{tid(3)}").json()
+    assert trace["name"] == "renamed" and trace["timestamp"] == at(before_midnight)
+    assert [o["name"] for o in trace["observations"]] == ["root", "after"]
+    assert trace["latency"] == pytest.approx(90.0)
+    listed = api.get("/api/public/observations", params={"traceId": tid(3)}).json()
+    assert sorted(o["id"] for o in listed["data"]) == [sid(1), sid(2)]
+    assert listed["meta"]["totalItems"] == 2
