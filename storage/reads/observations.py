@@ -53,8 +53,13 @@ class Cursor:
 
 
 def _trace_fact(column: str, params: list[Any], value: str) -> str:
-    params.append(value)
-    return f"o.trace_id IN (SELECT id FROM t GROUP BY id HAVING {latest_fact(column)} = ?)"
+    # Only a trace that ever stated ``value`` can hold it as its latest fact: the merge runs over
+    # those traces alone, not over every trace of the project.
+    params += [value, value]
+    return (
+        f"o.trace_id IN (SELECT id FROM t WHERE id IN (SELECT id FROM t WHERE {column} = ?)"
+        f" GROUP BY id HAVING {latest_fact(column)} = ?)"
+    )
 
 
 _PARENT_ARRIVED = "EXISTS (SELECT 1 FROM p WHERE p.trace_id = o.trace_id AND p.id = o.parent_observation_id)"
