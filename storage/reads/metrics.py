@@ -36,6 +36,7 @@ TRACE_FACTS_MARGIN = dt.timedelta(days=1)
 # Our usage buckets (semconv/usage.py) per side; any other key naming a side counts too, as in Langfuse.
 INPUT_BUCKETS = ("input", "cache_read", "cache_write", "input_audio")
 OUTPUT_BUCKETS = ("output", "reasoning", "output_audio")
+KNOWN_USAGE_KEYS = (*INPUT_BUCKETS, *OUTPUT_BUCKETS, "total")
 
 
 class MetricsQueryError(ValueError):
@@ -61,13 +62,38 @@ def _merged_facts(rows_cte: str) -> str:
     return merged_facts(rows_cte, ("name", "user_id", "session_id", "release", "version", "environment"))
 
 
-def _side_sum(column: str, buckets: tuple[str, ...], word: str) -> str:
-    """Sum of the map entries of one usage side: our buckets, or any key naming the side."""
+def _side_key(key: str, buckets: tuple[str, ...], word: str) -> str:
+    """Whether a usage (or cost) key counts towards one side: our buckets, or any key naming the side."""
     names = ", ".join(f"'{b}'" for b in buckets)
-    return (
+    return f"({key} IN ({names}) OR contains(lower({key}), '{word}'))"
+
+
+def _side_sum(column: str, buckets: tuple[str, ...], word: str, value_type: str = "HUGEINT") -> str:
+    """Sum of the map entries of one usage side, per row (:func:`_side_key`); ``value_type`` is
+    that of ``list_sum`` over the map's values (HUGEINT for counts, DOUBLE for costs).
+
+    A map whose keys are all distinct known buckets (``cardinality`` equals the number of known
+    keys it contains: no other key, no repeated key) — every map our own pipeline writes — is
+    summed by direct lookups; only other maps run the per-entry lambda, several times dearer. No
+    other known key names a side, so both give the same sum. The first term is cast so that counts
+    add up without BIGINT overflow. Floating-point sums depend on the order of their terms, so a
+    DOUBLE map takes the lookups only when at most two of the side's buckets are present (two
+    terms add up the same either way); otherwise the lambda adds them in the map's order.
+    """
+    lookups = [f"coalesce({column}['{b}'], 0)" for b in buckets]
+    lookups[0] = f"CAST({lookups[0]} AS {value_type})"
+
+    def present(keys: tuple[str, ...]) -> str:
+        return "(" + " + ".join(f"map_contains({column}, '{k}')::INTEGER" for k in keys) + ")"
+
+    direct = f"cardinality({column}) = {present(KNOWN_USAGE_KEYS)}"
+    if value_type != "HUGEINT" and len(buckets) > 2:
+        direct += f" AND {present(buckets)} <= 2"
+    per_entry = (
         f"coalesce(list_sum(list_transform(list_filter(map_entries({column}), "
-        f"lambda e: e.key IN ({names}) OR contains(lower(e.key), '{word}')), lambda e: e.value)), 0)"
+        f"lambda e: {_side_key('e.key', buckets, word)}), lambda e: e.value)), 0)"
     )
+    return f"CASE WHEN {column} IS NULL THEN 0 WHEN {direct} THEN {' + '.join(lookups)} ELSE {per_entry} END"
 
 
 def _widen(day: dt.date | None, days: int) -> dt.date | None:
@@ -126,8 +152,11 @@ def daily_metrics(tq: TableQuery, project_id: str, f: DailyFilter) -> list[dict[
         obs_filter.append("list_contains(?, environment)")
         obs_params.append(list(f.environments))
 
-    inp = _side_sum("usage_details", INPUT_BUCKETS, "input")
-    out = _side_sum("usage_details", OUTPUT_BUCKETS, "output")
+    # Usage is summed per (day, model, key) over the map entries and only then split into sides:
+    # the side test runs once per distinct key instead of once per entry (a per-row lambda over
+    # map_entries cost more than the rest of the statement). Integer sums, so the order is moot.
+    # ``total`` is each row's usage_details['total'] (the first such entry), carried on the row's
+    # first entry only (unnest pads the one-element list with nulls).
     sql = f"""
         WITH {sources(o_src="observations", t_src="traces")},
         obs_rows AS ({obs_rows}),
@@ -146,18 +175,35 @@ def daily_metrics(tq: TableQuery, project_id: str, f: DailyFilter) -> list[dict[
             SELECT CAST(timestamp AS DATE) AS day, count(*) AS traces FROM matching
             {"WHERE " + " AND ".join(time_where) if time_where else ""} GROUP BY day
         ),
-        model_days AS (
-            SELECT CAST(start_time AS DATE) AS day, model, count(*) AS observations,
-                   count(DISTINCT trace_id) AS traces,
-                   sum({inp}) AS input_usage, sum({out}) AS output_usage,
-                   sum(coalesce(usage_details['total'], 0)) AS total_usage,
-                   sum(coalesce(total_cost, 0)) AS total_cost
+        kept AS NOT MATERIALIZED (
+            SELECT CAST(start_time AS DATE) AS day, model, trace_id, usage_details, total_cost
             FROM obs {"WHERE " + " AND ".join(obs_filter) if obs_filter else ""}
-            GROUP BY day, model
+        ),
+        model_days AS (
+            SELECT day, model, count(*) AS observations, count(DISTINCT trace_id) AS traces,
+                   sum(coalesce(total_cost, 0)) AS total_cost
+            FROM kept GROUP BY day, model
+        ),
+        usage_entries AS (
+            SELECT day, model, unnest(map_keys(usage_details)) AS key, unnest(map_values(usage_details)) AS value,
+                   unnest([usage_details['total']]) AS total
+            FROM kept WHERE usage_details IS NOT NULL
+        ),
+        usage_keys AS (
+            SELECT day, model, key, sum(value) AS value, sum(total) AS total FROM usage_entries GROUP BY day, model, key
+        ),
+        usage_days AS (
+            SELECT day, model,
+                   sum(value) FILTER (WHERE {_side_key("key", INPUT_BUCKETS, "input")}) AS input_usage,
+                   sum(value) FILTER (WHERE {_side_key("key", OUTPUT_BUCKETS, "output")}) AS output_usage,
+                   sum(total) AS total_usage
+            FROM usage_keys GROUP BY day, model
         )
         SELECT coalesce(m.day, d.day) AS day, d.traces AS day_traces, m.model, m.observations, m.traces,
-               m.input_usage, m.output_usage, m.total_usage, m.total_cost
-        FROM model_days m FULL JOIN trace_days d ON d.day = m.day
+               u.input_usage, u.output_usage, u.total_usage, m.total_cost
+        FROM model_days m
+        LEFT JOIN usage_days u ON u.day = m.day AND u.model IS NOT DISTINCT FROM m.model
+        FULL JOIN trace_days d ON d.day = m.day
         ORDER BY day DESC, m.model NULLS LAST
     """
     params += trace_params + time_params + obs_params
@@ -249,8 +295,8 @@ _OBSERVATION_MEASURES = {
     "inputTokens": _side_sum("o.usage_details", INPUT_BUCKETS, "input"),
     "outputTokens": _side_sum("o.usage_details", OUTPUT_BUCKETS, "output"),
     "totalTokens": "coalesce(o.usage_details['total'], 0)",
-    "inputCost": _side_sum("o.cost_details", INPUT_BUCKETS, "input"),
-    "outputCost": _side_sum("o.cost_details", OUTPUT_BUCKETS, "output"),
+    "inputCost": _side_sum("o.cost_details", INPUT_BUCKETS, "input", "DOUBLE"),
+    "outputCost": _side_sum("o.cost_details", OUTPUT_BUCKETS, "output", "DOUBLE"),
     "totalCost": "o.total_cost",
     "tokensPerSecond": "o.usage_details['total'] / nullif((epoch_us(o.end_time) - epoch_us(o.start_time)) / 1e6, 0)",
     "outputTokensPerSecond": (
