@@ -18,6 +18,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from storage.partition_index import PartitionIndex
 from storage.schema import TABLES, TRACE_COLUMN, TableSpec
@@ -25,7 +26,8 @@ from storage.schema import TABLES, TRACE_COLUMN, TableSpec
 _PROJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # Compaction's output files are named so (see storage/compaction.py); each key occurs once in them.
 COMPACTED_FILE_PREFIX = "part-c"
-_HIVE = "hive_partitioning = true, union_by_name = true, hive_types = {'project_id': 'VARCHAR', 'date': 'DATE'}"
+_HIVE = "hive_partitioning = true, hive_types = {'project_id': 'VARCHAR', 'date': 'DATE'}"
+_SCHEMA_CACHE_FILES = 100_000  # files whose schema is remembered; past that the memo starts over
 
 
 def _empty(spec: TableSpec) -> pa.Table:
@@ -88,6 +90,7 @@ class TableQuery:
             self._db.execute(f"CREATE TABLE empty_{name} AS SELECT * FROM empty_source")
             self._db.unregister("empty_source")
         self._trace_facts = PartitionIndex("id")
+        self._schemas: dict[Path, bool] = {}
 
     def close(self) -> None:
         self._db.close()
@@ -112,18 +115,34 @@ class TableQuery:
                 found.append((partition, names))
         return found
 
-    def _files(self, table: str, project_id: str, dates: DateWindow | None) -> tuple[list[str], list[str]]:
+    def _files(self, table: str, project_id: str, dates: DateWindow | None) -> tuple[list[str], list[str], bool]:
         """What ``read_parquet`` reads for one table of one project, as (files known to hold each
-        key once, globs of partitions that may hold copies). A partition that is one compacted
-        file holds no duplicates (compaction drops them), so reads skip the dedup window there —
-        the bulk of the data once compaction has run. Partitions outside ``dates`` are never opened."""
-        clean, dirty = [], []
+        key once, globs of partitions that may hold copies, whether every file listed has the
+        table's current schema). A partition that is one compacted file holds no duplicates
+        (compaction drops them), so reads skip the dedup window there — the bulk of the data once
+        compaction has run. Partitions outside ``dates`` are never opened."""
+        clean, dirty, uniform = [], [], True
         for partition, names in self._partitions(table, project_id, dates):
             if len(names) == 1 and names[0].startswith(COMPACTED_FILE_PREFIX):
                 clean.append(str(partition / names[0]))
             else:
                 dirty.append(str(partition / "*.parquet"))
-        return clean, dirty
+            uniform = uniform and all(self._current_schema(table, partition / name) for name in names)
+        return clean, dirty, uniform
+
+    def _current_schema(self, table: str, path: Path) -> bool:
+        """Whether ``path`` has exactly ``table``'s current columns (remembered per file: files
+        never change). Files written by older versions may lack columns added since."""
+        known = self._schemas.get(path)
+        if known is None:
+            try:
+                known = pq.read_schema(path).remove_metadata().equals(TABLES[table].schema)
+            except Exception:  # gone or damaged: the read reports it; unify by name meanwhile
+                return False
+            if len(self._schemas) >= _SCHEMA_CACHE_FILES:
+                self._schemas.clear()
+            self._schemas[path] = known
+        return known
 
     def trace_dates(self, project_id: str, trace_id: str) -> list[dt.date]:
         """The days whose ``traces`` partitions may hold facts of ``trace_id``, oldest first
@@ -139,19 +158,23 @@ class TableQuery:
         ]
         return max(days, default=None)
 
-    def _live_rows(self, table: str, clean: list[str], dirty: list[str], params: list[Any]) -> str:
-        """SQL for the rows of ``clean`` files as they are and of ``dirty`` partitions deduplicated."""
+    def _live_rows(self, table: str, clean: list[str], dirty: list[str], uniform: bool, params: list[Any]) -> str:
+        """SQL for the rows of ``clean`` files as they are and of ``dirty`` partitions deduplicated.
+
+        Files of mixed schemas are unified by column name; that costs a schema read per file on
+        every query, so files that all have the current schema are read without it."""
+        options = _HIVE if uniform else f"{_HIVE}, union_by_name = true"
         parts = []
         if clean:
             params.append(clean)
-            parts.append(f"SELECT * FROM read_parquet(?, {_HIVE})")
+            parts.append(f"SELECT * FROM read_parquet(?, {options})")
         if dirty:
             params.append(dirty)
             # A row's date partition comes from its own time, so every copy of a key is in the same
             # date=: partitioning the window by date as well lets date filters prune whole directories.
             key = ", ".join(("date", *TABLES[table].key))
             parts.append(
-                f"SELECT * FROM read_parquet(?, {_HIVE}) "
+                f"SELECT * FROM read_parquet(?, {options}) "
                 f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY ingested_at DESC, ingest_seq DESC) = 1"
             )
         return " UNION ALL BY NAME ".join(f"({part})" for part in parts)
@@ -162,14 +185,14 @@ class TableQuery:
         """SQL for the live rows of one table; ``deletions`` are the project's tombstone files."""
         if table not in TABLES:
             raise ValueError(f"unknown table {table!r}")
-        clean, dirty = self._files(table, project_id, dates)
+        clean, dirty, uniform = self._files(table, project_id, dates)
         if not clean and not dirty:
             return f"(SELECT * FROM empty_{table})"
-        rows = self._live_rows(table, clean, dirty, params)
+        rows = self._live_rows(table, clean, dirty, uniform, params)
         if table == "deletions" or not deletions:
             return f"({rows})"
         params.append(deletions)
-        hidden = f"SELECT kind, id FROM read_parquet(?, {_HIVE})"
+        hidden = f"SELECT kind, id FROM read_parquet(?, {_HIVE}, union_by_name = true)"
         conditions = [f"d.kind = 'trace' AND d.id = t.{TRACE_COLUMN[table]}"]
         if table == "scores":
             conditions.append("d.kind = 'score' AND d.id = t.id")
@@ -196,7 +219,8 @@ class TableQuery:
         bound: list[Any] = []
         # Tombstones are never windowed (a deletion may be recorded on any day), and a repeated
         # tombstone hides the same rows: every placeholder reads all of them, without dedup.
-        deletions = [path for group in self._files("deletions", project_id, None) for path in group]
+        clean, dirty, _ = self._files("deletions", project_id, None)
+        deletions = clean + dirty
         text = re.sub(r"\{(\w+)\}", lambda m: self._source(m.group(1), project_id, bound, dates, deletions), sql)
         cursor = self._cursor()
         timer = threading.Timer(timeout or self.timeout, cursor.interrupt)
