@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
+from typing import Any, TypeVar
 
 import orjson
 
+from semconv.shapes import KeyMemo
 from semconv.values import to_json
+
+T = TypeVar("T")
 
 MAX_FLATTENED_ITEMS = 10_000  # bounds what a hostile "x.999999999.y" key can allocate
 
@@ -49,6 +53,8 @@ MAX_COUNT = 2**53
 
 def as_int(value: Any) -> int | None:
     """A non-negative count (at most :data:`MAX_COUNT`) from an int, float or numeric string; None otherwise."""
+    if value.__class__ is int:  # the usual case first (bool is a subclass of int, not int itself)
+        return value if 0 <= value <= MAX_COUNT else None
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
@@ -98,10 +104,32 @@ def as_bool(value: Any) -> bool | None:
     return None
 
 
+def _prefix_plan(prefix: str, keys: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """(key without the prefix, key) of every key under ``prefix``."""
+    size = len(prefix)
+    return tuple((key[size:], key) for key in keys if key.startswith(prefix) and len(key) > size)
+
+
+# Which keys lie under a prefix depends on the keys only: planned once per key set and prefix.
+_PREFIX_PLANS: dict[str, KeyMemo[tuple[tuple[str, str], ...]]] = {}
+_MAX_PREFIXES = 32  # prefixes are the dialects' constants (a dozen); a bound all the same
+
+
+def _planned(
+    plans: dict[str, KeyMemo[T]], plan: Callable[[str, tuple[str, ...]], T], prefix: str, attrs: Mapping[str, Any]
+) -> T:
+    """``plan(prefix, keys of attrs)``, memoised per prefix and key set."""
+    planner = plans.get(prefix)
+    if planner is None:
+        if len(plans) >= _MAX_PREFIXES:
+            return plan(prefix, tuple(attrs))
+        planner = plans[prefix] = KeyMemo(partial(plan, prefix))
+    return planner(attrs)
+
+
 def with_prefix(attrs: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     """The attributes under ``prefix`` (which ends with a dot), with the prefix removed."""
-    size = len(prefix)
-    return {key[size:]: value for key, value in attrs.items() if key.startswith(prefix) and len(key) > size}
+    return {short: attrs[key] for short, key in _planned(_PREFIX_PLANS, _prefix_plan, prefix, attrs)}
 
 
 def unflatten(flat: Mapping[str, Any]) -> Any:
@@ -139,32 +167,46 @@ def _lists(node: dict[str, Any]) -> Any:
     return {k: _lists(v) if v.__class__ is dict else v for k, v in node.items()}
 
 
-def indexed(attrs: Mapping[str, Any], prefix: str) -> tuple[list[Any], set[str]]:
-    """Items of a flattened, zero-based list such as ``gen_ai.prompt.0.role`` (prefix ``gen_ai.prompt.``),
-    and the attribute keys they came from.
+# An item of a flattened list: the key of a scalar item, or the (sub-key, key) pairs of a nested one.
+_Item = str | tuple[tuple[str, str], ...]
+_IndexPlan = tuple[tuple[_Item, ...], frozenset[str]]
 
-    One pass over the attributes groups keys by index; indices beyond :data:`MAX_FLATTENED_ITEMS`
-    are ignored, gaps are closed, order is kept.
-    """
+
+def _index_plan(prefix: str, keys: tuple[str, ...]) -> _IndexPlan:
+    """Where the items of the list under ``prefix`` are, in order, and every key that belongs to it."""
     size = len(prefix)
     groups: dict[int, Any] = {}
-    keys: set[str] = set()
-    for key, value in attrs.items():
+    used: list[str] = []
+    for key in keys:
         if not key.startswith(prefix):
             continue
         head, dot, rest = key[size:].partition(".")
         if not head.isdigit() or (index := int(head)) >= MAX_FLATTENED_ITEMS:
             continue
-        keys.add(key)
+        used.append(key)
         if not dot:
-            groups[index] = (value,)  # the item itself is a scalar
+            groups[index] = key  # the item itself is a scalar
             continue
         item = groups.get(index)
         if item.__class__ is not dict:
             item = groups[index] = {}
-        item[rest] = value
-    items = []
-    for index in sorted(groups):
-        item = groups[index]
-        items.append(unflatten(item) if item.__class__ is dict else item[0])
-    return items, keys
+        item[rest] = key
+    items = tuple(groups[i] if groups[i].__class__ is str else tuple(groups[i].items()) for i in sorted(groups))
+    return items, frozenset(used)
+
+
+# Which keys form which item depends on the keys only: planned once per key set and prefix.
+_INDEX_PLANS: dict[str, KeyMemo[_IndexPlan]] = {}
+
+
+def indexed(attrs: Mapping[str, Any], prefix: str) -> tuple[list[Any], set[str]]:
+    """Items of a flattened, zero-based list such as ``gen_ai.prompt.0.role`` (prefix ``gen_ai.prompt.``),
+    and the attribute keys they came from.
+
+    Indices beyond :data:`MAX_FLATTENED_ITEMS` are ignored, gaps are closed, order is kept.
+    """
+    plan, keys = _planned(_INDEX_PLANS, _index_plan, prefix, attrs)
+    items = [
+        attrs[item] if item.__class__ is str else unflatten({rest: attrs[key] for rest, key in item}) for item in plan
+    ]
+    return items, set(keys)

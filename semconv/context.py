@@ -83,8 +83,26 @@ def parse_tags(value: Any) -> list[str]:
     return [text] if text else []
 
 
+# Every span of a resource usually names the same few environments: remember their normal forms.
+_NORMALIZED: dict[str, str] = {}
+_MAX_NORMALIZED = 1024
+
+
 def normalize_environment(value: Any) -> str:
     """Langfuse's environment rule: lower-case, no ``langfuse`` prefix, [a-z0-9_-], ≤ 40 chars."""
+    if value.__class__ is str:
+        found = _NORMALIZED.get(value)
+        if found is None:
+            found = _normalize_environment(value)
+            if len(value) <= 256:
+                if len(_NORMALIZED) >= _MAX_NORMALIZED:
+                    _NORMALIZED.clear()
+                _NORMALIZED[value] = found
+        return found
+    return _normalize_environment(value)
+
+
+def _normalize_environment(value: Any) -> str:
     text = _LANGFUSE_PREFIX.sub("", str(value).strip().lower())[:40]
     return text if text and _ENVIRONMENT.match(text) else DEFAULT_ENVIRONMENT
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, fields
 from operator import attrgetter
 from typing import Any
 
+from semconv.shapes import key_memo
+
 
 @dataclass(frozen=True, slots=True)
 class SpanView:
@@ -29,12 +31,17 @@ class SpanView:
         span: Any,
         resource_facts: dict[str, Any] | None = None,
     ) -> SpanView:
-        namespaces = frozenset({key.partition(".")[0] for key in attributes})
-        return cls(attributes, resource, scope.name, scope.version, span, namespaces, resource_facts)
+        return cls(attributes, resource, scope.name, scope.version, span, namespaces_of(attributes), resource_facts)
 
     @property
     def start_us(self) -> int:
         return self.span.start_time_unix_nano // 1000
+
+
+@key_memo
+def namespaces_of(keys: tuple[str, ...]) -> frozenset[str]:
+    """The first dotted segment of every attribute key."""
+    return frozenset({key.partition(".")[0] for key in keys})
 
 
 @dataclass(slots=True)

@@ -177,19 +177,16 @@ def map_span(resource: ResourceContext, scope: Any, span: Any, out: MappedSpans)
     out.observations.append(observation)
 
     is_root = parent_id is None or bool(e.root)
-    has_facts = any(
-        v is not None
-        for v in (
-            e.trace_name,
-            e.trace_input,
-            e.trace_output,
-            e.trace_metadata,
-            e.user_id,
-            e.session_id,
-            e.tags,
-            e.public,
-            e.release,
-        )
+    has_facts = (  # a chain, not any(<generator>): this runs for every span
+        e.trace_name is not None
+        or e.trace_input is not None
+        or e.trace_output is not None
+        or e.trace_metadata is not None
+        or e.user_id is not None
+        or e.session_id is not None
+        or e.tags is not None
+        or e.public is not None
+        or e.release is not None
     )
     if is_root or has_facts:
         out.traces.append(

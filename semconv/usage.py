@@ -47,17 +47,19 @@ def disjoint(
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, int] | None:
     """Disjoint buckets (see module doc) from raw counts; None when nothing was reported."""
-    counts = {
-        "input": as_int(input),
-        "cache_read": as_int(cache_read),
-        "cache_write": as_int(cache_write),
-        "input_audio": as_int(input_audio),
-        "output": as_int(output),
-        "reasoning": as_int(reasoning),
-        "output_audio": as_int(output_audio),
+    raw = {
+        "input": input,
+        "cache_read": cache_read,
+        "cache_write": cache_write,
+        "input_audio": input_audio,
+        "output": output,
+        "reasoning": reasoning,
+        "output_audio": output_audio,
     }
-    reported_total = as_int(total)
-    if all(v is None for v in counts.values()) and reported_total is None and not extra:
+    # Most buckets are absent (None): skip the conversion call for those, this runs for every span with usage.
+    counts = {k: None if v is None else as_int(v) for k, v in raw.items()}
+    reported_total = None if total is None else as_int(total)
+    if reported_total is None and not extra and all(v is None for v in counts.values()):
         return None
     if counts["input"] is None and counts["output"] is None and reported_total is not None:
         counts["input"] = reported_total  # e.g. embeddings report only a total

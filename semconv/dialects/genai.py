@@ -7,11 +7,13 @@ OpenLIT, Pydantic AI, Vercel v7), so this dialect has the lowest precedence. Fac
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from semconv.attrs import as_float, first, parse_json, parse_json_any
 from semconv.extract import Dialect, Extract, SpanView
 from semconv.messages import normalize_messages, prepend_system
+from semconv.shapes import key_memo
 from semconv.usage import disjoint
 from semconv.values import attributes
 
@@ -96,36 +98,73 @@ def _usage_index(prefix: str) -> dict[str, tuple[str, int]]:
     return {prefix + key[size:]: (bucket, rank) for bucket, keys in USAGE_KEYS.items() for rank, key in enumerate(keys)}
 
 
-_USAGE_INDEXES = {prefix: _usage_index(prefix) for prefix in ("gen_ai.usage.", "gen_ai.aggregated_usage.")}
+_UsagePlan = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def _usage_plan(index: dict[str, tuple[str, int]], keys: tuple[str, ...]) -> _UsagePlan:
+    """(bucket, the bucket's aliases present in ``keys``, best rank first) for every bucket present."""
+    hits: dict[str, list[tuple[int, str]]] = {}
+    for key in keys:
+        hit = index.get(key)
+        if hit is not None:
+            hits.setdefault(hit[0], []).append((hit[1], key))
+    return tuple((bucket, tuple(key for _, key in sorted(found))) for bucket, found in hits.items())
+
+
+# The usage keys a key set holds depend on the keys only: planned once per key set (see semconv.shapes).
+_USAGE_PLANS = {
+    prefix: key_memo(partial(_usage_plan, _usage_index(prefix)))
+    for prefix in ("gen_ai.usage.", "gen_ai.aggregated_usage.")
+}
 
 
 def usage_from(attrs: dict[str, Any], prefix: str = "gen_ai.usage.") -> dict[str, int] | None:
     """Disjoint buckets from ``gen_ai.usage.*`` (or the same names under another prefix).
 
-    One pass over the attributes; for each bucket the first alias in ``USAGE_KEYS`` wins.
+    For each bucket the first alias in ``USAGE_KEYS`` with a non-empty value wins.
     """
-    index = _USAGE_INDEXES.get(prefix) or _usage_index(prefix)
-    best: dict[str, tuple[int, Any]] = {}
-    for key, value in attrs.items():
-        hit = index.get(key)
-        if hit is not None and value is not None and value != "":
-            bucket, rank = hit
-            if bucket not in best or rank < best[bucket][0]:
-                best[bucket] = (rank, value)
+    planner = _USAGE_PLANS.get(prefix)
+    plan = planner(attrs) if planner is not None else _usage_plan(_usage_index(prefix), tuple(attrs))
+    best: dict[str, Any] = {}
+    for bucket, keys in plan:
+        for key in keys:
+            value = attrs[key]
+            if value is not None and value != "":
+                best[bucket] = value
+                break
     if not best:
         return None
-    return disjoint(**{bucket: value for bucket, (_, value) in best.items()})
+    return disjoint(**best)
+
+
+@key_memo
+def _parameter_plan(keys: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """(key, parameter name) of every request-parameter key but the model; the first key of a name wins."""
+    plan: dict[str, str] = {}
+    for key in keys:
+        if key.startswith(_PARAMETER_PREFIXES):
+            name = key[key.index(".request.") + len(".request.") :]
+            if name != "model" and name not in plan:
+                plan[name] = key
+    return tuple((key, name) for name, key in plan.items())
 
 
 def model_parameters(attrs: dict[str, Any]) -> dict[str, Any] | None:
-    """``gen_ai.request.*`` (and the older OpenAI-specific names) without the model, in one pass."""
-    params: dict[str, Any] = {}
-    for key, value in attrs.items():
-        if key.startswith(_PARAMETER_PREFIXES):
-            name = key[key.index(".request.") + len(".request.") :]
-            if name != "model" and name not in params:
-                params[name] = value
-    return params or None
+    """``gen_ai.request.*`` (and the older OpenAI-specific names) without the model."""
+    return {name: attrs[key] for key, name in _parameter_plan(attrs)} or None
+
+
+@key_memo
+def _consumed_keys(keys: tuple[str, ...]) -> frozenset[str]:
+    """The keys this dialect maps (content, usage, parameters), left out of the raw attributes."""
+    return frozenset(
+        key
+        for key in keys
+        if key in CONTENT_KEYS
+        or key in _ALL_USAGE_KEYS
+        or key.startswith(_PARAMETER_PREFIXES)
+        or key.startswith("gen_ai.aggregated_usage.")
+    )
 
 
 def content_from_attributes(attrs: dict[str, Any]) -> tuple[Any, Any]:
@@ -242,9 +281,7 @@ def extract(view: SpanView) -> Extract:
         aggregated_usage=aggregated,
         cost={"total": cost} if cost is not None else None,
         completion_start_time=view.start_us + int(ttft * 1_000_000) if ttft is not None and ttft >= 0 else None,
-        consumed={k for k in attrs if k in CONTENT_KEYS or k in _ALL_USAGE_KEYS or k.startswith(_PARAMETER_PREFIXES)}
-        | {k for k in attrs if k.startswith("gen_ai.aggregated_usage.")}
-        | ({"gen_ai.usage.cost"} if cost else set()),
+        consumed=set(_consumed_keys(attrs)) | ({"gen_ai.usage.cost"} if cost else set()),
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from semconv.attrs import as_bool, as_float, as_int, as_str, parse_json, parse_json_any, unflatten, with_prefix
 from semconv.extract import Dialect, Extract, SpanView
 from semconv.messages import normalize_messages
+from semconv.shapes import key_memo
 from semconv.timeparse import iso_to_micros
 from semconv.usage import disjoint
 
@@ -190,8 +191,13 @@ def extract(view: SpanView) -> Extract:
         root=True
         if as_bool(attrs.get("langfuse.internal.as_root")) or as_bool(attrs.get("langfuse.internal.is_app_root"))
         else None,
-        consumed={k for k in attrs if k.startswith("langfuse.")},
+        consumed=set(_langfuse_keys(attrs)),
     )
+
+
+@key_memo
+def _langfuse_keys(keys: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(key for key in keys if key.startswith("langfuse."))
 
 
 def _has_prefix(attrs: dict[str, Any], prefix: str) -> bool:

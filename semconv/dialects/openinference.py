@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from semconv.attrs import as_float, as_int, as_str, first, indexed, parse_json, parse_json_any
+from semconv.attrs import as_float, as_int, as_str, first, indexed, parse_json, parse_json_any, with_prefix
 from semconv.extract import Dialect, Extract, SpanView
 from semconv.messages import normalize_messages, prepend_system
 from semconv.usage import disjoint
@@ -308,14 +308,19 @@ def _rerank_io(attrs: Mapping[str, Any], input_value: Any, output_value: Any, us
 # ---- usage, cost, parameters, metadata --------------------------------------------------------
 
 
+_TOKEN_KEYS = {bucket: TOKEN_PREFIX + suffix for bucket, suffix in USAGE_KEYS.items()}
+
+
 def _usage(attrs: Mapping[str, Any]) -> tuple[dict[str, int] | None, set[str]]:
-    counts = {bucket: attrs.get(TOKEN_PREFIX + suffix) for bucket, suffix in USAGE_KEYS.items()}
-    used = {TOKEN_PREFIX + s for s in USAGE_KEYS.values() if as_int(attrs.get(TOKEN_PREFIX + s)) is not None}
+    counts = {bucket: attrs.get(key) for bucket, key in _TOKEN_KEYS.items()}
+    used = {_TOKEN_KEYS[bucket] for bucket, value in counts.items() if value is not None and as_int(value) is not None}
     return disjoint(**counts), used
 
 
 def _cost(attrs: Mapping[str, Any]) -> tuple[dict[str, float] | None, set[str]]:
     """``llm.cost.*`` as disjoint USD buckets plus ``total`` (``llm.cost.total``, else the sum)."""
+    if not with_prefix(attrs, COST_PREFIX):  # the usual case, known per key set (see semconv.shapes)
+        return None, set()
     cost: dict[str, float] = {}
     used: set[str] = set()
     for bucket, suffix in COST_DETAILS.items():
