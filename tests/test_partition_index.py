@@ -47,7 +47,7 @@ def test_a_trace_is_found_on_exactly_the_days_holding_its_facts(tmp_path):
     assert query.trace_dates("p", "absent") == []
     assert query.trace_dates("other-project", "t1") == []
     # The trace read through the index is the trace: its facts from both days merged.
-    assert reads.get_trace(query, "p", "long")["timestamp"].date() == _day(-3)
+    assert reads.trace_details(query, "p", "long")[0]["timestamp"].date() == _day(-3)
 
 
 def test_files_written_after_the_first_lookup_are_seen(tmp_path):

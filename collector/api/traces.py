@@ -144,14 +144,12 @@ def list_traces(
 @router.get("/traces/{trace_id}")
 def get_trace(request: Request, trace_id: str, project_id: str = Project) -> Response:
     """One trace with its observations and scores, as Langfuse's ``TraceWithFullDetails``."""
-    query = context(request).query
-    row = reads.get_trace(query, project_id, trace_id)
-    if row is None:
+    found = reads.trace_details(context(request).query, project_id, trace_id)
+    if found is None:
         raise NotFound(f"Trace {trace_id} not found within authorized project")
-    window = reads.trace_window(row["timestamp"])  # only the trace's own days are read from here on
-    rows = reads.trace_observations(query, project_id, trace_id, dates=window)
+    row, rows, score_rows = found
     observations = [observation_v1(o, project_id) for o in rows]
-    scores = [score(s) for s in reads.trace_scores(query, project_id, trace_id)]
+    scores = [score(s) for s in score_rows]
     item = trace_object(row, project_id)
     item |= {
         "htmlPath": html_path(project_id, trace_id),

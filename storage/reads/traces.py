@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -365,12 +366,31 @@ def trace_window(timestamp: dt.datetime) -> DateWindow:
     return around(timestamp.date(), timestamp.date())
 
 
-def get_trace(query: TableQuery, project_id: str, trace_id: str) -> dict[str, Any] | None:
-    """One merged trace. Its facts are looked up first, in only the days the trace index points
-    at; only a trace without facts (its spans carried none) needs the scan over observations."""
+# Reads of one trace run side by side: each is a separate DuckDB query waiting on its own scan.
+_TRACE_READS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="trace-read")
+
+
+def trace_details(
+    query: TableQuery, project_id: str, trace_id: str
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]] | None:
+    """A merged trace, its observations (log content joined, by start) and its scores, or None.
+
+    When the trace index knows the trace's days, facts, observations and scores are read at
+    once; a trace known only from its observations is found first, then read around its start.
+    """
     days = query.trace_dates(project_id, trace_id)
-    found = get_traces(query, project_id, [trace_id], orphans=False, dates=(days[0], days[-1])) if days else {}
-    return found.get(trace_id) or get_traces(query, project_id, [trace_id]).get(trace_id)
+    if days:
+        facts = _TRACE_READS.submit(get_traces, query, project_id, [trace_id], orphans=False, dates=(days[0], days[-1]))
+        observations = _TRACE_READS.submit(trace_observations, query, project_id, trace_id, around(days[0], days[-1]))
+        scores = trace_scores(query, project_id, trace_id)
+        row = facts.result().get(trace_id)
+        if row is not None:
+            return row, observations.result(), scores
+    row = get_traces(query, project_id, [trace_id]).get(trace_id)
+    if row is None:
+        return None
+    window = trace_window(row["timestamp"])
+    return row, trace_observations(query, project_id, trace_id, window), trace_scores(query, project_id, trace_id)
 
 
 def trace_observations(
