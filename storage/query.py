@@ -3,7 +3,8 @@
 Every query is scoped to one project by reading only that project's partition directories,
 and every value from a caller is a bound parameter. ``{observations}``, ``{traces}``,
 ``{scores}`` and ``{logs}`` in a query stand for that table's live rows: among rows sharing
-the table's key the one ingested last, without rows of deleted traces (and deleted scores).
+the table's key the one ingested last, without rows of deleted traces (and deleted scores);
+``{observations_with_content}`` is observations with their GenAI log content joined.
 A query that runs longer than its timeout is interrupted and raises :class:`QueryTimeout`.
 """
 
@@ -59,6 +60,10 @@ OBSERVATIONS_WITH_CONTENT = f"""
     LEFT JOIN log_content c ON c.trace_id = o.trace_id AND c.span_id = o.id
 """
 
+
+# The placeholder for observations with their log content joined (see TableQuery._source).
+WITH_CONTENT = "observations_with_content"
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 DateWindow = tuple[dt.date | None, dt.date | None]
 
@@ -182,7 +187,16 @@ class TableQuery:
     def _source(
         self, table: str, project_id: str, params: list[Any], dates: DateWindow | None, deletions: list[str]
     ) -> str:
-        """SQL for the live rows of one table; ``deletions`` are the project's tombstone files."""
+        """SQL for the live rows of one table; ``deletions`` are the project's tombstone files.
+
+        ``observations_with_content`` is observations with GenAI log content joined
+        (:data:`OBSERVATIONS_WITH_CONTENT`) — plain observations when no log files are in reach.
+        """
+        if table == WITH_CONTENT:
+            clean, dirty, _ = self._files("logs", project_id, dates)
+            if not clean and not dirty:
+                return self._source("observations", project_id, params, dates, deletions)
+            return f"({self._expand(OBSERVATIONS_WITH_CONTENT, project_id, params, dates, deletions)})"
         if table not in TABLES:
             raise ValueError(f"unknown table {table!r}")
         clean, dirty, uniform = self._files(table, project_id, dates)
@@ -221,7 +235,7 @@ class TableQuery:
         # tombstone hides the same rows: every placeholder reads all of them, without dedup.
         clean, dirty, _ = self._files("deletions", project_id, None)
         deletions = clean + dirty
-        text = re.sub(r"\{(\w+)\}", lambda m: self._source(m.group(1), project_id, bound, dates, deletions), sql)
+        text = self._expand(sql, project_id, bound, dates, deletions)
         cursor = self._cursor()
         timer = threading.Timer(timeout or self.timeout, cursor.interrupt)
         timer.start()
@@ -235,6 +249,12 @@ class TableQuery:
             timer.cancel()
             cursor.close()
 
+    def _expand(
+        self, sql: str, project_id: str, params: list[Any], dates: DateWindow | None, deletions: list[str]
+    ) -> str:
+        """``sql`` with each ``{table}`` placeholder replaced by its source, in order of appearance."""
+        return _PLACEHOLDER.sub(lambda m: self._source(m.group(1), project_id, params, dates, deletions), sql)
+
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
             return self._db.cursor()
@@ -246,7 +266,7 @@ class TableQuery:
     def observations(self, project_id: str, trace_id: str | None = None) -> list[dict[str, Any]]:
         """Observations of a project (optionally of one trace), oldest first, with log content joined."""
         where, params = ("WHERE o.trace_id = ?", (trace_id,)) if trace_id is not None else ("", ())
-        return self.query(project_id, f"{OBSERVATIONS_WITH_CONTENT} {where} ORDER BY o.start_time, o.id", params)
+        return self.query(project_id, f"SELECT * FROM {{{WITH_CONTENT}}} o {where} ORDER BY o.start_time, o.id", params)
 
     def recent_traces(self, project_id: str, limit: int = 20) -> list[dict[str, Any]]:
         """The latest traces: id, start, duration, span count, errors, name and service of the root."""

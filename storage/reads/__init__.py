@@ -16,7 +16,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from storage.query import OBSERVATIONS_WITH_CONTENT, DateWindow
+from storage.query import DateWindow
 
 # Trace facts and a trace's observations lie within this distance of the trace's timestamp for
 # every trace that is not pathologically long; partitions farther away are not read.
@@ -56,13 +56,12 @@ def merged_facts(
 def sources(**aliases: str) -> str:
     """``WITH`` items naming live table rows: ``sources(o="observations")`` -> ``o AS (...)``.
 
-    The special table name ``observations_with_content`` stands for observations with their
-    GenAI log content joined into input/output (:data:`storage.query.OBSERVATIONS_WITH_CONTENT`).
+    The table name ``observations_with_content`` stands for observations with their GenAI log
+    content joined into input/output (see :meth:`storage.query.TableQuery.query`).
     """
     items = []
     for alias, table in aliases.items():
-        body = OBSERVATIONS_WITH_CONTENT if table == "observations_with_content" else f"SELECT * FROM {{{table}}}"
-        items.append(f"{alias} AS NOT MATERIALIZED ({body})")
+        items.append(f"{alias} AS NOT MATERIALIZED (SELECT * FROM {{{table}}})")
     return ",\n".join(items)
 
 
