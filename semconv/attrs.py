@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from functools import partial
-from typing import Any, TypeVar
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import orjson
 
-from semconv.shapes import KeyMemo
+from semconv.shapes import key_memo
 from semconv.values import to_json
-
-T = TypeVar("T")
 
 MAX_FLATTENED_ITEMS = 10_000  # bounds what a hostile "x.999999999.y" key can allocate
 
@@ -104,32 +101,17 @@ def as_bool(value: Any) -> bool | None:
     return None
 
 
-def _prefix_plan(prefix: str, keys: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    """(key without the prefix, key) of every key under ``prefix``."""
+@key_memo
+def _prefix_plan(keys: tuple[str, ...], prefix: str) -> tuple[tuple[str, str], ...]:
+    """(key without the prefix, key) of every key under ``prefix`` — the keys decide, so planned
+    once per key set and prefix."""
     size = len(prefix)
     return tuple((key[size:], key) for key in keys if key.startswith(prefix) and len(key) > size)
 
 
-# Which keys lie under a prefix depends on the keys only: planned once per key set and prefix.
-_PREFIX_PLANS: dict[str, KeyMemo[tuple[tuple[str, str], ...]]] = {}
-_MAX_PREFIXES = 32  # prefixes are the dialects' constants (a dozen); a bound all the same
-
-
-def _planned(
-    plans: dict[str, KeyMemo[T]], plan: Callable[[str, tuple[str, ...]], T], prefix: str, attrs: Mapping[str, Any]
-) -> T:
-    """``plan(prefix, keys of attrs)``, memoised per prefix and key set."""
-    planner = plans.get(prefix)
-    if planner is None:
-        if len(plans) >= _MAX_PREFIXES:
-            return plan(prefix, tuple(attrs))
-        planner = plans[prefix] = KeyMemo(partial(plan, prefix))
-    return planner(attrs)
-
-
 def with_prefix(attrs: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     """The attributes under ``prefix`` (which ends with a dot), with the prefix removed."""
-    return {short: attrs[key] for short, key in _planned(_PREFIX_PLANS, _prefix_plan, prefix, attrs)}
+    return {short: attrs[key] for short, key in _prefix_plan(attrs, prefix)}
 
 
 def unflatten(flat: Mapping[str, Any]) -> Any:
@@ -172,8 +154,10 @@ _Item = str | tuple[tuple[str, str], ...]
 _IndexPlan = tuple[tuple[_Item, ...], frozenset[str]]
 
 
-def _index_plan(prefix: str, keys: tuple[str, ...]) -> _IndexPlan:
-    """Where the items of the list under ``prefix`` are, in order, and every key that belongs to it."""
+@key_memo
+def _index_plan(keys: tuple[str, ...], prefix: str) -> _IndexPlan:
+    """Where the items of the list under ``prefix`` are, in order, and every key that belongs to
+    it — the keys decide, so planned once per key set and prefix."""
     size = len(prefix)
     groups: dict[int, Any] = {}
     used: list[str] = []
@@ -195,17 +179,13 @@ def _index_plan(prefix: str, keys: tuple[str, ...]) -> _IndexPlan:
     return items, frozenset(used)
 
 
-# Which keys form which item depends on the keys only: planned once per key set and prefix.
-_INDEX_PLANS: dict[str, KeyMemo[_IndexPlan]] = {}
-
-
 def indexed(attrs: Mapping[str, Any], prefix: str) -> tuple[list[Any], set[str]]:
     """Items of a flattened, zero-based list such as ``gen_ai.prompt.0.role`` (prefix ``gen_ai.prompt.``),
     and the attribute keys they came from.
 
     Indices beyond :data:`MAX_FLATTENED_ITEMS` are ignored, gaps are closed, order is kept.
     """
-    plan, keys = _planned(_INDEX_PLANS, _index_plan, prefix, attrs)
+    plan, keys = _index_plan(attrs, prefix)
     items = [
         attrs[item] if item.__class__ is str else unflatten({rest: attrs[key] for rest, key in item}) for item in plan
     ]

@@ -7,7 +7,6 @@ OpenLIT, Pydantic AI, Vercel v7), so this dialect has the lowest precedence. Fac
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from semconv.attrs import as_float, first, parse_json, parse_json_any
@@ -99,10 +98,14 @@ def _usage_index(prefix: str) -> dict[str, tuple[str, int]]:
 
 
 _UsagePlan = tuple[tuple[str, tuple[str, ...]], ...]
+_USAGE_INDEXES = {prefix: _usage_index(prefix) for prefix in ("gen_ai.usage.", "gen_ai.aggregated_usage.")}
 
 
-def _usage_plan(index: dict[str, tuple[str, int]], keys: tuple[str, ...]) -> _UsagePlan:
-    """(bucket, the bucket's aliases present in ``keys``, best rank first) for every bucket present."""
+@key_memo
+def _usage_plan(keys: tuple[str, ...], prefix: str) -> _UsagePlan:
+    """(bucket, the bucket's aliases present in ``keys``, best rank first) for every bucket
+    present — the keys decide, so planned once per key set and prefix."""
+    index = _USAGE_INDEXES.get(prefix) or _usage_index(prefix)
     hits: dict[str, list[tuple[int, str]]] = {}
     for key in keys:
         hit = index.get(key)
@@ -111,22 +114,13 @@ def _usage_plan(index: dict[str, tuple[str, int]], keys: tuple[str, ...]) -> _Us
     return tuple((bucket, tuple(key for _, key in sorted(found))) for bucket, found in hits.items())
 
 
-# The usage keys a key set holds depend on the keys only: planned once per key set (see semconv.shapes).
-_USAGE_PLANS = {
-    prefix: key_memo(partial(_usage_plan, _usage_index(prefix)))
-    for prefix in ("gen_ai.usage.", "gen_ai.aggregated_usage.")
-}
-
-
 def usage_from(attrs: dict[str, Any], prefix: str = "gen_ai.usage.") -> dict[str, int] | None:
     """Disjoint buckets from ``gen_ai.usage.*`` (or the same names under another prefix).
 
     For each bucket the first alias in ``USAGE_KEYS`` with a non-empty value wins.
     """
-    planner = _USAGE_PLANS.get(prefix)
-    plan = planner(attrs) if planner is not None else _usage_plan(_usage_index(prefix), tuple(attrs))
     best: dict[str, Any] = {}
-    for bucket, keys in plan:
+    for bucket, keys in _usage_plan(attrs, prefix):
         for key in keys:
             value = attrs[key]
             if value is not None and value != "":
