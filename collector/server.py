@@ -184,7 +184,7 @@ class Server:
             if self._stopping.is_set():
                 return
             try:
-                self.query.trace_dates(project.id, "")
+                self.query.read_trace_index(project.id)
             except Exception:
                 log.exception("reading the trace index failed project=%s", project.id)
 

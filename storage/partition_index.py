@@ -28,6 +28,15 @@ def _hashes(path: Path, column: str) -> array:
     return array("q", sorted(hash(value) for value in values))
 
 
+def _may_hold(hashes: array | None, wanted: int) -> bool:
+    """Whether a file with these sorted ``hashes`` may hold a value hashing to ``wanted``; an
+    unreadable file (None) may hold anything — the read that follows reports its damage."""
+    if hashes is None:
+        return True
+    at = bisect.bisect_left(hashes, wanted)
+    return at < len(hashes) and hashes[at] == wanted
+
+
 class PartitionIndex:
     """Per-file value hashes of one column of one table; safe to share between threads."""
 
@@ -40,21 +49,20 @@ class PartitionIndex:
         """The dates of ``partitions`` with a file that may hold ``value``, oldest first.
 
         ``partitions`` are all partitions of one table of one project, as
-        ``TableQuery._partitions`` lists them (directory, Parquet file names);
-        partitions of that project no longer listed (retention) are forgotten.
+        ``TableQuery._partitions`` lists them (directory, Parquet file names).
         """
         wanted = hash(value)
-        found = []
+        return [
+            dt.date.fromisoformat(partition.name.removeprefix("date="))
+            for partition, files in self.load(partitions)
+            if any(_may_hold(hashes, wanted) for hashes in files)
+        ]
+
+    def load(self, partitions: list[tuple[Path, list[str]]]) -> list[tuple[Path, list[array | None]]]:
+        """The hashes of every file of ``partitions`` (as :meth:`dates` takes them), reading the
+        files not seen yet; partitions and files no longer listed are forgotten."""
         self._forget_others(partitions)
-        for partition, names in partitions:
-            for hashes in self._files(partition, names):
-                # An unreadable file may hold anything: the query that follows reads it and
-                # reports the damage the usual way.
-                at = bisect.bisect_left(hashes, wanted) if hashes is not None else 0
-                if hashes is None or (at < len(hashes) and hashes[at] == wanted):
-                    found.append(dt.date.fromisoformat(partition.name.removeprefix("date=")))
-                    break
-        return found
+        return [(partition, self._files(partition, names)) for partition, names in partitions]
 
     def _forget_others(self, partitions: list[tuple[Path, list[str]]]) -> None:
         if not partitions:

@@ -149,6 +149,10 @@ class TableQuery:
             self._schemas[path] = known
         return known
 
+    def read_trace_index(self, project_id: str) -> None:
+        """Read the trace index of one project's files now (see :meth:`trace_dates`)."""
+        self._trace_facts.load(self._partitions("traces", project_id, None))
+
     def trace_dates(self, project_id: str, trace_id: str) -> list[dt.date]:
         """The days whose ``traces`` partitions may hold facts of ``trace_id``, oldest first
         (from an in-memory index of the files, see :mod:`storage.partition_index`)."""

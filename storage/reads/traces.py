@@ -74,18 +74,17 @@ _MERGED_COLUMNS: dict[str, tuple[str, str]] = {
     "created_at": ("created_at", "created_at"),
     "updated_at": ("updated_at", "updated_at"),
 }
-# Aggregates of the facts CTE beyond the merged scalar facts and tags.
+_INGEST_TIMES = {"created_at": "min(ingested_at) AS created_at", "updated_at": "max(ingested_at) AS updated_at"}
+# Aggregates of the facts CTE beyond the merged scalar facts and tags, and of the observed CTE.
 _FACT_EXTRAS: dict[str, str] = {
     "metadata_versions": (
         f"list(metadata ORDER BY {FACT_ORDER.strip('()')}) FILTER (WHERE metadata IS NOT NULL) AS metadata_versions"
     ),
-    "created_at": "min(ingested_at) AS created_at",
-    "updated_at": "max(ingested_at) AS updated_at",
+    **_INGEST_TIMES,
 }
 _OBSERVED_AGGREGATES: dict[str, str] = {
     "environment": "arg_min(environment, start_time) FILTER (WHERE environment IS NOT NULL) AS environment",
-    "created_at": "min(ingested_at) AS created_at",
-    "updated_at": "max(ingested_at) AS updated_at",
+    **_INGEST_TIMES,
 }
 
 
@@ -106,7 +105,7 @@ def _merged_ctes(
     ``timestamp`` and those: counting and choosing a page then never fold every trace's input,
     output and metadata.
     """
-    wanted = ["timestamp", *(c for c in _MERGED_COLUMNS if c != "timestamp" and (columns is None or c in columns))]
+    wanted = [c for c in _MERGED_COLUMNS if columns is None or c == "timestamp" or c in columns]
     fact_where = time_range("timestamp", since if prune_since else None, until, params, margin=TRACE_SPAN_MARGIN)
     if ids is not None:
         fact_where.append(in_list("id", ids, params))
@@ -139,28 +138,8 @@ def _merged_ctes(
     return ",\n".join(ctes)
 
 
-def _conditions(f: TraceFilter, params: list[Any]) -> list[str]:
-    clauses = half_open("timestamp", f.since, f.until, params)
-    clauses += equal(
-        (
-            ("user_id", f.user_id),
-            ("name", f.name),
-            ("session_id", f.session_id),
-            ("version", f.version),
-            ("release", f.release),
-        ),
-        params,
-    )
-    if f.tags:
-        clauses.append("list_has_all(tags, ?::VARCHAR[])")
-        params.append(list(f.tags))
-    if f.environments:
-        clauses.append(in_list("environment", list(f.environments), params))
-    return clauses
-
-
-def _filter_columns(f: TraceFilter) -> set[str]:
-    """The merged columns :func:`_conditions` reads for ``f`` (besides the timestamp)."""
+def _filtered(f: TraceFilter) -> dict[str, Any]:
+    """The merged columns ``f`` filters on besides the timestamp, with their values."""
     given = {
         "user_id": f.user_id,
         "name": f.name,
@@ -170,7 +149,20 @@ def _filter_columns(f: TraceFilter) -> set[str]:
         "tags": f.tags or None,
         "environment": f.environments or None,
     }
-    return {column for column, value in given.items() if value is not None}
+    return {column: value for column, value in given.items() if value is not None}
+
+
+def _conditions(f: TraceFilter, params: list[Any]) -> list[str]:
+    clauses = half_open("timestamp", f.since, f.until, params)
+    given = _filtered(f)
+    tags, environments = given.pop("tags", None), given.pop("environment", None)
+    clauses += equal(given.items(), params)
+    if tags:
+        clauses.append("list_has_all(tags, ?::VARCHAR[])")
+        params.append(list(tags))
+    if environments:
+        clauses.append(in_list("environment", list(environments), params))
+    return clauses
 
 
 def merge_metadata(versions: Iterable[str] | None) -> dict[str, Any]:
@@ -270,7 +262,7 @@ def _page_keys(
 ) -> list[dict[str, Any]]:
     """Ids and timestamps of one page, in order."""
     params: list[Any] = []
-    ctes = _merged_ctes(params, since=f.since, until=f.until, columns={*_filter_columns(f), order_by})
+    ctes = _merged_ctes(params, since=f.since, until=f.until, columns={*_filtered(f), order_by})
     clauses = _conditions(f, params)
     params += [limit, offset]
     sql = f"""
@@ -283,7 +275,7 @@ def _page_keys(
 
 def count_traces(query: TableQuery, project_id: str, f: TraceFilter) -> int:
     params: list[Any] = []
-    ctes = _merged_ctes(params, since=f.since, until=f.until, columns=_filter_columns(f))
+    ctes = _merged_ctes(params, since=f.since, until=f.until, columns=_filtered(f))
     clauses = _conditions(f, params)
     sql = f"""
         WITH {sources(t="traces", o="observations")},
@@ -316,7 +308,7 @@ def observation_stats(
     """Per trace: observation ids (by start), ``total_cost`` and ``latency`` in seconds over its observations.
 
     ``since`` (the earliest trace timestamp asked about) lets the scan skip older partitions;
-    ``dates`` limits it to a window of ``date=`` partitions (see :func:`trace_window`).
+    ``dates`` limits it to a window of ``date=`` partitions (see :func:`storage.reads.around`).
     """
     if not trace_ids:
         return {}
@@ -361,11 +353,6 @@ def score_ids(query: TableQuery, project_id: str, trace_ids: list[str]) -> dict[
     return {row["trace_id"]: row["ids"] for row in query.query(project_id, sql, params)}
 
 
-def trace_window(timestamp: dt.datetime) -> DateWindow:
-    """The ``date=`` partitions that hold a trace's observations, given the trace's timestamp."""
-    return around(timestamp.date(), timestamp.date())
-
-
 # Reads of one trace run side by side: each is a separate DuckDB query waiting on its own scan.
 _TRACE_READS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="trace-read")
 
@@ -389,14 +376,18 @@ def trace_details(
     row = get_traces(query, project_id, [trace_id]).get(trace_id)
     if row is None:
         return None
-    window = trace_window(row["timestamp"])
-    return row, trace_observations(query, project_id, trace_id, window), trace_scores(query, project_id, trace_id)
+    day = row["timestamp"].date()
+    return (
+        row,
+        trace_observations(query, project_id, trace_id, around(day, day)),
+        trace_scores(query, project_id, trace_id),
+    )
 
 
 def trace_observations(
     query: TableQuery, project_id: str, trace_id: str, dates: DateWindow | None = None
 ) -> list[dict[str, Any]]:
-    """Every observation of a trace (log content joined), by start time; ``dates`` as in :func:`trace_window`."""
+    """Every observation of a trace (log content joined), by start time, read from ``dates``."""
     sql = f"WITH {sources(o='observations_with_content')}\nSELECT * FROM o WHERE trace_id = ? ORDER BY start_time, id"
     return query.query(project_id, sql, [trace_id], dates=dates)
 
