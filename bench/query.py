@@ -9,7 +9,7 @@
    and retention off so the layout stays as measured).
 4. Measures over HTTP with Basic auth (project ``bench-0``), each endpoint ``--repeats`` times
    after ``--warmups`` warm-up calls, bounded by ``--budget`` seconds per endpoint:
-   traces first page, trace by id (random known ids), v1 observations of a trace, v2
+   traces first page, trace by id (random known ids), observation by id, v1 observations of a trace, v2
    observations of a user, daily metrics over the 30 days, and a v2 metrics query (cost by model
    per day over the 30 days). An endpoint that is not there yet is reported as
    "404 not implemented" instead of failing the run.
@@ -206,7 +206,19 @@ def _route_missing(response: httpx.Response) -> bool:
         return True
 
 
-def endpoints(manifest: dict[str, Any], project: str) -> list[tuple[str, Callable[[random.Random], Any]]]:
+def sample_observation_ids(client: httpx.Client, trace_ids: list[str]) -> list[str]:
+    """Observation ids of some sampled traces, read (untimed) through the API itself."""
+    ids: list[str] = []
+    for trace_id in trace_ids[:10]:
+        response = client.get("/api/public/observations", params={"traceId": trace_id})
+        if response.status_code == 200:
+            ids.extend(row["id"] for row in response.json()["data"])
+    return ids
+
+
+def endpoints(
+    manifest: dict[str, Any], project: str, observation_ids: list[str]
+) -> list[tuple[str, Callable[[random.Random], Any]]]:
     start, end = manifest["start_date"] + "T00:00:00Z", manifest["end_date"] + "T00:00:00Z"
     trace_ids = manifest["samples"][project]["trace_ids"]
     user_ids = manifest["samples"][project]["user_ids"]
@@ -224,6 +236,7 @@ def endpoints(manifest: dict[str, Any], project: str) -> list[tuple[str, Callabl
     return [
         ("traces: first page", lambda r: ("/api/public/traces", {})),
         ("traces/{id}", lambda r: (f"/api/public/traces/{r.choice(trace_ids)}", {})),
+        ("observations/{id}", lambda r: (f"/api/public/observations/{r.choice(observation_ids)}", {})),
         ("observations?traceId=", lambda r: ("/api/public/observations", {"traceId": r.choice(trace_ids)})),
         ("v2/observations?userId=", lambda r: ("/api/public/v2/observations", {"userId": r.choice(user_ids)})),
         ("metrics/daily (30 d)", lambda r: ("/api/public/metrics/daily", {"fromTimestamp": start, "toTimestamp": end})),
@@ -240,7 +253,8 @@ def run_measurements(server: ServerProcess, manifest: dict[str, Any], args: argp
         headers={"authorization": f"Basic {token}"},
         timeout=args.timeout,
     ) as client:
-        for i, (name, request) in enumerate(endpoints(manifest, project)):
+        observation_ids = sample_observation_ids(client, manifest["samples"][project]["trace_ids"])
+        for i, (name, request) in enumerate(endpoints(manifest, project, observation_ids or ["none"])):
             result = measure(client, name, request, args.repeats, args.warmups, args.budget, seed=i)
             results.append(result)
             print(f"  {format_row(result)}", flush=True)

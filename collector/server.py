@@ -178,8 +178,8 @@ class Server:
             self.telemetry.partitions_expired.inc(stats.partitions_deleted)
 
     def _warm_trace_index(self) -> None:
-        """Read the trace index of every project now, so that the first lookups by id after a
-        start are as fast as the rest (about a second per million traces, in the background)."""
+        """Read the trace indexes of every project now, so that the first lookups by id and trace
+        counts after a start are as fast as the rest (seconds per million traces, in the background)."""
         for project in self.config.projects:
             if self._stopping.is_set():
                 return

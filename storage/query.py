@@ -21,7 +21,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from storage.partition_index import PartitionIndex
+from storage.partition_index import PartitionIndex, distinct_count
 from storage.schema import TABLES, TRACE_COLUMN, TableSpec
 
 _PROJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -94,7 +94,8 @@ class TableQuery:
             self._db.register("empty_source", _empty(spec))
             self._db.execute(f"CREATE TABLE empty_{name} AS SELECT * FROM empty_source")
             self._db.unregister("empty_source")
-        self._trace_facts = PartitionIndex("id")
+        self._trace_facts = PartitionIndex("id")  # traces files: which trace ids each holds
+        self._trace_spans = PartitionIndex("trace_id")  # observations files: the same
         self._schemas: dict[Path, bool] = {}
 
     def close(self) -> None:
@@ -150,8 +151,23 @@ class TableQuery:
         return known
 
     def read_trace_index(self, project_id: str) -> None:
-        """Read the trace index of one project's files now (see :meth:`trace_dates`)."""
+        """Read the trace indexes of one project's files now (see :meth:`trace_dates`)."""
         self._trace_facts.load(self._partitions("traces", project_id, None))
+        self._trace_spans.load(self._partitions("observations", project_id, None))
+
+    def count_trace_ids(self, project_id: str) -> int | None:
+        """How many traces a project has — distinct trace ids of its ``traces`` and
+        ``observations`` files, deleted traces left out — from the in-memory trace indexes
+        (:func:`storage.partition_index.distinct_count`); None when a file could not be read,
+        so that the caller's query reports the damage."""
+        files = []
+        for index, table in ((self._trace_facts, "traces"), (self._trace_spans, "observations")):
+            for _, hashes in index.load(self._partitions(table, project_id, None)):
+                if any(h is None for h in hashes):
+                    return None
+                files.extend(hashes)
+        deleted = self.query(project_id, "SELECT DISTINCT id FROM {deletions} WHERE kind = 'trace'")
+        return distinct_count(files, {hash(row["id"]) for row in deleted})
 
     def trace_dates(self, project_id: str, trace_id: str) -> list[dt.date]:
         """The days whose ``traces`` partitions may hold facts of ``trace_id``, oldest first

@@ -8,6 +8,9 @@ import shutil
 import time
 from pathlib import Path
 
+import duckdb
+import pytest
+
 from storage.compaction import Compactor
 from storage.parquet_writer import PartitionedWriter
 from storage.query import TableQuery
@@ -80,3 +83,53 @@ def test_an_unreadable_file_makes_its_day_a_candidate_not_an_error(tmp_path):
     # "a" may be in the damaged file: its day is read too (the read then reports the damage).
     assert query.trace_dates("p", "a") == [_day(-1), _day(0)]
     assert query.trace_dates("p", "b") == [_day(-1)]
+
+
+def _write_spans(root: Path, spans: list[tuple[str, int]], seq: int = 1, project: str = "p") -> None:
+    """One flush of observation rows: (trace id, day offset from today)."""
+    writer = PartitionedWriter(root)
+    rows = [
+        {
+            "id": f"{trace_id}-{i}",
+            "trace_id": trace_id,
+            "start_time": TODAY_US + offset * DAY_US + seq,
+            "type": "SPAN",
+            "level": "DEFAULT",
+        }
+        for i, (trace_id, offset) in enumerate(spans)
+    ]
+    writer.add("observations", project, rows, {"ingested_at": seq, "ingest_seq": seq})
+    writer.flush()
+
+
+def _counts(query: TableQuery) -> tuple[int, int]:
+    """The unfiltered trace count (from the indexes) and the same count folded in SQL."""
+    folded = reads.count_traces(query, "p", reads.TraceFilter(environments=["default"]))  # every trace here
+    return reads.count_traces(query, "p", reads.TraceFilter()), folded
+
+
+def test_the_trace_count_from_the_indexes_is_the_count_of_merged_traces(tmp_path):
+    query = TableQuery(tmp_path)
+    assert _counts(query) == (0, 0)
+    # Facts of 30 traces over three days, written twice (duplicates), spans of 20 of them plus
+    # 5 traces known only from their spans (no root arrived).
+    for seq in (1, 2):
+        _write_facts(tmp_path, [(f"t{i}", -(i % 3)) for i in range(30)], seq=seq)
+    _write_spans(tmp_path, [(f"t{i}", -(i % 3)) for i in range(20)] + [(f"orphan{i}", -1) for i in range(5)])
+    assert _counts(query) == (35, 35)
+    reads.tombstone_traces(tmp_path, "p", ["t1", "orphan2", "never-existed"])
+    assert _counts(query) == (33, 33)
+    Compactor(tmp_path, min_files=1, settle_seconds=0).run_once(now=NOW + 3600)
+    _write_spans(tmp_path, [("late", 0)], seq=3)  # a file written after the indexes were read
+    assert _counts(query) == (34, 34)
+    assert reads.count_traces(query, "other-project", reads.TraceFilter()) == 0
+
+
+def test_an_unreadable_file_makes_the_count_fold_in_sql_and_report_the_damage(tmp_path):
+    _write_facts(tmp_path, [("a", 0)])
+    query = TableQuery(tmp_path)
+    assert reads.count_traces(query, "p", reads.TraceFilter()) == 1
+    (_partition(tmp_path, _day(0)) / "part-garbage.parquet").write_bytes(b"not parquet at all")
+    assert query.count_trace_ids("p") is None
+    with pytest.raises(duckdb.Error):
+        reads.count_traces(query, "p", reads.TraceFilter())
