@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, fields
-from operator import attrgetter
-from typing import Any
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from semconv.shapes import key_memo
 
@@ -44,9 +44,13 @@ def namespaces_of(keys: tuple[str, ...]) -> frozenset[str]:
     return frozenset({key.partition(".")[0] for key in keys})
 
 
-@dataclass(slots=True)
-class Extract:
-    """Fields a dialect found; None means "this dialect does not say"."""
+class Extract(NamedTuple):
+    """Fields a dialect found; None means "this dialect does not say".
+
+    A named tuple rather than a dataclass: readings are never changed once made, and
+    :func:`merge` walks every field of every reading of every span, which is a C-speed
+    iteration over a tuple but an attribute lookup per field on an object.
+    """
 
     # observation
     type: str | None = None
@@ -64,28 +68,28 @@ class Extract:
     status_message: str | None = None
     prompt_name: str | None = None
     prompt_version: int | None = None
-    metadata: dict[str, Any] | None = None
     # trace facts
     trace_name: str | None = None
     trace_input: Any = None
     trace_output: Any = None
-    trace_metadata: dict[str, Any] | None = None
     user_id: str | None = None
     session_id: str | None = None
-    tags: list[str] | None = None
     public: bool | None = None
     environment: str | None = None
     release: str | None = None
     version: str | None = None
     root: bool | None = None  # a logical root (app root / forced root) even with a parent
+    # Combined across readings rather than first-wins (see merge); kept last, after the
+    # first-wins fields, so that merge can take those as one slice.
+    metadata: dict[str, Any] | None = None  # of the observation
+    trace_metadata: dict[str, Any] | None = None
+    tags: list[str] | None = None  # of the trace
     # attribute keys this reading used; they are left out of the stored raw attributes
-    consumed: set[str] = field(default_factory=set)
+    consumed: AbstractSet[str] = frozenset()
 
 
-_MERGED_DICTS = ("metadata", "trace_metadata")
-_SCALARS = tuple(f.name for f in fields(Extract) if f.name not in (*_MERGED_DICTS, "tags", "consumed"))
-_scalars_of = attrgetter(*_SCALARS)
-_BILLED = frozenset({"usage", "cost"})
+_FIRST_WINS = Extract._fields.index("metadata")  # the fields before it are first-wins
+_USAGE, _COST = Extract._fields.index("usage"), Extract._fields.index("cost")
 
 
 def merge(extracts: Iterable[Extract]) -> Extract:
@@ -95,30 +99,46 @@ def merge(extracts: Iterable[Extract]) -> Extract:
     precedence wins a key); tags are unioned; consumed keys are unioned. A reading that reports
     ``aggregated_usage`` claims the span's usage: lower readings cannot bill it as ``usage``.
     """
-    values: dict[str, Any] = {}
+    readings = list(extracts)
+    if not readings:
+        return Extract()
+    # Fold the first-wins fields from the lowest-precedence reading upwards: a higher reading's
+    # value replaces a lower one's unless it is None. (zip stops at the first-wins fields.)
+    values = list(readings[-1][:_FIRST_WINS])
+    for reading in reversed(readings[:-1]):
+        values = [mine if mine is not None else lower for mine, lower in zip(reading, values, strict=False)]
+    claim = _usage_claim(readings)
+    if claim is not None:  # no reading above the claim bills usage (see _usage_claim); their cost stands
+        values[_USAGE] = None
+        values[_COST] = next((r.cost for r in readings[:claim] if r.cost is not None), None)
     metadata: dict[str, Any] = {}
     trace_metadata: dict[str, Any] = {}
     tags: list[str] = []
     consumed: set[str] = set()
-    usage_claimed = False  # a higher reading said the usage here is aggregate: lower ones may not bill it
-    for extract in extracts:
-        if extract.aggregated_usage is not None and "usage" not in values:
-            usage_claimed = True
-        for name, value in zip(_SCALARS, _scalars_of(extract), strict=True):
-            if value is not None and name not in values and not (usage_claimed and name in _BILLED):
-                values[name] = value
-        if extract.metadata:
-            metadata = {**extract.metadata, **metadata}
-        if extract.trace_metadata:
-            trace_metadata = {**extract.trace_metadata, **trace_metadata}
-        if extract.tags:
-            tags.extend(extract.tags)
-        consumed |= extract.consumed
-    result = Extract(**values, consumed=consumed)
-    result.metadata = metadata or None
-    result.trace_metadata = trace_metadata or None
-    result.tags = list(dict.fromkeys(tags)) if tags else None
-    return result
+    for reading in readings:
+        if reading.metadata:
+            metadata = {**reading.metadata, **metadata}
+        if reading.trace_metadata:
+            trace_metadata = {**reading.trace_metadata, **trace_metadata}
+        if reading.tags:
+            tags.extend(reading.tags)
+        consumed |= reading.consumed
+    values += (metadata or None, trace_metadata or None, list(dict.fromkeys(tags)) if tags else None, consumed)
+    return Extract._make(values)
+
+
+def _usage_claim(readings: list[Extract]) -> int | None:
+    """The index of the reading that claims the span's usage as aggregate, if one does.
+
+    A reading with ``aggregated_usage`` and no higher reading with ``usage`` says the span's
+    counts repeat its children's: neither it nor any lower reading may bill usage or cost.
+    """
+    for index, reading in enumerate(readings):
+        if reading.aggregated_usage is not None:
+            return index
+        if reading.usage is not None:
+            return None
+    return None
 
 
 @dataclass(frozen=True)
