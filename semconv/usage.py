@@ -47,26 +47,25 @@ def disjoint(
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, int] | None:
     """Disjoint buckets (see module doc) from raw counts; None when nothing was reported."""
-    raw = {
-        "input": input,
-        "cache_read": cache_read,
-        "cache_write": cache_write,
-        "input_audio": input_audio,
-        "output": output,
-        "reasoning": reasoning,
-        "output_audio": output_audio,
-    }
-    # Most buckets are absent (None): skip the conversion call for those, this runs for every span with usage.
-    counts = {k: None if v is None else as_int(v) for k, v in raw.items()}
+    # Plain locals rather than a dict per bucket: this runs for every span with usage.
+    # Most buckets are absent (None): skip the conversion call for those.
+    input = None if input is None else as_int(input)
+    cache_read = None if cache_read is None else as_int(cache_read)
+    cache_write = None if cache_write is None else as_int(cache_write)
+    input_audio = None if input_audio is None else as_int(input_audio)
+    output = None if output is None else as_int(output)
+    reasoning = None if reasoning is None else as_int(reasoning)
+    output_audio = None if output_audio is None else as_int(output_audio)
     reported_total = None if total is None else as_int(total)
-    if reported_total is None and not extra and all(v is None for v in counts.values()):
+    if input is None and output is None and reported_total is not None:
+        input = reported_total  # e.g. embeddings report only a total
+    cached = (cache_read or 0) + (cache_write or 0)
+    input = _without_parts(input, input_audio, cached, input_includes_cache)
+    output = _without_parts(output, output_audio, reasoning, output_includes_reasoning)
+    counts = (input, cache_read, cache_write, input_audio, output, reasoning, output_audio)
+    usage = {bucket: count for bucket, count in zip(BUCKETS, counts, strict=True) if count is not None}
+    if not usage and reported_total is None and not extra:
         return None
-    if counts["input"] is None and counts["output"] is None and reported_total is not None:
-        counts["input"] = reported_total  # e.g. embeddings report only a total
-    cached = (counts["cache_read"] or 0) + (counts["cache_write"] or 0)
-    _subtract_parts(counts, "input", counts["input_audio"], cached, input_includes_cache)
-    _subtract_parts(counts, "output", counts["output_audio"], counts["reasoning"], output_includes_reasoning)
-    usage = {k: v for k, v in counts.items() if v is not None}
     usage["total"] = sum(usage.values())
     for key, value in (extra or {}).items():
         number = as_int(value)
@@ -75,15 +74,11 @@ def disjoint(
     return usage
 
 
-def _subtract_parts(
-    counts: dict[str, int | None], key: str, audio: int | None, inner: int | None, inclusive: bool
-) -> None:
-    """Remove sub-counts from ``counts[key]``; a total smaller than its parts did not include them."""
-    total = counts[key]
+def _without_parts(total: int | None, audio: int | None, inner: int | None, inclusive: bool) -> int | None:
+    """``total`` without its sub-counts; a total smaller than its parts did not include them."""
     if total is None:
-        return
+        return None
     subtract = (audio or 0) + ((inner or 0) if inclusive else 0)
     if total < subtract:
         subtract = audio or 0
-    if total >= subtract:
-        counts[key] = total - subtract
+    return total - subtract if total >= subtract else total
