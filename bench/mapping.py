@@ -1,7 +1,9 @@
 """Mapper speed: spans/s for OTLP decode + semconv mapping (+ pricing) on one core.
 
 Realistic spans of several dialects (OTel GenAI with ~1 KB of messages, Langfuse SDK,
-OpenInference), 512 per request. Prints the median of several repeats.
+OpenInference), 512 per request. Prints the median of several repeats, and for scale the floor
+of any mapper written in Python: decoding the requests and reading every span's ids, times and
+attributes into Python objects, with no mapping at all.
 
     .venv/bin/python bench/mapping.py [--requests 40] [--repeats 5]
 """
@@ -17,6 +19,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -25,6 +28,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from collector.batch import price
 from collector.pricing import PriceTable
 from semconv.mapping import map_traces_request
+from semconv.values import attributes
 from tests.otlp_helpers import kv, make_span
 
 WORDS = [
@@ -153,12 +157,28 @@ def main() -> None:
                     price(observation, prices, "p")
         return spans / (time.perf_counter() - started)
 
+    def walk() -> float:
+        read: list[Any] = []
+        started = time.perf_counter()
+        for payload in payloads:
+            for resource_spans in ExportTraceServiceRequest.FromString(payload).resource_spans:
+                attributes(resource_spans.resource.attributes)
+                for scope_spans in resource_spans.scope_spans:
+                    for span in scope_spans.spans:
+                        ids = span.trace_id.hex(), span.span_id.hex(), span.parent_span_id.hex()
+                        fields = span.name, span.start_time_unix_nano, span.end_time_unix_nano, span.status.code
+                        read.append((ids, fields, attributes(span.attributes)))
+                read.clear()
+        return spans / (time.perf_counter() - started)
+
     run(True)  # warm caches
     mapping = statistics.median(run(False) for _ in range(args.repeats))
     priced = statistics.median(run(True) for _ in range(args.repeats))
+    floor = statistics.median(walk() for _ in range(args.repeats))
     print(f"spans per run: {spans} ({args.requests} requests of 512), {len(payloads[0]) // 512} B/span on the wire")
     print(f"decode + map            : {mapping:10,.0f} spans/s (median of {args.repeats})")
     print(f"decode + map + pricing  : {priced:10,.0f} spans/s (median of {args.repeats})")
+    print(f"decode + walk, no mapping: {floor:10,.0f} spans/s (the ceiling of a mapper in Python)")
     print(f"at {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, load average {os.getloadavg()[0]:.2f}, one core")
 
 
