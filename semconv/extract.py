@@ -141,10 +141,18 @@ def _usage_claim(readings: list[Extract]) -> int | None:
     return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: the registry keys a memo by its dialects
 class Dialect:
-    """One attribute dialect: a cheap recogniser and a reader."""
+    """One attribute dialect: a cheap recogniser and a reader.
+
+    ``by_keys``, when given, is the part of ``matches`` that reads nothing but the scope name and
+    the attribute keys (``namespaces``, ``key in attributes``): True or False when those settle
+    it, None when the rest of the span must be looked at. Spans of one kind share their keys, so
+    the registry remembers it per key set (see :mod:`semconv.shapes`) and asks ``matches`` only
+    when it said None.
+    """
 
     name: str
     matches: Callable[[SpanView], bool]
     extract: Callable[[SpanView], Extract]
+    by_keys: Callable[[SpanView], bool | None] | None = None

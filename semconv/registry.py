@@ -8,7 +8,8 @@ GenAI. For every field the first dialect that states a value wins (see
 from __future__ import annotations
 
 from semconv.dialects import genai, langfuse, mlflow, openinference, openlit, openllmetry, pydantic_ai, vercel
-from semconv.extract import Dialect, SpanView
+from semconv.extract import Dialect, SpanView, namespaces_of
+from semconv.shapes import key_memo
 
 DIALECTS: tuple[Dialect, ...] = (
     langfuse.DIALECT,
@@ -24,4 +25,28 @@ DIALECTS: tuple[Dialect, ...] = (
 
 def dialects_for(view: SpanView) -> list[Dialect]:
     """The dialects that recognise ``view``, highest precedence first."""
-    return [dialect for dialect in DIALECTS if dialect.matches(view)]
+    return [
+        dialect
+        for dialect, sure in _candidates(view.attributes, view.scope_name, DIALECTS)
+        if sure or dialect.matches(view)
+    ]
+
+
+@key_memo
+def _candidates(
+    keys: tuple[str, ...], scope_name: str, dialects: tuple[Dialect, ...]
+) -> tuple[tuple[Dialect, bool], ...]:
+    """(dialect, True) for every dialect that the keys and scope name recognise, (dialect, False)
+    for every one whose ``matches`` must see the span, highest precedence first: the dialects
+    they rule out are left out.
+
+    ``by_keys`` is asked on a skeleton view holding only what it may read: the keys (without
+    values) and the scope name.
+    """
+    skeleton = SpanView(dict.fromkeys(keys), {}, scope_name, "", None, namespaces_of(keys))
+    candidates = []
+    for dialect in dialects:
+        verdict = dialect.by_keys(skeleton) if dialect.by_keys is not None else None
+        if verdict is not False:
+            candidates.append((dialect, verdict is True))
+    return tuple(candidates)

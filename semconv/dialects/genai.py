@@ -237,8 +237,16 @@ def operation_type(attrs: dict[str, Any]) -> str | None:
     return kind
 
 
+def by_keys(view: SpanView) -> bool | None:
+    """Recognised by a ``gen_ai.*`` key; else the span's events decide (see Dialect.by_keys)."""
+    return True if "gen_ai" in view.namespaces else None
+
+
 def matches(view: SpanView) -> bool:
-    return "gen_ai" in view.namespaces or any(e.name.startswith("gen_ai.") for e in view.span.events)
+    if by_keys(view):
+        return True
+    events = view.span.events  # most spans of other dialects have none: skip the generator then
+    return bool(events) and any(e.name.startswith("gen_ai.") for e in events)
 
 
 def extract(view: SpanView) -> Extract:
@@ -279,4 +287,4 @@ def extract(view: SpanView) -> Extract:
     )
 
 
-DIALECT = Dialect("genai", matches, extract)
+DIALECT = Dialect("genai", matches, extract, by_keys)

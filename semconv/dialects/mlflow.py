@@ -265,4 +265,4 @@ def _first_chunk_time(span: Any) -> int | None:
     return min(times) // 1000 if times else None
 
 
-DIALECT = Dialect("mlflow", matches, extract)
+DIALECT = Dialect("mlflow", matches, extract, by_keys=matches)  # matches reads only the scope and keys

@@ -424,4 +424,4 @@ def extract(view: SpanView) -> Extract:
     )
 
 
-DIALECT = Dialect("openinference", matches, extract)
+DIALECT = Dialect("openinference", matches, extract, by_keys=matches)  # matches reads only the scope and keys

@@ -138,13 +138,19 @@ def _environment(attrs: Mapping[str, Any]) -> tuple[str | None, set[str]]:
     return normalize_environment(value), {LEGACY_ENVIRONMENT}
 
 
-def matches(view: SpanView) -> bool:
+def by_keys(view: SpanView) -> bool | None:
+    """Recognised by the scope or OpenLIT's own keys; else the SDK names decide (see Dialect.by_keys)."""
     attrs = view.attributes
+    if view.scope_name.startswith(SCOPE_PREFIX) or ("gen_ai.usage.cost" in attrs and "gen_ai.sdk.version" in attrs):
+        return True
+    return None
+
+
+def matches(view: SpanView) -> bool:
     return (
-        attrs.get("telemetry.sdk.name") == SDK_NAME
+        by_keys(view)
+        or view.attributes.get("telemetry.sdk.name") == SDK_NAME
         or view.resource.get("telemetry.sdk.name") == SDK_NAME
-        or view.scope_name.startswith(SCOPE_PREFIX)
-        or ("gen_ai.usage.cost" in attrs and "gen_ai.sdk.version" in attrs)
     )
 
 
@@ -180,4 +186,4 @@ def extract(view: SpanView) -> Extract:
     )
 
 
-DIALECT = Dialect("openlit", matches, extract)
+DIALECT = Dialect("openlit", matches, extract, by_keys)

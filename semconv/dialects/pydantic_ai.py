@@ -380,4 +380,4 @@ def _completion_start(view: SpanView) -> int | None:
     return view.start_us + round(seconds * 1_000_000)
 
 
-DIALECT = Dialect("pydantic_ai", matches, extract)
+DIALECT = Dialect("pydantic_ai", matches, extract, by_keys=matches)  # matches reads only the scope and keys

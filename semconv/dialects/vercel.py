@@ -414,4 +414,4 @@ def _completion_start(view: SpanView) -> int | None:
     return None
 
 
-DIALECT = Dialect("vercel", matches, extract)
+DIALECT = Dialect("vercel", matches, extract, by_keys=matches)  # matches reads only the scope and keys
