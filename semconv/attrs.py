@@ -34,9 +34,15 @@ def parse_json(value: Any) -> Any:
     return value
 
 
+# What a JSON text can start with: JSON whitespace or the first character of a value.
+_JSON_FIRST = frozenset('{["-0123456789tfn \t\n\r')
+
+
 def parse_json_any(value: Any) -> Any:
     """``value`` decoded if it is a string holding any JSON value (numbers, strings…)."""
     if isinstance(value, str):
+        if value[:1] not in _JSON_FIRST:  # plain text: skip the parse attempt and its costly exception
+            return value
         try:
             return orjson.loads(value)
         except orjson.JSONDecodeError:

@@ -6,6 +6,10 @@ A message is ``{"role": str, "content": str | list[part] | None}`` plus, when pr
 ``content`` is a string when every part is text; otherwise a list keeping non-text parts
 (images, audio, files) as they came. Values that are not chat-like (plain strings, arbitrary
 JSON) are left as they are.
+
+Content comes from JSON and OTLP attribute decoding, so a mapping here is always a dict: it is
+tested as ``dict`` because ``isinstance`` against the ``Mapping`` ABC costs a Python-level call,
+several times per message of every span.
 """
 
 from __future__ import annotations
@@ -36,10 +40,10 @@ def _tool_call(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
 
 
 def _openai_tool_call(call: Any) -> dict[str, Any] | None:
-    if not isinstance(call, Mapping):
+    if not isinstance(call, dict):
         return None
     function = call.get("function")
-    if isinstance(function, Mapping):
+    if isinstance(function, dict):
         return _tool_call(call.get("id"), function.get("name"), function.get("arguments"))
     if "name" in call:
         return _tool_call(call.get("id"), call.get("name"), call.get("arguments", call.get("args")))
@@ -66,7 +70,7 @@ def _call_part(part: Mapping[str, Any]) -> dict[str, Any] | None:
         return _tool_call(part.get("toolCallId"), part.get("toolName"), part.get("input", part.get("args")))
     if kind == "tool_use":
         return _tool_call(part.get("id"), part.get("name"), part.get("input"))
-    if kind == "function" and isinstance(part.get("function"), Mapping):
+    if kind == "function" and isinstance(part.get("function"), dict):
         return _openai_tool_call(part)
     return None
 
@@ -83,7 +87,7 @@ def _from_parts(role: str, parts: list[Any], extra: Mapping[str, Any]) -> list[M
             texts.append(part)
             kept.append({"type": "text", "text": part})
             continue
-        if not isinstance(part, Mapping):
+        if not isinstance(part, dict):
             continue
         kind = part.get("type")
         if kind in _TEXT_TYPES:
@@ -121,7 +125,7 @@ def _from_parts(role: str, parts: list[Any], extra: Mapping[str, Any]) -> list[M
 def _content_text(value: Any) -> Any:
     if value is None or isinstance(value, str):
         return value
-    if isinstance(value, list) and all(isinstance(p, Mapping) and p.get("type") in _TEXT_TYPES for p in value):
+    if isinstance(value, list) and all(isinstance(p, dict) and p.get("type") in _TEXT_TYPES for p in value):
         return "".join(str(p.get("text", p.get("content", ""))) for p in value)
     return _json_text(value)
 
@@ -136,7 +140,7 @@ def _join(texts: list[str], kept: list[Any]) -> str | list[Any] | None:
 
 def normalize_message(raw: Any, default_role: str | None = None) -> list[Message]:
     """One chat-like dict in any dialect's spelling -> normalised message(s); [] if not chat-like."""
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, dict):
         return []
     role = raw.get("role", default_role)
     if not isinstance(role, str):
@@ -166,7 +170,7 @@ def normalize_messages(value: Any, default_role: str | None = None) -> Any:
 
     A list counts as chat only if every item is a message with a role (or ``default_role``).
     """
-    items = value if isinstance(value, list) else [value] if isinstance(value, Mapping) else None
+    items = value if isinstance(value, list) else [value] if isinstance(value, dict) else None
     if not items:
         return value
     out: list[Message] = []
@@ -184,7 +188,7 @@ def system_message(instructions: Any) -> Message | None:
         return None
     if isinstance(instructions, str):
         return {"role": "system", "content": instructions}
-    if isinstance(instructions, list | Mapping):
+    if isinstance(instructions, list | dict):
         parts = instructions if isinstance(instructions, list) else [instructions]
         messages = _from_parts("system", parts, {})
         return messages[0] if messages else None
@@ -199,7 +203,7 @@ def prepend_system(messages: Any, instructions: Any) -> Any:
     if messages is None:
         return [system]
     if isinstance(messages, list):
-        if messages and isinstance(messages[0], Mapping) and messages[0].get("role") == "system":
+        if messages and isinstance(messages[0], dict) and messages[0].get("role") == "system":
             return messages
         return [system, *messages]
     return [system, {"role": "user", "content": messages}]

@@ -96,9 +96,11 @@ EMBEDDINGS = "embedding.embeddings."
 JSON_MIME = "application/json"
 
 
+# Decoded attributes and JSON hold dicts, never other mappings: they are tested as ``dict``
+# (an isinstance check against the ``Mapping`` ABC costs a Python-level call).
 def _dig(node: Any, *path: str) -> Any:
     for part in path:
-        if not isinstance(node, Mapping):
+        if not isinstance(node, dict):
             return None
         node = node.get(part)
     return node
@@ -110,7 +112,7 @@ def _dig(node: Any, *path: str) -> Any:
 def _part(item: Any) -> dict[str, Any] | None:
     """One ``message_content`` entry as a content part normalize_message understands."""
     content = _dig(item, "message_content")
-    if not isinstance(content, Mapping):
+    if not isinstance(content, dict):
         return None
     kind = content.get("type")
     text = content.get("text")
@@ -129,8 +131,8 @@ def _tool_calls(message: Mapping[str, Any]) -> list[dict[str, Any]]:
     calls = []
     for item in message.get("tool_calls") or ():
         call = _dig(item, "tool_call")
-        if isinstance(call, Mapping):
-            function = call.get("function") if isinstance(call.get("function"), Mapping) else {}
+        if isinstance(call, dict):
+            function = call.get("function") if isinstance(call.get("function"), dict) else {}
             calls.append({"id": call.get("id"), "function": dict(function)})
     if message.get("function_call_name") is not None:  # deprecated OpenAI function calling
         arguments = message.get("function_call_arguments_json")
@@ -140,7 +142,7 @@ def _tool_calls(message: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def _message(item: Any, default_role: str) -> dict[str, Any] | None:
     message = _dig(item, "message")
-    if not isinstance(message, Mapping):
+    if not isinstance(message, dict):
         return None
     contents = message.get("contents")
     role = message.get("role")
@@ -207,7 +209,7 @@ def _chat(value: Any) -> list[dict[str, Any]] | None:
 
 def _request_messages(value: Any) -> Any:
     """An LLM request body ``{"messages": [...], "system"?: ..., "model": ...}`` -> its chat messages."""
-    if isinstance(value, Mapping) and "role" not in value:
+    if isinstance(value, dict) and "role" not in value:
         messages = _chat(value.get("messages"))
         if messages is not None:
             return prepend_system(messages, value.get("system"))
@@ -216,14 +218,14 @@ def _request_messages(value: Any) -> Any:
 
 def _response_messages(value: Any) -> Any:
     """An LLM response body (OpenAI ``choices`` or an Anthropic message) -> its chat messages."""
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):
         return normalize_messages(value)
     choices = value.get("choices")
     if isinstance(choices, list) and choices:
         messages = []
         for choice in choices:
             message = dict(_dig(choice, "message") or {})
-            if isinstance(choice, Mapping) and choice.get("finish_reason") is not None:
+            if isinstance(choice, dict) and choice.get("finish_reason") is not None:
                 message.setdefault("finish_reason", choice["finish_reason"])
             messages.append(message)
         return _chat([{"role": "assistant", **m} for m in messages]) or value
@@ -243,7 +245,7 @@ def _documents(attrs: Mapping[str, Any], prefix: str) -> tuple[list[dict[str, An
     documents = []
     for item in items:
         document = _dig(item, "document")
-        if isinstance(document, Mapping):
+        if isinstance(document, dict):
             doc = dict(document)
             if "metadata" in doc:
                 doc["metadata"] = parse_json(doc["metadata"])
