@@ -11,11 +11,11 @@ under a filtered HTTP parent, which is how the Langfuse SDK's app roots usually 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from storage.query import DateWindow, TableQuery
-from storage.reads import around, equal, in_list, latest_fact, sources, time_range, where
+from storage.reads import TRACE_SPAN_MARGIN, around, equal, in_list, latest_fact, sources, time_range, where
 
 # ``parent_observation_id`` filter value that matches observations without a parent.
 NO_PARENT = ""
@@ -113,25 +113,81 @@ def _window(query: TableQuery, project_id: str, f: ObservationFilter) -> DateWin
     return around(days[0], days[-1]) if days else None
 
 
+# Newest-first pages look at the latest day, then the latest week, before reading every day. No
+# longer window: a filter matching little would read nearly everything several times over.
+_NEWEST_WINDOWS = (dt.timedelta(days=1), dt.timedelta(days=7))
+
+
 def _page(
-    query: TableQuery, project_id: str, f: ObservationFilter, clauses: list[str], params: list[Any], tail: str
+    query: TableQuery, project_id: str, f: ObservationFilter, cursor: Cursor | None, limit: int, offset: int = 0
 ) -> list[dict[str, Any]]:
-    """Rows of one page in two steps: the page's keys from a narrow scan, then only those rows whole.
+    """Rows of one page (newest start first, after ``cursor``) in two steps: the page's keys from a
+    narrow scan, then only those rows whole.
 
     Deduplicating every column of every row just to keep a page of them is what makes a page
     slow; the keys need only a few columns, and a lookup by trace id reaches the Parquet scan.
     """
-    sql = f"""
-        WITH {_sources(f)}
-        SELECT o.trace_id, o.id, o.start_time FROM o {where(clauses)}
-        ORDER BY o.start_time DESC, o.id DESC, o.trace_id DESC {tail}
-    """
-    found = query.query(project_id, sql, params, dates=_window(query, project_id, f))
+    found = None if f.trace_id is not None else _newest_keys(query, project_id, f, cursor, limit, offset)
+    if found is None:
+        found = _keys(query, project_id, f, cursor, limit, offset, _window(query, project_id, f))
     if not found:
         return []
     # A row lies in the partition of its start's day (log content it joins may be a day off).
     days = around(found[-1]["start_time"].date(), found[0]["start_time"].date())
     return rows_by_key(query, project_id, [(r["trace_id"], r["id"]) for r in found], dates=days)
+
+
+def _newest_keys(
+    query: TableQuery, project_id: str, f: ObservationFilter, cursor: Cursor | None, limit: int, offset: int
+) -> list[dict[str, Any]] | None:
+    """The page's keys found within the latest days (before the cursor), or None if they hold too few.
+
+    With ``since`` = S only rows starting from S on are kept, and every row left out is older than
+    all of them: when a full page is kept, it is exact. The traces and parents the filter looks at
+    lie within :data:`TRACE_SPAN_MARGIN` of those rows, so partitions before S - margin are not read.
+    """
+    latest = query.latest_date(project_id, ("observations",))
+    if latest is None:
+        return None
+    if cursor is not None:
+        latest = min(latest, cursor.start_time.date())
+    start_of_latest = dt.datetime.combine(latest, dt.time())
+    for window in _NEWEST_WINDOWS:
+        since = start_of_latest - window + dt.timedelta(days=1)
+        if (f.since is not None and since <= f.since) or (f.until is not None and f.until <= since):
+            return None  # the caller's own bounds already narrow the read: one plain query
+        dates = ((since - TRACE_SPAN_MARGIN).date(), None)
+        found = _keys(query, project_id, replace(f, since=since), cursor, limit, offset, dates)
+        if len(found) == limit:
+            return found
+    return None
+
+
+def _keys(
+    query: TableQuery,
+    project_id: str,
+    f: ObservationFilter,
+    cursor: Cursor | None,
+    limit: int,
+    offset: int,
+    dates: DateWindow | None,
+) -> list[dict[str, Any]]:
+    """(trace id, id, start time) of the rows of one page, in order."""
+    params: list[Any] = []
+    clauses = _conditions(f, params)
+    if cursor is not None:
+        clauses.append(
+            "(o.start_time < ? OR (o.start_time = ? AND (o.id < ? OR (o.id = ? AND o.trace_id < ?))))"
+            " AND o.date <= ?::DATE"
+        )
+        params += [cursor.start_time, cursor.start_time, cursor.id, cursor.id, cursor.trace_id]
+        params.append(cursor.start_time.date())
+    sql = f"""
+        WITH {_sources(f)}
+        SELECT o.trace_id, o.id, o.start_time FROM o {where(clauses)}
+        ORDER BY o.start_time DESC, o.id DESC, o.trace_id DESC LIMIT ? OFFSET ?
+    """
+    return query.query(project_id, sql, [*params, limit, offset], dates=dates)
 
 
 def rows_by_key(
@@ -153,9 +209,7 @@ def list_observations(
     query: TableQuery, project_id: str, f: ObservationFilter, *, limit: int, offset: int = 0
 ) -> list[dict[str, Any]]:
     """A page of observations (with content), newest start first."""
-    params: list[Any] = []
-    clauses = _conditions(f, params)
-    return _page(query, project_id, f, clauses, [*params, limit, offset], "LIMIT ? OFFSET ?")
+    return _page(query, project_id, f, None, limit, offset)
 
 
 def count_observations(query: TableQuery, project_id: str, f: ObservationFilter) -> int:
@@ -177,16 +231,7 @@ def observations_after(
 
     Keyset pagination: rows inserted while a client pages do not shift later pages.
     """
-    params: list[Any] = []
-    clauses = _conditions(f, params)
-    if cursor is not None:
-        clauses.append(
-            "(o.start_time < ? OR (o.start_time = ? AND (o.id < ? OR (o.id = ? AND o.trace_id < ?))))"
-            " AND o.date <= ?::DATE"
-        )
-        params += [cursor.start_time, cursor.start_time, cursor.id, cursor.id, cursor.trace_id]
-        params.append(cursor.start_time.date())
-    return _page(query, project_id, f, clauses, [*params, limit], "LIMIT ?")
+    return _page(query, project_id, f, cursor, limit)
 
 
 def get_observation(query: TableQuery, project_id: str, observation_id: str) -> dict[str, Any] | None:

@@ -1,0 +1,81 @@
+"""Newest-first observation pages read the latest days first; pages must stay exact wherever the
+page boundary falls: within the latest day, across the week, and past it into every day."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from storage.parquet_writer import PartitionedWriter
+from storage.query import TableQuery
+from storage.reads import observations as reads
+
+DAY_US = 86_400_000_000
+TODAY_US = int(time.time() // 86400) * DAY_US
+# (day offset, observations) per trace: a few on the latest day, more within the week, the rest older.
+TRACES = [(0, 3), (0, 2), (-2, 4), (-5, 3), (-12, 5), (-20, 2), (-29, 4), (-29, 1)]
+
+
+def _write(root: Path) -> list[tuple[int, str, str, str]]:
+    """Trace facts (user by trace parity) and observations; returns every row as
+    (start µs, id, trace id, user), newest first as pages order them."""
+    writer = PartitionedWriter(root)
+    facts, spans, rows = [], [], []
+    for t, (day, count) in enumerate(TRACES):
+        trace_id, user = f"trace-{t}", f"user-{t % 2}"
+        start = TODAY_US + day * DAY_US + 3_600_000_000
+        facts.append({"id": trace_id, "observation_id": f"{t}-0", "timestamp": start, "user_id": user})
+        for i in range(count):
+            span_id = f"{t}-{i}"
+            spans.append(
+                {
+                    "id": span_id,
+                    "trace_id": trace_id,
+                    "parent_observation_id": f"{t}-0" if i else None,
+                    "start_time": start + i * 1_000_000,
+                    "type": "SPAN",
+                    "level": "DEFAULT",
+                }
+            )
+            rows.append((start + i * 1_000_000, span_id, trace_id, user))
+    writer.add("traces", "p", facts, {"ingested_at": 1, "ingest_seq": 1})
+    writer.add("observations", "p", spans, {"ingested_at": 1, "ingest_seq": 1})
+    writer.flush()
+    return sorted(rows, reverse=True)
+
+
+@pytest.mark.parametrize("limit", [1, 2, 4, 5, 7, 30])
+@pytest.mark.parametrize("user", [None, "user-0", "user-1"])
+def test_pages_by_offset_and_by_cursor_are_the_rows_in_order(tmp_path, limit, user):
+    everything = _write(tmp_path)
+    expected = [(trace_id, span_id) for _, span_id, trace_id, u in everything if user is None or u == user]
+    query = TableQuery(tmp_path)
+    f = reads.ObservationFilter(user_id=user)
+
+    by_offset = []
+    for offset in range(0, len(expected) + limit, limit):
+        page = reads.list_observations(query, "p", f, limit=limit, offset=offset)
+        assert len(page) == min(limit, max(len(expected) - offset, 0))
+        by_offset += [(r["trace_id"], r["id"]) for r in page]
+    assert by_offset == expected
+
+    by_cursor, cursor = [], None
+    while True:
+        page = reads.observations_after(query, "p", f, cursor=cursor, limit=limit)
+        by_cursor += [(r["trace_id"], r["id"]) for r in page]
+        if len(page) < limit:
+            break
+        last = page[-1]
+        cursor = reads.Cursor(last["start_time"], last["id"], last["trace_id"])
+    assert by_cursor == expected
+
+
+def test_root_filters_page_exactly_across_windows(tmp_path):
+    everything = _write(tmp_path)
+    query = TableQuery(tmp_path)
+    roots = reads.list_observations(query, "p", reads.ObservationFilter(is_root=True), limit=3)
+    children = reads.list_observations(query, "p", reads.ObservationFilter(is_root=False), limit=3)
+    assert [r["id"] for r in roots] == [i for _, i, _, _ in everything if i.endswith("-0")][:3]
+    assert [r["id"] for r in children] == [i for _, i, _, _ in everything if not i.endswith("-0")][:3]
