@@ -79,3 +79,42 @@ def test_root_filters_page_exactly_across_windows(tmp_path):
     children = reads.list_observations(query, "p", reads.ObservationFilter(is_root=False), limit=3)
     assert [r["id"] for r in roots] == [i for _, i, _, _ in everything if i.endswith("-0")][:3]
     assert [r["id"] for r in children] == [i for _, i, _, _ in everything if not i.endswith("-0")][:3]
+
+
+def test_a_trace_longer_than_the_window_keeps_its_user_and_parent(tmp_path):
+    """A child on the latest day under a root three days older: the user its trace's facts state
+    and its parent are still found, though both lie before the window that holds the page."""
+    _write(tmp_path)
+    writer = PartitionedWriter(tmp_path)
+    root_start = TODAY_US - 3 * DAY_US
+    writer.add(
+        "traces",
+        "p",
+        [{"id": "long", "observation_id": "long-0", "timestamp": root_start, "user_id": "user-long"}],
+        {"ingested_at": 2, "ingest_seq": 2},
+    )
+    spans = [("long-0", None, root_start)] + [(f"long-{i}", "long-0", TODAY_US + 7_200_000_000 + i) for i in (1, 2)]
+    writer.add(
+        "observations",
+        "p",
+        [
+            {
+                "id": i,
+                "trace_id": "long",
+                "parent_observation_id": parent,
+                "start_time": start,
+                "type": "SPAN",
+                "level": "DEFAULT",
+            }
+            for i, parent, start in spans
+        ],
+        {"ingested_at": 2, "ingest_seq": 2},
+    )
+    writer.flush()
+    query = TableQuery(tmp_path)
+    by_user = reads.observations_after(query, "p", reads.ObservationFilter(user_id="user-long"), cursor=None, limit=2)
+    assert [r["id"] for r in by_user] == ["long-2", "long-1"]
+    children = reads.list_observations(query, "p", reads.ObservationFilter(is_root=False), limit=2)
+    assert [r["id"] for r in children] == ["long-2", "long-1"]
+    roots = reads.list_observations(query, "p", reads.ObservationFilter(is_root=True), limit=2)
+    assert "long-1" not in [r["id"] for r in roots]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from storage.query import DateWindow, TableQuery
-from storage.reads import TRACE_SPAN_MARGIN, around, equal, in_list, latest_fact, sources, time_range, where
+from storage.reads import around, equal, in_list, latest_fact, sources, time_range, where
 
 # ``parent_observation_id`` filter value that matches observations without a parent.
 NO_PARENT = ""
@@ -142,9 +142,9 @@ def _newest_keys(
 ) -> list[dict[str, Any]] | None:
     """The page's keys found within the latest days (before the cursor), or None if they hold too few.
 
-    With ``since`` = S only rows starting from S on are kept, and every row left out is older than
-    all of them: when a full page is kept, it is exact. The traces and parents the filter looks at
-    lie within :data:`TRACE_SPAN_MARGIN` of those rows, so partitions before S - margin are not read.
+    With ``since`` = S only rows starting from S on are kept (the ``date`` condition skips older
+    partitions), and every row left out is older than all of them: when a full page is kept, it is
+    exact. The traces and parents a filter looks up are read from every day, as without a window.
     """
     latest = query.latest_date(project_id, ("observations",))
     if latest is None:
@@ -156,8 +156,7 @@ def _newest_keys(
         since = start_of_latest - window + dt.timedelta(days=1)
         if (f.since is not None and since <= f.since) or (f.until is not None and f.until <= since):
             return None  # the caller's own bounds already narrow the read: one plain query
-        dates = ((since - TRACE_SPAN_MARGIN).date(), None)
-        found = _keys(query, project_id, replace(f, since=since), cursor, limit, offset, dates)
+        found = _keys(query, project_id, replace(f, since=since), cursor, limit, offset)
         if len(found) == limit:
             return found
     return None
@@ -170,9 +169,10 @@ def _keys(
     cursor: Cursor | None,
     limit: int,
     offset: int,
-    dates: DateWindow | None,
+    dates: DateWindow | None = None,
 ) -> list[dict[str, Any]]:
-    """(trace id, id, start time) of the rows of one page, in order."""
+    """(trace id, id, start time) of the rows of one page, in order; ``dates`` limits the
+    partitions every source reads."""
     params: list[Any] = []
     clauses = _conditions(f, params)
     if cursor is not None:
