@@ -10,9 +10,12 @@ from typing import Any, NamedTuple
 from semconv.shapes import key_memo
 
 
-@dataclass(frozen=True, slots=True)
-class SpanView:
-    """A span as dialects see it: decoded attributes plus the raw protobuf message."""
+class SpanView(NamedTuple):
+    """A span as dialects see it: decoded attributes plus the raw protobuf message.
+
+    A named tuple: one is made for every span, and a frozen dataclass pays an
+    ``object.__setattr__`` call per field to be made.
+    """
 
     attributes: dict[str, Any]
     resource: dict[str, Any]
