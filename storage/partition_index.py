@@ -65,17 +65,17 @@ class PartitionIndex:
         self._partitions: dict[Path, dict[str, array | None]] = {}
         self._lock = threading.Lock()
 
-    def dates(self, partitions: list[tuple[Path, list[str]]], value: str) -> list[dt.date]:
-        """The dates of ``partitions`` with a file that may hold ``value``, oldest first.
+    def dates(self, partitions: list[tuple[Path, list[str]]], *values: str) -> list[dt.date]:
+        """The dates of ``partitions`` with a file that may hold any of ``values``, oldest first.
 
         ``partitions`` are all partitions of one table of one project, as
         ``TableQuery._partitions`` lists them (directory, Parquet file names).
         """
-        wanted = hash(value)
+        wanted = [hash(value) for value in values]
         return [
             dt.date.fromisoformat(partition.name.removeprefix("date="))
             for partition, files in self.load(partitions)
-            if any(_may_hold(hashes, wanted) for hashes in files)
+            if any(_may_hold(hashes, h) for hashes in files for h in wanted)
         ]
 
     def load(self, partitions: list[tuple[Path, list[str]]]) -> list[tuple[Path, list[array | None]]]:

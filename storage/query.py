@@ -169,10 +169,10 @@ class TableQuery:
         deleted = self.query(project_id, "SELECT DISTINCT id FROM {deletions} WHERE kind = 'trace'")
         return distinct_count(files, {hash(row["id"]) for row in deleted})
 
-    def trace_dates(self, project_id: str, trace_id: str) -> list[dt.date]:
-        """The days whose ``traces`` partitions may hold facts of ``trace_id``, oldest first
-        (from an in-memory index of the files, see :mod:`storage.partition_index`)."""
-        return self._trace_facts.dates(self._partitions("traces", project_id, None), trace_id)
+    def trace_dates(self, project_id: str, *trace_ids: str) -> list[dt.date]:
+        """The days whose ``traces`` partitions may hold facts of any of ``trace_ids``, oldest
+        first (from an in-memory index of the files, see :mod:`storage.partition_index`)."""
+        return self._trace_facts.dates(self._partitions("traces", project_id, None), *trace_ids)
 
     def latest_date(self, project_id: str, tables: tuple[str, ...]) -> dt.date | None:
         """The newest ``date=`` partition holding files of any of ``tables`` for one project."""

@@ -118,3 +118,32 @@ def test_a_trace_longer_than_the_window_keeps_its_user_and_parent(tmp_path):
     assert [r["id"] for r in children] == ["long-2", "long-1"]
     roots = reads.list_observations(query, "p", reads.ObservationFilter(is_root=True), limit=2)
     assert "long-1" not in [r["id"] for r in roots]
+
+
+def test_a_parent_days_older_than_its_child_is_found_as_arrived(tmp_path):
+    """``isRootObservation`` of v2 pages: the parent is looked for from the day its trace began."""
+    writer = PartitionedWriter(tmp_path)
+    root_start = TODAY_US - 3 * DAY_US
+    writer.add(
+        "traces",
+        "p",
+        [{"id": "long", "observation_id": "long-0", "timestamp": root_start}],
+        {"ingested_at": 1, "ingest_seq": 1},
+    )
+    spans = [("long-0", None, root_start), ("long-1", "long-0", TODAY_US), ("long-2", "never-arrived", TODAY_US)]
+    rows = [
+        {
+            "id": i,
+            "trace_id": "long",
+            "parent_observation_id": parent,
+            "start_time": start,
+            "type": "SPAN",
+            "level": "DEFAULT",
+        }
+        for i, parent, start in spans
+    ]
+    writer.add("observations", "p", rows, {"ingested_at": 1, "ingest_seq": 1})
+    writer.flush()
+    page = reads.observations_after(TableQuery(tmp_path), "p", reads.ObservationFilter(), cursor=None, limit=2)
+    assert [r["id"] for r in page] == ["long-2", "long-1"]
+    assert reads.arrived_parents(TableQuery(tmp_path), "p", page) == {("long", "long-0")}

@@ -250,6 +250,8 @@ def arrived_parents(query: TableQuery, project_id: str, rows: list[dict[str, Any
     traces = in_list("trace_id", sorted({t for t, _ in wanted}), params)
     ids = in_list("id", sorted({i for _, i in wanted}), params)
     sql = f"WITH {sources(o='observations')}\nSELECT trace_id, id FROM o WHERE {traces} AND {ids}"
-    starts = [r["start_time"].date() for r in rows]  # parents start near their children
-    found = query.query(project_id, sql, params, dates=around(min(starts), max(starts)))
+    # A parent starts before its child, and (but for clock skew) no earlier than its trace's facts.
+    starts = [r["start_time"].date() for r in rows]
+    trace_days = query.trace_dates(project_id, *{t for t, _ in wanted})
+    found = query.query(project_id, sql, params, dates=around(min(starts + trace_days[:1]), max(starts)))
     return {(r["trace_id"], r["id"]) for r in found} & wanted
