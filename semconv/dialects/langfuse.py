@@ -156,38 +156,37 @@ def matches(view: SpanView) -> bool:
 
 
 def extract(view: SpanView) -> Extract:
-    attrs = view.attributes
-    o = OBSERVATION
+    attrs = view.attributes  # keys spelled out in full: literal strings are hashed once, not per span
     decode_all = _sdk_major(view) >= 5  # v5 JSON-encodes every metadata value; v3/v4 only non-scalars
-    kind = TYPES.get(str(attrs.get(o + "type", "")).lower())
+    kind = TYPES.get(str(attrs.get("langfuse.observation.type", "")).lower())
     if kind == "SPAN" and _is_old_python_generation(view):
         kind = "GENERATION"
-    level = LEVELS.get(str(attrs.get(o + "level", "")).strip().upper())
-    prompt_version = as_int(attrs.get(o + "prompt.version", attrs.get("langfuse.prompt.version")))
+    level = LEVELS.get(str(attrs.get("langfuse.observation.level", "")).strip().upper())
+    prompt_version = as_int(attrs.get("langfuse.observation.prompt.version", attrs.get("langfuse.prompt.version")))
     return Extract(
         type=kind,
-        input=_io(attrs.get(o + "input")),
-        output=_io(attrs.get(o + "output")),
-        metadata=_metadata(attrs, o, decode_all)
+        input=_io(attrs.get("langfuse.observation.input")),
+        output=_io(attrs.get("langfuse.observation.output")),
+        metadata=_metadata(attrs, OBSERVATION, decode_all)
         or (
             _metadata(attrs, "langfuse.", decode_all)
             if "langfuse.metadata" in attrs or _has_prefix(attrs, "langfuse.metadata.")
             else None
         ),
         level=level,
-        status_message=as_str(attrs.get(o + "status_message")),
-        model=as_str(attrs.get(o + "model.name")),
-        model_parameters=_dict(parse_json(attrs.get(o + "model.parameters"))),
-        usage=usage_from_details(parse_json(attrs.get(o + "usage_details"))),
-        cost=_cost(parse_json(attrs.get(o + "cost_details"))),
-        completion_start_time=iso_to_micros(attrs.get(o + "completion_start_time")),
-        prompt_name=as_str(attrs.get(o + "prompt.name", attrs.get("langfuse.prompt.name"))),
+        status_message=as_str(attrs.get("langfuse.observation.status_message")),
+        model=as_str(attrs.get("langfuse.observation.model.name")),
+        model_parameters=_dict(parse_json(attrs.get("langfuse.observation.model.parameters"))),
+        usage=usage_from_details(parse_json(attrs.get("langfuse.observation.usage_details"))),
+        cost=_cost(parse_json(attrs.get("langfuse.observation.cost_details"))),
+        completion_start_time=iso_to_micros(attrs.get("langfuse.observation.completion_start_time")),
+        prompt_name=as_str(attrs.get("langfuse.observation.prompt.name", attrs.get("langfuse.prompt.name"))),
         prompt_version=prompt_version,
-        trace_name=as_str(attrs.get(TRACE + "name")),
-        trace_input=_io(attrs.get(TRACE + "input")),
-        trace_output=_io(attrs.get(TRACE + "output")),
+        trace_name=as_str(attrs.get("langfuse.trace.name")),
+        trace_input=_io(attrs.get("langfuse.trace.input")),
+        trace_output=_io(attrs.get("langfuse.trace.output")),
         trace_metadata=_metadata(attrs, TRACE, decode_all),
-        public=as_bool(attrs.get(TRACE + "public", attrs.get("langfuse.public"))),
+        public=as_bool(attrs.get("langfuse.trace.public", attrs.get("langfuse.public"))),
         root=True
         if as_bool(attrs.get("langfuse.internal.as_root")) or as_bool(attrs.get("langfuse.internal.is_app_root"))
         else None,
