@@ -66,6 +66,7 @@ WITH_CONTENT = "observations_with_content"
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 DateWindow = tuple[dt.date | None, dt.date | None]
+NO_DAYS: DateWindow = (dt.date.max, dt.date.min)  # a window no partition lies in: nothing is read
 
 
 class QueryTimeout(Exception):
@@ -173,6 +174,11 @@ class TableQuery:
         """The days whose ``traces`` partitions may hold facts of any of ``trace_ids``, oldest
         first (from an in-memory index of the files, see :mod:`storage.partition_index`)."""
         return self._trace_facts.dates(self._partitions("traces", project_id, None), *trace_ids)
+
+    def observation_dates(self, project_id: str, *trace_ids: str) -> list[dt.date]:
+        """The days whose ``observations`` partitions may hold observations of any of
+        ``trace_ids``, oldest first (the same kind of index as :meth:`trace_dates`)."""
+        return self._trace_spans.dates(self._partitions("observations", project_id, None), *trace_ids)
 
     def latest_date(self, project_id: str, tables: tuple[str, ...]) -> dt.date | None:
         """The newest ``date=`` partition holding files of any of ``tables`` for one project."""

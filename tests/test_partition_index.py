@@ -133,3 +133,30 @@ def test_an_unreadable_file_makes_the_count_fold_in_sql_and_report_the_damage(tm
     assert query.count_trace_ids("p") is None
     with pytest.raises(duckdb.Error):
         reads.count_traces(query, "p", reads.TraceFilter())
+
+
+def test_a_trace_is_read_whole_from_the_days_its_observations_lie_on(tmp_path):
+    """Observations days after the trace's facts (a long-running trace) are read, and so is a
+    trace known only from its observations; a trace no index knows is absent without a scan."""
+    from storage.reads import observations as observation_reads
+
+    _write_facts(tmp_path, [("long", -4)])
+    _write_spans(tmp_path, [("long", -4), ("long", 0), ("orphan", -2)])
+    query = TableQuery(tmp_path)
+    assert query.observation_dates("p", "long") == [_day(-4), _day(0)]
+    row, observations, _ = reads.trace_details(query, "p", "long")
+    assert row["timestamp"].date() == _day(-4)
+    assert [o["start_time"].date() for o in observations] == [_day(-4), _day(0)]
+    by_filter = observation_reads.list_observations(
+        query, "p", observation_reads.ObservationFilter(trace_id="long"), limit=10
+    )
+    assert len(by_filter) == 2
+    row, observations, _ = reads.trace_details(query, "p", "orphan")
+    assert row["timestamp"].date() == _day(-2) and len(observations) == 1
+    assert reads.trace_details(query, "p", "absent") is None
+    assert (
+        observation_reads.list_observations(
+            query, "p", observation_reads.ObservationFilter(trace_id="absent"), limit=10
+        )
+        == []
+    )

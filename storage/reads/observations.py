@@ -14,7 +14,7 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from storage.query import DateWindow, TableQuery
+from storage.query import NO_DAYS, DateWindow, TableQuery
 from storage.reads import around, equal, in_list, latest_fact, sources, time_range, where
 
 # ``parent_observation_id`` filter value that matches observations without a parent.
@@ -105,12 +105,12 @@ def _sources(f: ObservationFilter) -> str:
 
 
 def _window(query: TableQuery, project_id: str, f: ObservationFilter) -> DateWindow | None:
-    """For a filter on one trace, the days its observations lie on (around the days of its facts,
-    from the trace index); None when that is not known and every day is read."""
+    """For a filter on one trace, the days its observations lie on (from the trace index, widened
+    for the log content they join); None for other filters: every day is read."""
     if f.trace_id is None:
         return None
-    days = query.trace_dates(project_id, f.trace_id)
-    return around(days[0], days[-1]) if days else None
+    days = query.observation_dates(project_id, f.trace_id)
+    return around(days[0], days[-1]) if days else NO_DAYS
 
 
 # Newest-first pages look at the latest day, then the latest week, before reading every day. No

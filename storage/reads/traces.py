@@ -368,26 +368,31 @@ def trace_details(
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]] | None:
     """A merged trace, its observations (log content joined, by start) and its scores, or None.
 
-    When the trace index knows the trace's days, facts, observations and scores are read at
-    once; a trace known only from its observations is found first, then read around its start.
+    The trace indexes say which days hold the trace's facts and which its observations: only
+    those are read, side by side; a trace neither index knows does not exist.
     """
-    days = query.trace_dates(project_id, trace_id)
-    if days:
-        facts = _TRACE_READS.submit(get_traces, query, project_id, [trace_id], orphans=False, dates=(days[0], days[-1]))
-        observations = _TRACE_READS.submit(trace_observations, query, project_id, trace_id, around(days[0], days[-1]))
-        scores = trace_scores(query, project_id, trace_id)
-        row = facts.result().get(trace_id)
-        if row is not None:
-            return row, observations.result(), scores
-    row = get_traces(query, project_id, [trace_id]).get(trace_id)
+    fact_days = query.trace_dates(project_id, trace_id)
+    span_days = query.observation_dates(project_id, trace_id)
+    if not fact_days and not span_days:
+        return None
+    facts = None
+    if fact_days:
+        facts = _TRACE_READS.submit(
+            get_traces, query, project_id, [trace_id], orphans=False, dates=(fact_days[0], fact_days[-1])
+        )
+    # Log content joined to an observation may lie a day off its start: around() reads it too.
+    observations = (
+        _TRACE_READS.submit(trace_observations, query, project_id, trace_id, around(span_days[0], span_days[-1]))
+        if span_days
+        else None
+    )
+    scores = trace_scores(query, project_id, trace_id)
+    row = facts.result().get(trace_id) if facts is not None else None
+    if row is None and span_days:  # no facts: the trace as its observations make it
+        row = get_traces(query, project_id, [trace_id], dates=(span_days[0], span_days[-1])).get(trace_id)
     if row is None:
         return None
-    day = row["timestamp"].date()
-    return (
-        row,
-        trace_observations(query, project_id, trace_id, around(day, day)),
-        trace_scores(query, project_id, trace_id),
-    )
+    return row, observations.result() if observations is not None else [], scores
 
 
 def trace_observations(
