@@ -74,6 +74,8 @@ _MERGED_COLUMNS: dict[str, tuple[str, str]] = {
     "created_at": ("created_at", "created_at"),
     "updated_at": ("updated_at", "updated_at"),
 }
+# Asked for by name only, never part of ``SELECT *``: whether a merged trace has facts of its own.
+_HAS_FACTS = {"has_facts": ("true", "false")}
 _INGEST_TIMES = {"created_at": "min(ingested_at) AS created_at", "updated_at": "max(ingested_at) AS updated_at"}
 # Aggregates of the facts CTE beyond the merged scalar facts and tags, and of the observed CTE.
 _FACT_EXTRAS: dict[str, str] = {
@@ -106,6 +108,8 @@ def _merged_ctes(
     output and metadata.
     """
     wanted = [c for c in _MERGED_COLUMNS if columns is None or c == "timestamp" or c in columns]
+    wanted += [c for c in _HAS_FACTS if columns is not None and c in columns]
+    sql_of = {**_MERGED_COLUMNS, **_HAS_FACTS}
     fact_where = time_range("timestamp", since if prune_since else None, until, params, margin=TRACE_SPAN_MARGIN)
     if ids is not None:
         fact_where.append(in_list("id", ids, params))
@@ -117,7 +121,7 @@ def _merged_ctes(
         tags="tags" in wanted,
     )
     ctes = [f"facts AS ({facts})"]
-    merged = f"SELECT id, {', '.join(f'{_MERGED_COLUMNS[c][0]} AS {c}' for c in wanted)} FROM facts"
+    merged = f"SELECT id, {', '.join(f'{sql_of[c][0]} AS {c}' for c in wanted)} FROM facts"
     if orphans:
         observation_where = time_range(
             "start_time", since if prune_since else None, until, params, margin=TRACE_SPAN_MARGIN
@@ -132,7 +136,7 @@ def _merged_ctes(
         ctes.append(f"observed AS (SELECT {', '.join(observed)} FROM o {where(observation_where)} GROUP BY trace_id)")
         merged += f"""
         UNION ALL
-        SELECT id, {", ".join(_MERGED_COLUMNS[c][1] for c in wanted)}
+        SELECT id, {", ".join(sql_of[c][1] for c in wanted)}
         FROM observed WHERE NOT EXISTS (SELECT 1 FROM facts WHERE facts.id = observed.id)"""
     ctes.append(f"merged AS ({merged})")
     return ",\n".join(ctes)
@@ -218,7 +222,9 @@ def list_traces(
         return []
     ids = [row["id"] for row in page]
     params: list[Any] = []
-    ctes = _merged_ctes(params, since=min(row["timestamp"] for row in page), ids=ids)
+    # Traces known only from their observations need those folded too; most pages have none.
+    orphans = not all(row["has_facts"] for row in page)
+    ctes = _merged_ctes(params, since=min(row["timestamp"] for row in page), ids=ids, orphans=orphans)
     sql = f"WITH {sources(t='traces', o='observations')},\n{ctes}\nSELECT * FROM merged"
     found = {row["id"]: row for row in _finish(query.query(project_id, sql, params))}
     return [found[i] for i in ids if i in found]
@@ -260,15 +266,15 @@ def _page_keys(
     limit: int,
     offset: int,
 ) -> list[dict[str, Any]]:
-    """Ids and timestamps of one page, in order."""
+    """Ids, timestamps and whether each has facts of its own, of one page, in order."""
     params: list[Any] = []
-    ctes = _merged_ctes(params, since=f.since, until=f.until, columns={*_filtered(f), order_by})
+    ctes = _merged_ctes(params, since=f.since, until=f.until, columns={*_filtered(f), order_by, "has_facts"})
     clauses = _conditions(f, params)
     params += [limit, offset]
     sql = f"""
         WITH {sources(t="traces", o="observations")},
         {ctes}
-        SELECT id, timestamp FROM merged {where(clauses)} {_order_sql(order_by, descending)} LIMIT ? OFFSET ?
+        SELECT id, timestamp, has_facts FROM merged {where(clauses)} {_order_sql(order_by, descending)} LIMIT ? OFFSET ?
     """
     return query.query(project_id, sql, params)
 
