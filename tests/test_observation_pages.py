@@ -81,6 +81,21 @@ def test_root_filters_page_exactly_across_windows(tmp_path):
     assert [r["id"] for r in children] == [i for _, i, _, _ in everything if not i.endswith("-0")][:3]
 
 
+def _spans(trace_id: str, spans: list[tuple[str, str | None, int]]) -> list[dict[str, object]]:
+    """Observation rows of one trace from (id, parent id, start µs)."""
+    return [
+        {
+            "id": i,
+            "trace_id": trace_id,
+            "parent_observation_id": parent,
+            "start_time": start,
+            "type": "SPAN",
+            "level": "DEFAULT",
+        }
+        for i, parent, start in spans
+    ]
+
+
 def test_a_trace_longer_than_the_window_keeps_its_user_and_parent(tmp_path):
     """A child on the latest day under a root three days older: the user its trace's facts state
     and its parent are still found, though both lie before the window that holds the page."""
@@ -94,22 +109,7 @@ def test_a_trace_longer_than_the_window_keeps_its_user_and_parent(tmp_path):
         {"ingested_at": 2, "ingest_seq": 2},
     )
     spans = [("long-0", None, root_start)] + [(f"long-{i}", "long-0", TODAY_US + 7_200_000_000 + i) for i in (1, 2)]
-    writer.add(
-        "observations",
-        "p",
-        [
-            {
-                "id": i,
-                "trace_id": "long",
-                "parent_observation_id": parent,
-                "start_time": start,
-                "type": "SPAN",
-                "level": "DEFAULT",
-            }
-            for i, parent, start in spans
-        ],
-        {"ingested_at": 2, "ingest_seq": 2},
-    )
+    writer.add("observations", "p", _spans("long", spans), {"ingested_at": 2, "ingest_seq": 2})
     writer.flush()
     query = TableQuery(tmp_path)
     by_user = reads.observations_after(query, "p", reads.ObservationFilter(user_id="user-long"), cursor=None, limit=2)
@@ -131,18 +131,7 @@ def test_a_parent_days_older_than_its_child_is_found_as_arrived(tmp_path):
         {"ingested_at": 1, "ingest_seq": 1},
     )
     spans = [("long-0", None, root_start), ("long-1", "long-0", TODAY_US), ("long-2", "never-arrived", TODAY_US)]
-    rows = [
-        {
-            "id": i,
-            "trace_id": "long",
-            "parent_observation_id": parent,
-            "start_time": start,
-            "type": "SPAN",
-            "level": "DEFAULT",
-        }
-        for i, parent, start in spans
-    ]
-    writer.add("observations", "p", rows, {"ingested_at": 1, "ingest_seq": 1})
+    writer.add("observations", "p", _spans("long", spans), {"ingested_at": 1, "ingest_seq": 1})
     writer.flush()
     page = reads.observations_after(TableQuery(tmp_path), "p", reads.ObservationFilter(), cursor=None, limit=2)
     assert [r["id"] for r in page] == ["long-2", "long-1"]

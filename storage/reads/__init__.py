@@ -13,10 +13,12 @@ scan can skip whole ``date=`` partitions.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from storage.query import DateWindow
+
+T = TypeVar("T")
 
 # Trace facts and a trace's observations lie within this distance of the trace's timestamp for
 # every trace that is not pathologically long; partitions farther away are not read.
@@ -121,3 +123,28 @@ def time_range(
 
 def where(clauses: list[str]) -> str:
     return f"WHERE {' AND '.join(clauses)}" if clauses else ""
+
+
+def newest_within(
+    latest: dt.date,
+    windows: Iterable[dt.timedelta],
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    limit: int,
+    read: Callable[[dt.datetime], list[T]],
+) -> list[T] | None:
+    """A newest-first page read within the latest days first: ``read(S)`` for S at the start of
+    each window ending on ``latest``, until one returns a full page (``limit`` items); None when
+    none does, or when the caller's own ``since``/``until`` already narrow the read more.
+
+    A page read from S on leaves out only what is older than all it kept, so a full one is exact.
+    """
+    start_of_latest = dt.datetime.combine(latest, dt.time())
+    for window in windows:
+        start = start_of_latest - window + dt.timedelta(days=1)
+        if (since is not None and start <= since) or (until is not None and until <= start):
+            return None  # one plain read over the caller's bounds is as narrow
+        found = read(start)
+        if len(found) == limit:
+            return found
+    return None

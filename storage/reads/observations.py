@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from storage.query import NO_DAYS, DateWindow, TableQuery
-from storage.reads import around, equal, in_list, latest_fact, sources, time_range, where
+from storage.reads import around, equal, in_list, latest_fact, newest_within, sources, time_range, where
 
 # ``parent_observation_id`` filter value that matches observations without a parent.
 NO_PARENT = ""
@@ -143,23 +143,22 @@ def _newest_keys(
     """The page's keys found within the latest days (before the cursor), or None if they hold too few.
 
     With ``since`` = S only rows starting from S on are kept (the ``date`` condition skips older
-    partitions), and every row left out is older than all of them: when a full page is kept, it is
-    exact. The traces and parents a filter looks up are read from every day, as without a window.
+    partitions); the traces and parents a filter looks up are read from every day, as without a
+    window (see :func:`storage.reads.newest_within`).
     """
     latest = query.latest_date(project_id, ("observations",))
     if latest is None:
         return None
     if cursor is not None:
         latest = min(latest, cursor.start_time.date())
-    start_of_latest = dt.datetime.combine(latest, dt.time())
-    for window in _NEWEST_WINDOWS:
-        since = start_of_latest - window + dt.timedelta(days=1)
-        if (f.since is not None and since <= f.since) or (f.until is not None and f.until <= since):
-            return None  # the caller's own bounds already narrow the read: one plain query
-        found = _keys(query, project_id, replace(f, since=since), cursor, limit, offset)
-        if len(found) == limit:
-            return found
-    return None
+    return newest_within(
+        latest,
+        _NEWEST_WINDOWS,
+        f.since,
+        f.until,
+        limit,
+        lambda since: _keys(query, project_id, replace(f, since=since), cursor, limit, offset),
+    )
 
 
 def _keys(

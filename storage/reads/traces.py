@@ -33,6 +33,7 @@ from storage.reads import (
     half_open,
     in_list,
     merged_facts,
+    newest_within,
     sources,
     time_range,
     where,
@@ -240,21 +241,19 @@ def _newest_page(
     """The page of a newest-first listing found within the latest days, or None if they hold too few.
 
     With ``since`` = S, only partitions from S - margin on are read and traces starting before S
-    are left out, so every trace kept is complete; if a full page is kept, every trace left out
-    is older than all of them, hence the page is exact.
+    are left out, so every trace kept is complete (see :func:`storage.reads.newest_within`).
     """
     latest = query.latest_date(project_id, ("traces", "observations"))
     if latest is None:
         return None
-    start_of_latest = dt.datetime.combine(latest, dt.time())
-    for window in _NEWEST_WINDOWS:
-        since = start_of_latest - window + dt.timedelta(days=1)
-        if (f.since is not None and since <= f.since) or (f.until is not None and f.until <= since):
-            return None  # the caller's own bounds already narrow the read: one plain query
-        page = _page_keys(query, project_id, replace(f, since=since), "timestamp", True, limit, offset)
-        if len(page) == limit:
-            return page
-    return None
+    return newest_within(
+        latest,
+        _NEWEST_WINDOWS,
+        f.since,
+        f.until,
+        limit,
+        lambda since: _page_keys(query, project_id, replace(f, since=since), "timestamp", True, limit, offset),
+    )
 
 
 def _page_keys(
