@@ -7,7 +7,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from semconv.shapes import key_memo
+from semconv.shapes import KeySet, key_memo, key_set
 
 
 class SpanView(NamedTuple):
@@ -22,6 +22,7 @@ class SpanView(NamedTuple):
     scope_name: str
     scope_version: str
     span: Any
+    keys: KeySet  # of ``attributes``: memos given it skip rebuilding and hashing the key tuple
     namespaces: frozenset[str] = frozenset()  # first dotted segment of every attribute key
     resource_facts: dict[str, Any] | None = None  # environment/release/version from the resource
 
@@ -34,7 +35,8 @@ class SpanView(NamedTuple):
         span: Any,
         resource_facts: dict[str, Any] | None = None,
     ) -> SpanView:
-        return cls(attributes, resource, scope.name, scope.version, span, namespaces_of(attributes), resource_facts)
+        keys = key_set(attributes)
+        return cls(attributes, resource, scope.name, scope.version, span, keys, namespaces_of(keys), resource_facts)
 
     @property
     def start_us(self) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from semconv.dialects import genai, langfuse, mlflow, openinference, openlit, openllmetry, pydantic_ai, vercel
 from semconv.extract import Dialect, SpanView, namespaces_of
-from semconv.shapes import key_memo
+from semconv.shapes import key_memo, key_set
 
 DIALECTS: tuple[Dialect, ...] = (
     langfuse.DIALECT,
@@ -26,9 +26,7 @@ DIALECTS: tuple[Dialect, ...] = (
 def dialects_for(view: SpanView) -> list[Dialect]:
     """The dialects that recognise ``view``, highest precedence first."""
     return [
-        dialect
-        for dialect, sure in _candidates(view.attributes, view.scope_name, DIALECTS)
-        if sure or dialect.matches(view)
+        dialect for dialect, sure in _candidates(view.keys, view.scope_name, DIALECTS) if sure or dialect.matches(view)
     ]
 
 
@@ -43,7 +41,8 @@ def _candidates(
     ``by_keys`` is asked on a skeleton view holding only what it may read: the keys (without
     values) and the scope name.
     """
-    skeleton = SpanView(dict.fromkeys(keys), {}, scope_name, "", None, namespaces_of(keys))
+    interned = key_set(keys)
+    skeleton = SpanView(dict.fromkeys(keys), {}, scope_name, "", None, interned, namespaces_of(interned))
     candidates = []
     for dialect in dialects:
         verdict = dialect.by_keys(skeleton) if dialect.by_keys is not None else None

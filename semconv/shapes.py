@@ -4,11 +4,14 @@ An instrumentation writes the same keys, in the same order, on every span of a k
 key-only part of reading a span (its namespaces, which keys carry usage, which are model
 parameters, which a dialect consumes) repeats from span to span. :func:`key_memo` remembers
 such a fact per key tuple: hashing a tuple of keys is far cheaper than a Python pass over them.
+A span's keys are interned once as a :class:`KeySet` (see :func:`key_set`); memos given that
+object key on its identity, so the several memo lookups of one span neither rebuild nor rehash
+the tuple.
 
 Memoised results are shared between spans: they must be immutable (tuples, frozensets).
-Memory stays bounded whatever clients send: each memo keeps at most :data:`MAX_KEY_SETS` key
-entries of at most :data:`MAX_KEY_CHARS` characters of keys (about 4 MB), and starts over
-when full.
+Memory stays bounded whatever clients send: each memo, and the table of interned key sets,
+keeps at most :data:`MAX_KEY_SETS` entries of at most :data:`MAX_KEY_CHARS` characters of keys
+(about 4 MB), and starts over when full.
 """
 
 from __future__ import annotations
@@ -23,26 +26,56 @@ MAX_KEY_CHARS = 4096  # larger key sets (rare, possibly hostile) are computed ea
 _MISSING: Any = object()
 
 
+class KeySet:
+    """The attribute keys of a span, in order; spans with the same keys share one (see :func:`key_set`).
+
+    Hashed and compared by identity, so a memo lookup costs the same for any number of keys.
+    """
+
+    __slots__ = ("kept", "keys")
+
+    def __init__(self, keys: tuple[Any, ...], kept: bool) -> None:
+        self.keys = keys
+        self.kept = kept  # small enough to be remembered (interned and memoised)
+
+
+_KEY_SETS: dict[tuple[Any, ...], KeySet] = {}
+
+
+def key_set(attrs: Mapping[str, Any] | tuple[Any, ...]) -> KeySet:
+    """The interned :class:`KeySet` of ``attrs``' keys (a fresh, unremembered one when too large)."""
+    keys = tuple(attrs)
+    found = _KEY_SETS.get(keys)
+    if found is None:
+        found = KeySet(keys, _chars(keys) <= MAX_KEY_CHARS)
+        if found.kept:
+            if len(_KEY_SETS) >= MAX_KEY_SETS:
+                _KEY_SETS.clear()
+            _KEY_SETS[keys] = found
+    return found
+
+
 class KeyMemo(Generic[T]):
     """``compute(keys, *args)`` remembered per tuple of attribute keys and ``args`` (bounded).
 
-    ``args`` (hashable, few distinct values — a dialect's prefix, say) select among facts of the
-    same key set.
+    Called with a span's :class:`KeySet` (cheapest: see ``SpanView.keys``) or with the attributes
+    themselves. ``args`` (hashable, few distinct values — a dialect's prefix, say) select among
+    facts of the same key set.
     """
 
     __slots__ = ("_compute", "_memo")
 
     def __init__(self, compute: Callable[..., T]) -> None:
         self._compute = compute
-        self._memo: dict[tuple[Any, ...], T] = {}
+        self._memo: dict[Any, T] = {}
 
-    def __call__(self, attrs: Mapping[str, Any], *args: Any) -> T:
-        keys = tuple(attrs)
+    def __call__(self, attrs: KeySet | Mapping[str, Any], *args: Any) -> T:
+        keys = attrs if isinstance(attrs, KeySet) else key_set(attrs)
         memo_key = (keys, *args) if args else keys
         found = self._memo.get(memo_key, _MISSING)
         if found is _MISSING:
-            found = self._compute(keys, *args)
-            if _chars(keys) <= MAX_KEY_CHARS:
+            found = self._compute(keys.keys, *args)
+            if keys.kept:
                 if len(self._memo) >= MAX_KEY_SETS:
                     self._memo.clear()
                 self._memo[memo_key] = found

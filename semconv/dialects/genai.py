@@ -12,7 +12,7 @@ from typing import Any
 from semconv.attrs import as_float, first, parse_json, parse_json_any
 from semconv.extract import Dialect, Extract, SpanView
 from semconv.messages import normalize_messages, prepend_system
-from semconv.shapes import key_memo
+from semconv.shapes import KeySet, key_memo
 from semconv.usage import disjoint
 from semconv.values import attributes
 
@@ -114,14 +114,17 @@ def _usage_plan(keys: tuple[str, ...], prefix: str) -> _UsagePlan:
     return tuple((bucket, tuple(key for _, key in sorted(found))) for bucket, found in hits.items())
 
 
-def usage_from(attrs: dict[str, Any], prefix: str = "gen_ai.usage.") -> dict[str, int] | None:
+def usage_from(
+    attrs: dict[str, Any], prefix: str = "gen_ai.usage.", *, keys: KeySet | None = None
+) -> dict[str, int] | None:
     """Disjoint buckets from ``gen_ai.usage.*`` (or the same names under another prefix).
 
-    For each bucket the first alias in ``USAGE_KEYS`` with a non-empty value wins.
+    For each bucket the first alias in ``USAGE_KEYS`` with a non-empty value wins. ``keys``, the
+    span's :class:`KeySet` when the caller has it, saves working it out again.
     """
     best: dict[str, Any] = {}
-    for bucket, keys in _usage_plan(attrs, prefix):
-        for key in keys:
+    for bucket, aliases in _usage_plan(attrs if keys is None else keys, prefix):
+        for key in aliases:
             value = attrs[key]
             if value is not None and value != "":
                 best[bucket] = value
@@ -143,9 +146,9 @@ def _parameter_plan(keys: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     return tuple((key, name) for name, key in plan.items())
 
 
-def model_parameters(attrs: dict[str, Any]) -> dict[str, Any] | None:
-    """``gen_ai.request.*`` (and the older OpenAI-specific names) without the model."""
-    return {name: attrs[key] for key, name in _parameter_plan(attrs)} or None
+def model_parameters(attrs: dict[str, Any], *, keys: KeySet | None = None) -> dict[str, Any] | None:
+    """``gen_ai.request.*`` (and the older OpenAI-specific names) without the model (``keys``: see usage_from)."""
+    return {name: attrs[key] for key, name in _parameter_plan(attrs if keys is None else keys)} or None
 
 
 @key_memo
@@ -262,8 +265,8 @@ def extract(view: SpanView) -> Extract:
     if input_value is None and output_value is None and kind == "RETRIEVER":
         input_value = attrs.get("gen_ai.retrieval.query.text")
         output_value = parse_json(attrs.get("gen_ai.retrieval.documents"))
-    usage = usage_from(attrs)
-    aggregated = usage_from(attrs, "gen_ai.aggregated_usage.")
+    usage = usage_from(attrs, keys=view.keys)
+    aggregated = usage_from(attrs, "gen_ai.aggregated_usage.", keys=view.keys)
     # An in-process agent or workflow span repeats its model calls' usage: keep it visible, never bill it.
     if usage is not None and operation in AGGREGATING_OPERATIONS and view.span.kind != 3:  # 3 = CLIENT
         aggregated, usage = aggregated or usage, None
@@ -276,14 +279,14 @@ def extract(view: SpanView) -> Extract:
         name=attrs.get("gen_ai.tool.name") if kind == "TOOL" else None,
         model=first(attrs, MODEL_KEYS),
         provider=first(attrs, PROVIDER_KEYS),
-        model_parameters=model_parameters(attrs),
+        model_parameters=model_parameters(attrs, keys=view.keys),
         input=input_value,
         output=output_value,
         usage=usage,
         aggregated_usage=aggregated,
         cost={"total": cost} if cost is not None else None,
         completion_start_time=view.start_us + int(ttft * 1_000_000) if ttft is not None and ttft >= 0 else None,
-        consumed=set(_consumed_keys(attrs)) | ({"gen_ai.usage.cost"} if cost else set()),
+        consumed=set(_consumed_keys(view.keys)) | ({"gen_ai.usage.cost"} if cost else set()),
     )
 
 

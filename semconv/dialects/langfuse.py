@@ -190,7 +190,7 @@ def extract(view: SpanView) -> Extract:
         root=True
         if as_bool(attrs.get("langfuse.internal.as_root")) or as_bool(attrs.get("langfuse.internal.is_app_root"))
         else None,
-        consumed=set(_langfuse_keys(attrs)),
+        consumed=set(_langfuse_keys(view.keys)),
     )
 
 
