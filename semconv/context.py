@@ -11,6 +11,7 @@ from typing import Any
 
 from semconv.attrs import as_str, parse_json, parse_json_any
 from semconv.extract import Extract, SpanView
+from semconv.shapes import key_memo
 
 SESSION_KEYS = (
     "langfuse.session.id",
@@ -123,32 +124,39 @@ _ALIASES: dict[str, tuple[str, int]] = {
 _RESOURCE_FALLBACKS = (("environment", ENVIRONMENT_KEYS), ("release", RELEASE_KEYS), ("version", RESOURCE_VERSION_KEYS))
 
 
-_ALIAS_KEYS = frozenset(_ALIASES)
-
-
 def resource_facts(resource: dict[str, Any]) -> dict[str, Any]:
     """Environment, release and version a resource gives every span (computed once per resource)."""
     return {field: _first_text(resource, keys, set()) for field, keys in _RESOURCE_FALLBACKS}
 
 
+@key_memo
+def _alias_plan(keys: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(field, the field's alias keys present in ``keys``, best rank first) for every field with
+    one present — usually none or one or two — planned once per key set."""
+    present: dict[str, list[tuple[int, str]]] = {}
+    for key in keys:
+        alias = _ALIASES.get(key)
+        if alias is not None:
+            present.setdefault(alias[0], []).append((alias[1], key))
+    return tuple((field, tuple(key for _, key in sorted(aliases))) for field, aliases in present.items())
+
+
 def context(view: SpanView) -> Extract:
     """Session, user, tags, environment, release and version of one span."""
     attrs = view.attributes
-    best: dict[str, tuple[int, str]] = {}
-    for key in _ALIAS_KEYS & attrs.keys():  # usually empty or one or two keys
-        value = attrs[key]
-        if value is None or value == "" or value == []:
-            continue
-        field, rank = _ALIASES[key]
-        if field not in best or rank < best[field][0]:
-            best[field] = (rank, key)
     found: dict[str, Any] = {}
-    for field, (_, key) in best.items():
-        value = attrs[key]
-        if field == "tags":
-            found[field] = parse_tags(parse_json_any(value) if ".metadata." in key else value)
-        else:
-            found[field] = _text(key, value)
+    consumed: set[str] = set()
+    for field, aliases in _alias_plan(view.keys):
+        for key in aliases:  # the best-ranked alias with a value wins
+            value = attrs[key]
+            if value is None or value == "" or value == []:
+                continue
+            if field == "tags":
+                found[field] = parse_tags(parse_json_any(value) if ".metadata." in key else value)
+            else:
+                found[field] = _text(key, value)
+            consumed.add(key)
+            break
     defaults = view.resource_facts if view.resource_facts is not None else resource_facts(view.resource)
     for field, value in defaults.items():
         if found.get(field) is None:
@@ -161,5 +169,5 @@ def context(view: SpanView) -> Extract:
         environment=normalize_environment(environment) if environment else None,
         release=found.get("release"),
         version=found.get("version"),
-        consumed={key for _, key in best.values()},
+        consumed=consumed,
     )
