@@ -108,10 +108,11 @@ def merge(extracts: Iterable[Extract]) -> Extract:
     if not readings:
         return Extract()
     # Fold the first-wins fields from the lowest-precedence reading upwards: a higher reading's
-    # value replaces a lower one's unless it is None. (zip stops at the first-wins fields.)
+    # value replaces a lower one's unless it is None. (zip stops at the first-wins fields; it is
+    # not given strict=False, whose keyword parsing costs more than the rest of the zip call.)
     values = list(readings[-1][:_FIRST_WINS])
     for reading in reversed(readings[:-1]):
-        values = [mine if mine is not None else lower for mine, lower in zip(reading, values, strict=False)]
+        values = [mine if mine is not None else lower for mine, lower in zip(reading, values)]  # noqa: B905
     claim = _usage_claim(readings)
     if claim is not None:  # no reading above the claim bills usage (see _usage_claim); their cost stands
         values[_USAGE] = None
