@@ -111,13 +111,8 @@ def usage_from_details(details: Any) -> dict[str, int] | None:
             _sum_into(extra, key, value)
         else:
             _sum_into(buckets, bucket, value)
-    return disjoint(
-        **{k: v for k, v in buckets.items() if k != "total"},
-        total=buckets.get("total"),
-        input_includes_cache=False,
-        output_includes_reasoning=False,
-        extra=extra,
-    )
+    # Every bucket of _NATIVE_USAGE (its "total" included) is an argument of disjoint.
+    return disjoint(**buckets, input_includes_cache=False, output_includes_reasoning=False, extra=extra)
 
 
 def _cost(details: Any) -> dict[str, float] | None:
