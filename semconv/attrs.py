@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from semconv.shapes import key_memo
+from semconv.shapes import KeySet, key_memo
 from semconv.values import to_json
 
 MAX_FLATTENED_ITEMS = 10_000  # bounds what a hostile "x.999999999.y" key can allocate
@@ -115,9 +115,13 @@ def _prefix_plan(keys: tuple[str, ...], prefix: str) -> tuple[tuple[str, str], .
     return tuple((key[size:], key) for key in keys if key.startswith(prefix) and len(key) > size)
 
 
-def with_prefix(attrs: Mapping[str, Any], prefix: str) -> dict[str, Any]:
-    """The attributes under ``prefix`` (which ends with a dot), with the prefix removed."""
-    return {short: attrs[key] for short, key in _prefix_plan(attrs, prefix)}
+def with_prefix(attrs: Mapping[str, Any], prefix: str, *, keys: KeySet | None = None) -> dict[str, Any]:
+    """The attributes under ``prefix`` (which ends with a dot), with the prefix removed.
+
+    ``keys``: ``attrs``' :class:`KeySet` when the caller has it (``SpanView.keys``), which saves
+    working it out again.
+    """
+    return {short: attrs[key] for short, key in _prefix_plan(attrs if keys is None else keys, prefix)}
 
 
 def unflatten(flat: Mapping[str, Any]) -> Any:
@@ -185,14 +189,15 @@ def _index_plan(keys: tuple[str, ...], prefix: str) -> _IndexPlan:
     return items, frozenset(used)
 
 
-def indexed(attrs: Mapping[str, Any], prefix: str) -> tuple[list[Any], set[str]]:
+def indexed(attrs: Mapping[str, Any], prefix: str, *, keys: KeySet | None = None) -> tuple[list[Any], set[str]]:
     """Items of a flattened, zero-based list such as ``gen_ai.prompt.0.role`` (prefix ``gen_ai.prompt.``),
     and the attribute keys they came from.
 
     Indices beyond :data:`MAX_FLATTENED_ITEMS` are ignored, gaps are closed, order is kept.
+    ``keys``: as for :func:`with_prefix`.
     """
-    plan, keys = _index_plan(attrs, prefix)
+    plan, used = _index_plan(attrs if keys is None else keys, prefix)
     items = [
         attrs[item] if item.__class__ is str else unflatten({rest: attrs[key] for rest, key in item}) for item in plan
     ]
-    return items, set(keys)
+    return items, set(used)

@@ -12,7 +12,7 @@ from typing import Any
 from semconv.attrs import as_bool, as_float, as_int, as_str, parse_json, parse_json_any, unflatten, with_prefix
 from semconv.extract import Dialect, Extract, SpanView
 from semconv.messages import normalize_messages
-from semconv.shapes import key_memo
+from semconv.shapes import KeySet, key_memo
 from semconv.timeparse import iso_to_micros
 from semconv.usage import disjoint
 
@@ -124,11 +124,11 @@ def _cost(details: Any) -> dict[str, float] | None:
     return cost or None
 
 
-def _metadata(attrs: dict[str, Any], prefix: str, decode_all: bool) -> dict[str, Any] | None:
+def _metadata(attrs: dict[str, Any], keys: KeySet, prefix: str, decode_all: bool) -> dict[str, Any] | None:
     """``<prefix>metadata`` (a JSON object) merged with ``<prefix>metadata.<key>`` values."""
     blob = parse_json(attrs.get(prefix + "metadata"))
     merged: dict[str, Any] = dict(blob) if isinstance(blob, dict) else {}
-    parts = with_prefix(attrs, prefix + "metadata.")
+    parts = with_prefix(attrs, prefix + "metadata.", keys=keys)
     if parts:
         decoded = {k: parse_json_any(v) if decode_all else parse_json(v) for k, v in parts.items()}
         nested = unflatten(decoded)
@@ -162,9 +162,9 @@ def extract(view: SpanView) -> Extract:
         type=kind,
         input=_io(attrs.get("langfuse.observation.input")),
         output=_io(attrs.get("langfuse.observation.output")),
-        metadata=_metadata(attrs, OBSERVATION, decode_all)
+        metadata=_metadata(attrs, view.keys, OBSERVATION, decode_all)
         or (
-            _metadata(attrs, "langfuse.", decode_all)
+            _metadata(attrs, view.keys, "langfuse.", decode_all)
             if "langfuse.metadata" in attrs or _has_prefix(attrs, "langfuse.metadata.")
             else None
         ),
@@ -180,7 +180,7 @@ def extract(view: SpanView) -> Extract:
         trace_name=as_str(attrs.get("langfuse.trace.name")),
         trace_input=_io(attrs.get("langfuse.trace.input")),
         trace_output=_io(attrs.get("langfuse.trace.output")),
-        trace_metadata=_metadata(attrs, TRACE, decode_all),
+        trace_metadata=_metadata(attrs, view.keys, TRACE, decode_all),
         public=as_bool(attrs.get("langfuse.trace.public", attrs.get("langfuse.public"))),
         root=True
         if as_bool(attrs.get("langfuse.internal.as_root")) or as_bool(attrs.get("langfuse.internal.is_app_root"))

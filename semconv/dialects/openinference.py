@@ -27,6 +27,7 @@ from typing import Any
 from semconv.attrs import as_float, as_int, as_str, first, indexed, parse_json, parse_json_any, with_prefix
 from semconv.extract import Dialect, Extract, SpanView
 from semconv.messages import normalize_messages, prepend_system
+from semconv.shapes import KeySet
 from semconv.usage import disjoint
 
 KIND = "openinference.span.kind"
@@ -160,10 +161,10 @@ def _message(item: Any, default_role: str) -> dict[str, Any] | None:
     return raw
 
 
-def _messages(attrs: Mapping[str, Any], prefix: str, default_role: str) -> tuple[Any, set[str]]:
-    items, keys = indexed(attrs, prefix)
+def _messages(attrs: Mapping[str, Any], keys: KeySet, prefix: str, default_role: str) -> tuple[Any, set[str]]:
+    items, used = indexed(attrs, prefix, keys=keys)
     raws = [m for m in (_message(item, default_role) for item in items) if m is not None]
-    return (normalize_messages(raws), keys) if raws else (None, set())
+    return (normalize_messages(raws), used) if raws else (None, set())
 
 
 def _texts(attrs: Mapping[str, Any], key: str, path: tuple[str, ...]) -> tuple[Any, set[str]]:
@@ -265,16 +266,16 @@ def _embedding_texts(attrs: Mapping[str, Any]) -> tuple[Any, set[str]]:
 # ---- input / output per kind ------------------------------------------------------------------
 
 
-def _io(attrs: Mapping[str, Any], kind: str | None) -> tuple[Any, Any, set[str]]:
+def _io(attrs: Mapping[str, Any], attr_keys: KeySet, kind: str | None) -> tuple[Any, Any, set[str]]:
     used: set[str] = set()
-    input_value, keys = _messages(attrs, INPUT_MESSAGES, "user")
+    input_value, keys = _messages(attrs, attr_keys, INPUT_MESSAGES, "user")
     if input_value is None:
         input_value, keys = _texts(attrs, PROMPTS, ("prompt", "text"))
     if input_value is None:
         input_value, keys = _value(attrs, "input")
         input_value = _request_messages(input_value) if kind == "GENERATION" else normalize_messages(input_value)
     used |= keys
-    output_value, keys = _messages(attrs, OUTPUT_MESSAGES, "assistant")
+    output_value, keys = _messages(attrs, attr_keys, OUTPUT_MESSAGES, "assistant")
     if output_value is None:
         output_value, keys = _texts(attrs, CHOICES, ("completion", "text"))
     if output_value is None:
@@ -319,9 +320,9 @@ def _usage(attrs: Mapping[str, Any]) -> tuple[dict[str, int] | None, set[str]]:
     return disjoint(**counts), used
 
 
-def _cost(attrs: Mapping[str, Any]) -> tuple[dict[str, float] | None, set[str]]:
+def _cost(attrs: Mapping[str, Any], keys: KeySet) -> tuple[dict[str, float] | None, set[str]]:
     """``llm.cost.*`` as disjoint USD buckets plus ``total`` (``llm.cost.total``, else the sum)."""
-    if not with_prefix(attrs, COST_PREFIX):  # the usual case, known per key set (see semconv.shapes)
+    if not with_prefix(attrs, COST_PREFIX, keys=keys):  # the usual case, known per key set (see semconv.shapes)
         return None, set()
     cost: dict[str, float] = {}
     used: set[str] = set()
@@ -390,9 +391,9 @@ def extract(view: SpanView) -> Extract:
     model, model_keys = _first_key(attrs, MODEL_KEYS)
     provider, provider_keys = _first_key(attrs, PROVIDER_KEYS)
     params, param_keys = _parameters(attrs)
-    input_value, output_value, io_keys = _io(attrs, kind)
+    input_value, output_value, io_keys = _io(attrs, view.keys, kind)
     usage, usage_keys = _usage(attrs)
-    cost, cost_keys = _cost(attrs)
+    cost, cost_keys = _cost(attrs, view.keys)
     user_metadata, metadata_keys = _metadata(attrs)
     metadata = user_metadata
     aggregated = None
