@@ -127,7 +127,11 @@ def _page(
     Deduplicating every column of every row just to keep a page of them is what makes a page
     slow; the keys need only a few columns, and a lookup by trace id reaches the Parquet scan.
     """
-    found = None if f.trace_id is not None else _newest_keys(query, project_id, f, cursor, limit, offset)
+    # One trace's rows are windowed by the trace index instead. A user or session filter looks
+    # its traces up over every day on each try: for a sparse user the tries would cost more
+    # than they save.
+    windowed = f.trace_id is None and not f.needs_traces
+    found = _newest_keys(query, project_id, f, cursor, limit, offset) if windowed else None
     if found is None:
         found = _keys(query, project_id, f, cursor, limit, offset, _window(query, project_id, f))
     if not found:
