@@ -11,7 +11,7 @@ from typing import Any
 
 from semconv.attrs import as_str, parse_json, parse_json_any
 from semconv.extract import Extract, SpanView
-from semconv.shapes import key_memo
+from semconv.shapes import key_memo, ranked_present
 
 SESSION_KEYS = (
     "langfuse.session.id",
@@ -131,14 +131,9 @@ def resource_facts(resource: dict[str, Any]) -> dict[str, Any]:
 
 @key_memo
 def _alias_plan(keys: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """(field, the field's alias keys present in ``keys``, best rank first) for every field with
-    one present — usually none or one or two — planned once per key set."""
-    present: dict[str, list[tuple[int, str]]] = {}
-    for key in keys:
-        alias = _ALIASES.get(key)
-        if alias is not None:
-            present.setdefault(alias[0], []).append((alias[1], key))
-    return tuple((field, tuple(key for _, key in sorted(aliases))) for field, aliases in present.items())
+    """(field, the field's alias keys present, best rank first) for every field with one present
+    — usually none or one or two — planned once per key set."""
+    return ranked_present(keys, _ALIASES)
 
 
 def context(view: SpanView) -> Extract:

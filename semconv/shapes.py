@@ -93,3 +93,18 @@ def _chars(keys: tuple[Any, ...]) -> int:
 def key_memo(compute: Callable[..., T]) -> KeyMemo[T]:
     """Decorator form of :class:`KeyMemo`."""
     return KeyMemo(compute)
+
+
+Plan = tuple[tuple[str, tuple[Any, ...]], ...]  # (field, its alias keys present, best first), ...
+
+
+def ranked_present(keys: tuple[Any, ...], index: Mapping[Any, tuple[str, int]]) -> Plan:
+    """For every field with an alias among ``keys`` — ``index`` maps an alias key to (field,
+    rank) — the field and its aliases present, best rank first. Depends on the keys alone, so
+    callers memoise it per key set (:func:`key_memo`)."""
+    present: dict[str, list[tuple[int, Any]]] = {}
+    for key in keys:
+        alias = index.get(key)
+        if alias is not None:
+            present.setdefault(alias[0], []).append((alias[1], key))
+    return tuple((field, tuple(key for _, key in sorted(aliases))) for field, aliases in present.items())

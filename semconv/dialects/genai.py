@@ -12,7 +12,7 @@ from typing import Any
 from semconv.attrs import as_float, first, parse_json, parse_json_any
 from semconv.extract import Dialect, Extract, SpanView
 from semconv.messages import normalize_messages, prepend_system
-from semconv.shapes import KeySet, key_memo
+from semconv.shapes import KeySet, key_memo, ranked_present
 from semconv.usage import disjoint
 from semconv.values import attributes
 
@@ -105,13 +105,7 @@ _USAGE_INDEXES = {prefix: _usage_index(prefix) for prefix in ("gen_ai.usage.", "
 def _usage_plan(keys: tuple[str, ...], prefix: str) -> _UsagePlan:
     """(bucket, the bucket's aliases present in ``keys``, best rank first) for every bucket
     present — the keys decide, so planned once per key set and prefix."""
-    index = _USAGE_INDEXES.get(prefix) or _usage_index(prefix)
-    hits: dict[str, list[tuple[int, str]]] = {}
-    for key in keys:
-        hit = index.get(key)
-        if hit is not None:
-            hits.setdefault(hit[0], []).append((hit[1], key))
-    return tuple((bucket, tuple(key for _, key in sorted(found))) for bucket, found in hits.items())
+    return ranked_present(keys, _USAGE_INDEXES.get(prefix) or _usage_index(prefix))
 
 
 def usage_from(
