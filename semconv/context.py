@@ -11,7 +11,7 @@ from typing import Any
 
 from semconv.attrs import as_str, parse_json, parse_json_any
 from semconv.extract import Extract, SpanView
-from semconv.shapes import key_memo, ranked_present
+from semconv.shapes import Plan, key_memo, ranked_present
 
 SESSION_KEYS = (
     "langfuse.session.id",
@@ -130,7 +130,7 @@ def resource_facts(resource: dict[str, Any]) -> dict[str, Any]:
 
 
 @key_memo
-def _alias_plan(keys: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+def _alias_plan(keys: tuple[str, ...]) -> Plan:
     """(field, the field's alias keys present, best rank first) for every field with one present
     — usually none or one or two — planned once per key set."""
     return ranked_present(keys, _ALIASES)

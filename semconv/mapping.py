@@ -134,9 +134,7 @@ def map_span(resource: ResourceContext, scope: Any, span: Any, out: MappedSpans)
     parent_id = span.parent_span_id.hex() or None
     events_json, exception_message = _events(span)
     start = _micros(span.start_time_unix_nano)
-    # Most fields of a reading are None: they are tested here rather than passed to as_str and
-    # _json_or_none, which would be some twenty calls per span that return None.
-    environment = (e.environment is not None and as_str(e.environment)) or resource.environment
+    environment = as_str(e.environment) or resource.environment
     metadata = e.metadata
     if e.aggregated_usage:
         metadata = {**(metadata or {}), "aggregated_usage": e.aggregated_usage}
@@ -145,25 +143,23 @@ def map_span(resource: ResourceContext, scope: Any, span: Any, out: MappedSpans)
         "id": span_id,
         "trace_id": trace_id,
         "parent_observation_id": parent_id,
-        "type": (e.type is not None and as_str(e.type)) or "SPAN",
-        "name": (e.name is not None and as_str(e.name)) or span.name,
+        "type": as_str(e.type) or "SPAN",
+        "name": as_str(e.name) or span.name,
         "start_time": start,
         "end_time": _micros(span.end_time_unix_nano) if span.end_time_unix_nano else None,
         "completion_start_time": _time_or_none(e.completion_start_time),
-        "level": (e.level is not None and as_str(e.level))
-        or ("ERROR" if span.status.code == STATUS_CODE_ERROR else "DEFAULT"),
-        "status_message": (e.status_message is not None and as_str(e.status_message))
-        or _status_message(span, attrs, exception_message),
-        "version": as_str(e.version) if e.version is not None else None,
+        "level": as_str(e.level) or ("ERROR" if span.status.code == STATUS_CODE_ERROR else "DEFAULT"),
+        "status_message": as_str(e.status_message) or _status_message(span, attrs, exception_message),
+        "version": as_str(e.version),
         "environment": environment,
-        "model": as_str(e.model) if e.model is not None else None,
-        "provider": as_str(e.provider) if e.provider is not None else None,
-        "model_parameters": to_json(e.model_parameters) if e.model_parameters is not None else None,
-        "input": to_json(e.input) if e.input is not None else None,
-        "output": to_json(e.output) if e.output is not None else None,
-        "metadata": to_json(metadata) if metadata is not None else None,
+        "model": as_str(e.model),
+        "provider": as_str(e.provider),
+        "model_parameters": _json_or_none(e.model_parameters),
+        "input": _json_or_none(e.input),
+        "output": _json_or_none(e.output),
+        "metadata": _json_or_none(metadata),
         "usage_details": e.usage,
-        "prompt_name": as_str(e.prompt_name) if e.prompt_name is not None else None,
+        "prompt_name": as_str(e.prompt_name),
         "prompt_version": e.prompt_version,
         "service_name": resource.service_name,
         "scope_name": scope.name or None,
@@ -198,20 +194,19 @@ def map_span(resource: ResourceContext, scope: Any, span: Any, out: MappedSpans)
                 "id": trace_id,
                 "observation_id": span_id,
                 "timestamp": start,
-                "name": (e.trace_name is not None and as_str(e.trace_name))
-                or (observation["name"] if is_root else None),
-                "user_id": as_str(e.user_id) if e.user_id is not None else None,
-                "session_id": as_str(e.session_id) if e.session_id is not None else None,
+                "name": as_str(e.trace_name) or (observation["name"] if is_root else None),
+                "user_id": as_str(e.user_id),
+                "session_id": as_str(e.session_id),
                 "tags": _tags(e.tags),
                 "input": _json_or_none(e.trace_input if e.trace_input is not None else e.input if is_root else None),
                 "output": _json_or_none(
                     e.trace_output if e.trace_output is not None else e.output if is_root else None
                 ),
-                "metadata": to_json(e.trace_metadata) if e.trace_metadata is not None else None,
-                "release": as_str(e.release) if e.release is not None else None,
+                "metadata": _json_or_none(e.trace_metadata),
+                "release": as_str(e.release),
                 "version": observation["version"],
                 "environment": environment,
-                "public": as_bool(e.public) if e.public is not None else None,
+                "public": as_bool(e.public),
             }
         )
 

@@ -167,7 +167,10 @@ class TableQuery:
                 if any(h is None for h in hashes):
                     return None
                 files.extend(hashes)
-        deleted = self.query(project_id, "SELECT DISTINCT id FROM {deletions} WHERE kind = 'trace'")
+        clean, dirty, _ = self._files("deletions", project_id, None)
+        deleted = (
+            self.query(project_id, "SELECT DISTINCT id FROM {deletions} WHERE kind = 'trace'") if clean or dirty else []
+        )
         return distinct_count(files, {hash(row["id"]) for row in deleted})
 
     def trace_dates(self, project_id: str, *trace_ids: str) -> list[dt.date]:

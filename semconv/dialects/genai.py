@@ -12,7 +12,7 @@ from typing import Any
 from semconv.attrs import as_float, first, parse_json, parse_json_any
 from semconv.extract import Dialect, Extract, SpanView
 from semconv.messages import normalize_messages, prepend_system
-from semconv.shapes import KeySet, key_memo, ranked_present
+from semconv.shapes import KeySet, Plan, key_memo, ranked_present
 from semconv.usage import disjoint
 from semconv.values import attributes
 
@@ -97,12 +97,11 @@ def _usage_index(prefix: str) -> dict[str, tuple[str, int]]:
     return {prefix + key[size:]: (bucket, rank) for bucket, keys in USAGE_KEYS.items() for rank, key in enumerate(keys)}
 
 
-_UsagePlan = tuple[tuple[str, tuple[str, ...]], ...]
 _USAGE_INDEXES = {prefix: _usage_index(prefix) for prefix in ("gen_ai.usage.", "gen_ai.aggregated_usage.")}
 
 
 @key_memo
-def _usage_plan(keys: tuple[str, ...], prefix: str) -> _UsagePlan:
+def _usage_plan(keys: tuple[str, ...], prefix: str) -> Plan:
     """(bucket, the bucket's aliases present in ``keys``, best rank first) for every bucket
     present — the keys decide, so planned once per key set and prefix."""
     return ranked_present(keys, _USAGE_INDEXES.get(prefix) or _usage_index(prefix))

@@ -162,12 +162,9 @@ def extract(view: SpanView) -> Extract:
         type=kind,
         input=_io(attrs.get("langfuse.observation.input")),
         output=_io(attrs.get("langfuse.observation.output")),
+        # The older top-level langfuse.metadata(.*) when the observation states none.
         metadata=_metadata(attrs, view.keys, OBSERVATION, decode_all)
-        or (
-            _metadata(attrs, view.keys, "langfuse.", decode_all)
-            if "langfuse.metadata" in attrs or _has_prefix(attrs, "langfuse.metadata.")
-            else None
-        ),
+        or _metadata(attrs, view.keys, "langfuse.", decode_all),
         level=level,
         status_message=as_str(attrs.get("langfuse.observation.status_message")),
         model=as_str(attrs.get("langfuse.observation.model.name")),
@@ -192,10 +189,6 @@ def extract(view: SpanView) -> Extract:
 @key_memo
 def _langfuse_keys(keys: tuple[str, ...]) -> frozenset[str]:
     return frozenset(key for key in keys if key.startswith("langfuse."))
-
-
-def _has_prefix(attrs: dict[str, Any], prefix: str) -> bool:
-    return any(key.startswith(prefix) for key in attrs)
 
 
 def _dict(value: Any) -> dict[str, Any] | None:

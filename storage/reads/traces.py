@@ -77,6 +77,7 @@ _MERGED_COLUMNS: dict[str, tuple[str, str]] = {
 }
 # Asked for by name only, never part of ``SELECT *``: whether a merged trace has facts of its own.
 _HAS_FACTS = {"has_facts": ("true", "false")}
+_COLUMN_SQL = {**_MERGED_COLUMNS, **_HAS_FACTS}
 _INGEST_TIMES = {"created_at": "min(ingested_at) AS created_at", "updated_at": "max(ingested_at) AS updated_at"}
 # Aggregates of the facts CTE beyond the merged scalar facts and tags, and of the observed CTE.
 _FACT_EXTRAS: dict[str, str] = {
@@ -110,7 +111,6 @@ def _merged_ctes(
     """
     wanted = [c for c in _MERGED_COLUMNS if columns is None or c == "timestamp" or c in columns]
     wanted += [c for c in _HAS_FACTS if columns is not None and c in columns]
-    sql_of = {**_MERGED_COLUMNS, **_HAS_FACTS}
     fact_where = time_range("timestamp", since if prune_since else None, until, params, margin=TRACE_SPAN_MARGIN)
     if ids is not None:
         fact_where.append(in_list("id", ids, params))
@@ -122,7 +122,7 @@ def _merged_ctes(
         tags="tags" in wanted,
     )
     ctes = [f"facts AS ({facts})"]
-    merged = f"SELECT id, {', '.join(f'{sql_of[c][0]} AS {c}' for c in wanted)} FROM facts"
+    merged = f"SELECT id, {', '.join(f'{_COLUMN_SQL[c][0]} AS {c}' for c in wanted)} FROM facts"
     if orphans:
         observation_where = time_range(
             "start_time", since if prune_since else None, until, params, margin=TRACE_SPAN_MARGIN
@@ -137,7 +137,7 @@ def _merged_ctes(
         ctes.append(f"observed AS (SELECT {', '.join(observed)} FROM o {where(observation_where)} GROUP BY trace_id)")
         merged += f"""
         UNION ALL
-        SELECT id, {", ".join(sql_of[c][1] for c in wanted)}
+        SELECT id, {", ".join(_COLUMN_SQL[c][1] for c in wanted)}
         FROM observed WHERE NOT EXISTS (SELECT 1 FROM facts WHERE facts.id = observed.id)"""
     ctes.append(f"merged AS ({merged})")
     return ",\n".join(ctes)
