@@ -126,7 +126,9 @@ def test_v2_sdk_batch_lands_merged_and_priced(api):
 
     span = observation(api, "span-1")
     assert span["type"] == "SPAN" and json.loads(span["output"]) == ["doc-1"]
-    (trace,) = api.server.query.query("default", "SELECT * FROM {traces} WHERE id = ?", [TRACE_ID])
+    # A batch publishes its files one table at a time: the trace row may land just after the
+    # observations of the same batch.
+    (trace,) = wait_until(lambda: api.server.query.query("default", "SELECT * FROM {traces} WHERE id = ?", [TRACE_ID]))
     assert (trace["name"], trace["user_id"], trace["session_id"], trace["tags"]) == (
         "chat-request",
         "user-7",
