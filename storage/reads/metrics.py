@@ -24,10 +24,15 @@ import datetime as dt
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from storage.query import TableQuery
+import duckdb
+
+from storage.query import _HIVE as HIVE_OPTIONS
+from storage.query import COMPACTED_FILE_PREFIX, TableQuery
 from storage.reads import equal, half_open, merged_facts, sources, where
+from storage.reads.daily_rollup import FileRollup, rollups_of
 
 # Trace facts of a trace lie within this distance of its observations (spans crossing midnight);
 # partitions farther away are not read when merging facts.
@@ -116,100 +121,144 @@ class DailyFilter:
     until: dt.datetime | None = None  # exclusive
 
 
+def _model_days(kept: list[str], kept_params: list[Any], params: list[Any], keys: tuple[str, ...] = ()) -> str:
+    """CTE items folding the observations of the CTE ``obs`` (with ``day``) that meet all of
+    ``kept`` into ``model_rows``: per (``keys``, day, model) the observations, distinct traces,
+    cost and usage sides. ``kept_params`` are the parameters of ``kept``, appended to ``params``
+    once per use.
+
+    The usage map, the dearest column to read, is read by ``usage_entries`` alone; the other
+    columns once more by ``model_days``. Usage is summed per (day, model, key) over the map entries
+    and only then split into sides: the side test runs once per distinct key instead of once per
+    entry (per-row lookups or lambdas over the map cost more than the rest of the statement).
+    Integer sums, so the order is moot. ``total`` is each row's usage_details['total'] (the
+    first such entry), carried on the row's first entry only (unnest pads the one-element list
+    with nulls).
+    """
+    group = ", ".join((*keys, "day", "model"))
+    on = " AND ".join([*(f"u.{k} = m.{k}" for k in (*keys, "day")), "u.model IS NOT DISTINCT FROM m.model"])
+    params += kept_params
+    params += kept_params
+    return f"""
+        model_days AS (
+            SELECT {group}, count(*) AS observations, count(DISTINCT trace_id) AS traces,
+                   sum(coalesce(total_cost, 0)) AS total_cost
+            FROM obs {where(kept)} GROUP BY {group}
+        ),
+        usage_entries AS (
+            SELECT {group}, unnest(map_keys(usage_details)) AS key, unnest(map_values(usage_details)) AS value,
+                   unnest([usage_details['total']]) AS total
+            FROM obs {where(["usage_details IS NOT NULL", *kept])}
+        ),
+        usage_keys AS (
+            SELECT {group}, key, sum(value) AS value, sum(total) AS total FROM usage_entries GROUP BY {group}, key
+        ),
+        usage_days AS (
+            SELECT {group},
+                   sum(value) FILTER (WHERE {_side_key("key", INPUT_BUCKETS, "input")}) AS input_usage,
+                   sum(value) FILTER (WHERE {_side_key("key", OUTPUT_BUCKETS, "output")}) AS output_usage,
+                   sum(total) AS total_usage
+            FROM usage_keys GROUP BY {group}
+        ),
+        model_rows AS (
+            SELECT m.*, u.input_usage, u.output_usage, u.total_usage
+            FROM model_days m LEFT JOIN usage_days u ON {on}
+        )"""
+
+
+_MODEL_COLUMNS = ("observations", "traces", "total_cost", "input_usage", "output_usage", "total_usage")
+
+
+def _whole_day(day: dt.date, f: DailyFilter) -> bool:
+    """Whether ``day`` lies wholly within ``f``'s time range."""
+    if f.since is not None and dt.datetime.combine(day, dt.time()) < f.since:
+        return False
+    if f.until is not None:
+        try:
+            return dt.datetime.combine(day + dt.timedelta(days=1), dt.time()) <= f.until
+        except OverflowError:
+            return False
+    return True
+
+
+def _rolled_up_days(tq: TableQuery, project_id: str, f: DailyFilter) -> dict[dt.date, list[dict[str, Any]]]:
+    """The per-model rows of the days that per-file rollups answer (:mod:`storage.reads.daily_rollup`):
+    days within the time range whose partition is one compacted file (each observation once),
+    whose rows all started that day, and that holds no deleted trace. Only without trace or
+    environment filters: those depend on trace facts and rows that a file's rollup does not keep."""
+    rollups = rollups_of(tq)
+    partitions = tq._partitions("observations", project_id, None)
+    if partitions:
+        rollups.forget_others(partitions[0][0].parent, {p / name for p, names in partitions for name in names})
+    files: dict[dt.date, Path] = {}
+    for partition, names in partitions:
+        day = dt.date.fromisoformat(partition.name.removeprefix("date="))
+        if len(names) == 1 and names[0].startswith(COMPACTED_FILE_PREFIX) and _whole_day(day, f):
+            files[day] = partition / names[0]
+    if not files:
+        return {}
+    deleted = [row["id"] for row in tq.query(project_id, "SELECT DISTINCT id FROM {deletions} WHERE kind = 'trace'")]
+    if deleted:  # a day whose file may hold a deleted trace is read (and the trace left out) as usual
+        for day in tq.observation_dates(project_id, *deleted):
+            files.pop(day, None)
+    try:
+        found = rollups.get(files.values(), lambda paths: _roll_up(tq, project_id, paths))
+    except duckdb.Error:  # a file gone or damaged: the statement reads the days and reports it
+        return {}
+    return {day: list(found[path].rows) for day, path in files.items() if found[path].usable}
+
+
+def _roll_up(tq: TableQuery, project_id: str, paths: list[Path]) -> dict[Path, FileRollup]:
+    """Per-(day, model) rows of compacted observations files, each its partition's only file;
+    one statement for all of them, grouped by partition too."""
+    by_date = {dt.date.fromisoformat(p.parent.name.removeprefix("date=")): p for p in paths}
+    params: list[Any] = [[str(p) for p in paths]]
+    sql = f"""
+        WITH obs AS NOT MATERIALIZED (
+            SELECT date, trace_id, CAST(start_time AS DATE) AS day, model, usage_details, total_cost
+            FROM read_parquet(?, {HIVE_OPTIONS}, union_by_name = true)
+        ),
+        {_model_days([], [], params, keys=("date",))}
+        SELECT * FROM model_rows ORDER BY date, model NULLS LAST
+    """
+    rows: dict[dt.date, list[dict[str, Any]]] = {day: [] for day in by_date}
+    for row in tq.query(project_id, sql, params):
+        rows[row.pop("date")].append(row)
+    return {
+        by_date[day]: FileRollup(all(r["day"] == day for r in day_rows), tuple(day_rows))
+        for day, day_rows in rows.items()
+    }
+
+
 def daily_metrics(tq: TableQuery, project_id: str, f: DailyFilter) -> list[dict[str, Any]]:
     """Every day with traces or observations, newest first, in Langfuse's daily-metrics shape.
 
     Traces count on the day of their timestamp; observations (and their cost and usage) on the
     day they started. Trace filters (name, user, tags) keep the observations of matching traces;
     ``environments`` filters traces by their environment and observations by theirs.
+
+    Without filters, the per-model rows of days whose partition is one compacted file come from
+    per-file rollups (:func:`_rolled_up_days`); the statement then reads those days' observations
+    only to count traces per day.
     """
-    first = f.since.date() if f.since else None
-    last = (f.until - dt.timedelta(microseconds=1)).date() if f.until else None
-    params: list[Any] = []
-    obs_rows = _rows("o_src", first, last, params)
-    fact_rows = _rows("t_src", _widen(first, -TRACE_FACTS_MARGIN.days), _widen(last, 1), params)
-
-    obs_where = ["TRUE", *half_open("start_time", f.since, f.until, params)]
-
-    trace_params: list[Any] = []
-    trace_where = equal((("name", f.trace_name), ("user_id", f.user_id)), trace_params)
-    if f.tags:
-        trace_where.append("list_has_all(coalesce(tags, []), ?)")
-        trace_params.append(list(f.tags))
-    trace_filtered = bool(trace_where)
-    if f.environments:
-        trace_where.append("list_contains(?, environment)")
-        trace_params.append(list(f.environments))
-
-    time_params: list[Any] = []
-    time_where = half_open("timestamp", f.since, f.until, time_params)
-
-    obs_filter: list[str] = []
-    obs_params: list[Any] = []
-    if trace_filtered:  # observations of the traces that match (environment is each row's own)
-        obs_filter.append("trace_id IN (SELECT id FROM matching)")
-    if f.environments:
-        obs_filter.append("list_contains(?, environment)")
-        obs_params.append(list(f.environments))
-
-    # Usage is summed per (day, model, key) over the map entries and only then split into sides:
-    # the side test runs once per distinct key instead of once per entry (a per-row lambda over
-    # map_entries cost more than the rest of the statement). Integer sums, so the order is moot.
-    # ``total`` is each row's usage_details['total'] (the first such entry), carried on the row's
-    # first entry only (unnest pads the one-element list with nulls).
-    sql = f"""
-        WITH {sources(o_src="observations", t_src="traces")},
-        obs_rows AS ({obs_rows}),
-        fact_rows AS ({fact_rows}),
-        obs AS (SELECT trace_id, id, start_time, model, usage_details, total_cost, environment
-                FROM obs_rows WHERE {" AND ".join(obs_where)}),
-        facts AS ({_merged_facts("fact_rows")}),
-        starts AS (SELECT trace_id, min(start_time) AS start_time FROM obs GROUP BY trace_id),
-        all_traces AS (
-            SELECT coalesce(t.id, s.trace_id) AS id, coalesce(t.timestamp, s.start_time) AS timestamp,
-                   t.name, t.user_id, t.tags, t.environment
-            FROM facts t FULL JOIN starts s ON s.trace_id = t.id
-        ),
-        matching AS (SELECT * FROM all_traces {"WHERE " + " AND ".join(trace_where) if trace_where else ""}),
-        trace_days AS (
-            SELECT CAST(timestamp AS DATE) AS day, count(*) AS traces FROM matching
-            {"WHERE " + " AND ".join(time_where) if time_where else ""} GROUP BY day
-        ),
-        kept AS NOT MATERIALIZED (
-            SELECT CAST(start_time AS DATE) AS day, model, trace_id, usage_details, total_cost
-            FROM obs {"WHERE " + " AND ".join(obs_filter) if obs_filter else ""}
-        ),
-        model_days AS (
-            SELECT day, model, count(*) AS observations, count(DISTINCT trace_id) AS traces,
-                   sum(coalesce(total_cost, 0)) AS total_cost
-            FROM kept GROUP BY day, model
-        ),
-        usage_entries AS (
-            SELECT day, model, unnest(map_keys(usage_details)) AS key, unnest(map_values(usage_details)) AS value,
-                   unnest([usage_details['total']]) AS total
-            FROM kept WHERE usage_details IS NOT NULL
-        ),
-        usage_keys AS (
-            SELECT day, model, key, sum(value) AS value, sum(total) AS total FROM usage_entries GROUP BY day, model, key
-        ),
-        usage_days AS (
-            SELECT day, model,
-                   sum(value) FILTER (WHERE {_side_key("key", INPUT_BUCKETS, "input")}) AS input_usage,
-                   sum(value) FILTER (WHERE {_side_key("key", OUTPUT_BUCKETS, "output")}) AS output_usage,
-                   sum(total) AS total_usage
-            FROM usage_keys GROUP BY day, model
-        )
-        SELECT coalesce(m.day, d.day) AS day, d.traces AS day_traces, m.model, m.observations, m.traces,
-               u.input_usage, u.output_usage, u.total_usage, m.total_cost
-        FROM model_days m
-        LEFT JOIN usage_days u ON u.day = m.day AND u.model IS NOT DISTINCT FROM m.model
-        FULL JOIN trace_days d ON d.day = m.day
-        ORDER BY day DESC, m.model NULLS LAST
-    """
-    params += trace_params + time_params + obs_params
+    filtered = bool(f.trace_name is not None or f.user_id is not None or f.tags or f.environments)
+    rolled_up = {} if filtered else _rolled_up_days(tq, project_id, f)
+    rows = _daily_rows(tq, project_id, f, rolled_up)
+    if any(row["day"] in rolled_up and row["observations"] is not None for row in rows):
+        # Observations of a rolled-up day in another day's partition (not written so, but the
+        # rollup would then not be the day's whole story): read every day instead.
+        rows = _daily_rows(tq, project_id, f, {})
+    elif rolled_up:  # each rolled-up day's model rows (in the statement's order) under its trace count
+        traces = {row["day"]: row["day_traces"] for row in rows}
+        merged = [row for row in rows if row["day"] not in rolled_up]
+        for day, models in rolled_up.items():
+            if models:
+                merged += [{**model, "day_traces": traces.get(day)} for model in models]
+            elif day in traces:
+                merged.append({"day": day, "day_traces": traces[day], "observations": None})
+        rows = sorted(merged, key=lambda row: row["day"], reverse=True)  # stable: models stay in order
     days: dict[dt.date, dict[str, Any]] = {}
-    window = (_widen(first, -TRACE_FACTS_MARGIN.days), _widen(last, TRACE_FACTS_MARGIN.days))
-    for row in tq.query(project_id, sql, params, dates=window):
+    for row in rows:
         item = days.get(row["day"])
         if item is None:
             item = days[row["day"]] = {
@@ -235,6 +284,79 @@ def daily_metrics(tq: TableQuery, project_id: str, f: DailyFilter) -> list[dict[
             }
         )
     return list(days.values())
+
+
+def _daily_rows(
+    tq: TableQuery, project_id: str, f: DailyFilter, rolled_up: dict[dt.date, list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """Rows of (day, day's trace count, model, the model's counts, cost and usage), newest day
+    first; observations whose partition is one of the ``rolled_up`` days are left out of the
+    per-model rows (those days' files are not opened for them)."""
+    first = f.since.date() if f.since else None
+    last = (f.until - dt.timedelta(microseconds=1)).date() if f.until else None
+    params: list[Any] = []
+    obs_rows = _rows("o_src", first, last, params)
+    fact_rows = _rows("t_src", _widen(first, -TRACE_FACTS_MARGIN.days), _widen(last, 1), params)
+
+    obs_where = ["TRUE", *half_open("start_time", f.since, f.until, params)]
+
+    trace_params: list[Any] = []
+    trace_where = equal((("name", f.trace_name), ("user_id", f.user_id)), trace_params)
+    if f.tags:
+        trace_where.append("list_has_all(coalesce(tags, []), ?)")
+        trace_params.append(list(f.tags))
+    trace_filtered = bool(trace_where)
+    if f.environments:
+        trace_where.append("list_contains(?, environment)")
+        trace_params.append(list(f.environments))
+
+    time_params: list[Any] = []
+    time_where = half_open("timestamp", f.since, f.until, time_params)
+
+    kept: list[str] = []  # the observations counted in the per-model rows
+    kept_params: list[Any] = []
+    if trace_filtered:  # observations of the traces that match (environment is each row's own)
+        kept.append("trace_id IN (SELECT id FROM matching)")
+    if f.environments:
+        kept.append("list_contains(?, environment)")
+        kept_params.append(list(f.environments))
+    if rolled_up:  # a plain IN list on the partition column: those days' files are not opened for it
+        kept.append(f"date NOT IN ({', '.join('?' * len(rolled_up))})")
+        kept_params.extend(rolled_up)
+    model_params: list[Any] = []
+    model_ctes = _model_days(kept, kept_params, model_params)
+
+    sql = f"""
+        WITH {sources(o_src="observations", t_src="traces")},
+        obs_rows AS ({obs_rows}),
+        fact_rows AS ({fact_rows}),
+        obs AS NOT MATERIALIZED (
+            SELECT date, trace_id, CAST(start_time AS DATE) AS day, start_time, model, usage_details, total_cost,
+                   environment
+            FROM obs_rows WHERE {" AND ".join(obs_where)}
+        ),
+        facts AS ({_merged_facts("fact_rows")}),
+        starts AS (SELECT trace_id, min(start_time) AS start_time FROM obs GROUP BY trace_id),
+        all_traces AS (
+            SELECT coalesce(t.id, s.trace_id) AS id, coalesce(t.timestamp, s.start_time) AS timestamp,
+                   t.name, t.user_id, t.tags, t.environment
+            FROM facts t FULL JOIN starts s ON s.trace_id = t.id
+        ),
+        matching AS (SELECT * FROM all_traces {"WHERE " + " AND ".join(trace_where) if trace_where else ""}),
+        trace_days AS (
+            SELECT CAST(timestamp AS DATE) AS day, count(*) AS traces FROM matching
+            {"WHERE " + " AND ".join(time_where) if time_where else ""} GROUP BY day
+        ),
+        {model_ctes}
+        SELECT coalesce(m.day, d.day) AS day, d.traces AS day_traces, m.model,
+               {", ".join(f"m.{c}" for c in _MODEL_COLUMNS)}
+        FROM model_rows m
+        FULL JOIN trace_days d ON d.day = m.day
+        ORDER BY day DESC, m.model NULLS LAST
+    """
+    params += trace_params + time_params + model_params
+    window = (_widen(first, -TRACE_FACTS_MARGIN.days), _widen(last, TRACE_FACTS_MARGIN.days))
+    return tq.query(project_id, sql, params, dates=window)
 
 
 # ---------------------------------------------------------------------------------- query engine
