@@ -1,11 +1,13 @@
 """Mapper speed: spans/s for OTLP decode + semconv mapping (+ pricing) on one core.
 
 Realistic spans of several dialects (OTel GenAI with ~1 KB of messages, Langfuse SDK,
-OpenInference), 512 per request. Prints the median of several repeats, and for scale the floor
-of any mapper written in Python: decoding the requests and reading every span's ids, times and
-attributes into Python objects, with no mapping at all.
+OpenInference), 512 per request. Measures the compiled mapper (when a build matches the
+sources: `spanfuse build-mapper`) and the plain Python source, each in its own process,
+alternating, and prints medians and their ratio; and for scale the floor of any mapper whose
+rules run in Python: decoding the requests and reading every span's ids, times and attributes
+into Python objects, with no mapping at all.
 
-    .venv/bin/python bench/mapping.py [--requests 40] [--repeats 5]
+    .venv/bin/python bench/mapping.py [--requests 40] [--repeats 3] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import json
 import os
 import random
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from collector import native
 from collector.batch import price
 from collector.pricing import PriceTable
 from semconv.mapping import map_traces_request
@@ -137,14 +142,9 @@ def build_request(spans: int) -> bytes:
     return request.SerializeToString()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=40)
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
-    random.seed(7)
-    payloads = [build_request(512) for _ in range(args.requests)]
-    spans = 512 * args.requests
+def measure(payloads: list[bytes], repeats: int) -> dict[str, Any]:
+    """Spans/s of this process's mapper (compiled or plain, as the import system chose)."""
+    spans = 512 * len(payloads)
     prices = PriceTable()
     prices.warm()
 
@@ -172,14 +172,63 @@ def main() -> None:
         return spans / (time.perf_counter() - started)
 
     run(True)  # warm caches
-    mapping = statistics.median(run(False) for _ in range(args.repeats))
-    priced = statistics.median(run(True) for _ in range(args.repeats))
-    floor = statistics.median(walk() for _ in range(args.repeats))
+    return {
+        "build": str(native.active_build()) if native.active_build() else None,
+        "map": [run(False) for _ in range(repeats)],
+        "priced": [run(True) for _ in range(repeats)],
+        "walk": [walk() for _ in range(repeats)],
+    }
+
+
+def _child(mode: str, corpus: Path, repeats: int) -> dict[str, Any]:
+    env = {**os.environ, "SPANFUSE_NATIVE": "0" if mode == "plain" else "1"}
+    command = [sys.executable, __file__, "--measure", str(corpus), "--repeats", str(repeats)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=3, help="runs per round and mapper")
+    parser.add_argument("--rounds", type=int, default=3, help="compiled and plain mappers alternate this often")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)  # child: measure this corpus, print JSON
+    args = parser.parse_args()
+    if args.measure:
+        payloads = [bytes.fromhex(p) for p in json.loads(Path(args.measure).read_text())]
+        print(json.dumps(measure(payloads, args.repeats)))
+        return
+    random.seed(7)
+    payloads = [build_request(512) for _ in range(args.requests)]
+    spans = 512 * args.requests
+    compiled = native.active_build() is not None
+    modes = ("compiled", "plain") if compiled else ("plain",)
+    results: dict[str, dict[str, list[float]]] = {m: {"map": [], "priced": [], "walk": []} for m in modes}
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(tmp) / "corpus.json"
+        corpus.write_text(json.dumps([p.hex() for p in payloads]))
+        for _ in range(args.rounds):
+            for mode in modes:
+                figures = _child(mode, corpus, args.repeats)
+                assert (figures["build"] is not None) == (mode == "compiled"), figures["build"]
+                for key in ("map", "priced", "walk"):
+                    results[mode][key] += figures[key]
+    runs = args.rounds * args.repeats
     print(f"spans per run: {spans} ({args.requests} requests of 512), {len(payloads[0]) // 512} B/span on the wire")
-    print(f"decode + map            : {mapping:10,.0f} spans/s (median of {args.repeats})")
-    print(f"decode + map + pricing  : {priced:10,.0f} spans/s (median of {args.repeats})")
-    print(f"decode + walk, no mapping: {floor:10,.0f} spans/s (the ceiling of a mapper in Python)")
-    print(f"at {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, load average {os.getloadavg()[0]:.2f}, one core")
+    print(f"medians of {runs} runs per mapper, the mappers alternating in {args.rounds} rounds, one core each")
+    for mode in modes:
+        label = f"compiled ({native.active_build()})" if mode == "compiled" else "plain Python source"
+        print(f"  {label}")
+        print(f"    decode + map            : {statistics.median(results[mode]['map']):10,.0f} spans/s")
+        print(f"    decode + map + pricing  : {statistics.median(results[mode]['priced']):10,.0f} spans/s")
+    if compiled:
+        ratio = statistics.median(results["compiled"]["map"]) / statistics.median(results["plain"]["map"])
+        print(f"  compiled / plain (decode + map): {ratio:.2f}x")
+    else:
+        print("  no compiled mapper matches the sources: `spanfuse build-mapper` builds one")
+    floor = statistics.median(results["plain"]["walk"])
+    print(f"decode + walk, no mapping : {floor:10,.0f} spans/s (reading every span into Python objects)")
+    print(f"at {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, load average {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The ``spanfuse`` command: ``serve`` runs the collector, ``traces`` lists recent traces."""
+"""The ``spanfuse`` command: ``serve`` runs the collector, ``traces`` lists recent traces,
+``prices`` shows model prices, ``build-mapper`` compiles the mapper (:mod:`collector.native`)."""
 
 from __future__ import annotations
 
@@ -76,6 +77,18 @@ def _traces(args: argparse.Namespace) -> int:
     return 0
 
 
+def _build_mapper(args: argparse.Namespace) -> int:
+    from collector import native
+
+    try:
+        target = native.build_logged(force=args.force, verbose=args.verbose)
+    except Exception as exc:
+        print(f"spanfuse: compiled mapper not built: {exc}", file=sys.stderr)
+        return 1
+    print(f"compiled mapper: {target}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spanfuse", description="OpenTelemetry-native LLM observability collector speaking Langfuse's protocols."
@@ -95,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
     traces.set_defaults(run=_traces)
 
     add_prices_command(commands)
+
+    build = commands.add_parser(
+        "build-mapper", help="compile the mapper (semconv/) with mypyc; used while the sources match it"
+    )
+    build.add_argument("--force", action="store_true", help="build again even if a build matches the sources")
+    build.add_argument("--verbose", action="store_true", help="show the compiler's output")
+    build.set_defaults(run=_build_mapper)
     return parser
 
 

@@ -15,6 +15,7 @@ import threading
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from collector import native
 from collector.api.common import ApiContext
 from collector.app import create_app
 from collector.auth import Authenticator
@@ -105,6 +106,8 @@ class Server:
         self._maintenance.start()
         self._start_listeners()
         log.info("data directory path=%s", self.data_dir.resolve())
+        build = native.active_build()
+        log.info("mapper %s", f"compiled build={build}" if build else "plain Python (no build matches the sources)")
 
     def _start_listeners(self) -> None:
         protocols = self.config.receivers.otlp.protocols

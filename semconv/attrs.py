@@ -198,6 +198,6 @@ def indexed(attrs: Mapping[str, Any], prefix: str, *, keys: KeySet | None = None
     """
     plan, used = _index_plan(attrs if keys is None else keys, prefix)
     items = [
-        attrs[item] if item.__class__ is str else unflatten({rest: attrs[key] for rest, key in item}) for item in plan
+        attrs[item] if isinstance(item, str) else unflatten({rest: attrs[key] for rest, key in item}) for item in plan
     ]
     return items, set(used)

@@ -80,8 +80,8 @@ def parse_tags(value: Any) -> list[str]:
             return [text] if text else []
     if isinstance(value, list):
         return [t for t in (as_str(v) for v in value) if t]
-    text = as_str(value)
-    return [text] if text else []
+    single = as_str(value)
+    return [single] if single else []
 
 
 # Every span of a resource usually names the same few environments: remember their normal forms.

@@ -49,6 +49,12 @@ def namespaces_of(keys: tuple[str, ...]) -> frozenset[str]:
     return frozenset({key.partition(".")[0] for key in keys})
 
 
+# A text field as a dialect read it: a str when the client sent one, but it may be any value a
+# client sent (a number for a name); map_span coerces it when it builds the row, so nothing
+# checks it before (a compiled build would otherwise reject the odd value instead of keeping it).
+Text = Any
+
+
 class Extract(NamedTuple):
     """Fields a dialect found; None means "this dialect does not say".
 
@@ -58,37 +64,37 @@ class Extract(NamedTuple):
     """
 
     # observation
-    type: str | None = None
-    name: str | None = None
-    model: str | None = None
-    provider: str | None = None
+    type: Text = None
+    name: Text = None
+    model: Text = None
+    provider: Text = None
     model_parameters: dict[str, Any] | None = None
     input: Any = None
     output: Any = None
     usage: dict[str, int] | None = None
     aggregated_usage: dict[str, int] | None = None  # repeats the children's usage: shown, never priced
     cost: dict[str, float] | None = None  # cost the client computed (USD per bucket, "total")
-    completion_start_time: int | None = None  # µs since the epoch
-    level: str | None = None
-    status_message: str | None = None
-    prompt_name: str | None = None
+    completion_start_time: Any = None  # µs since the epoch (coerced by map_span)
+    level: Text = None
+    status_message: Text = None
+    prompt_name: Text = None
     prompt_version: int | None = None
     # trace facts
-    trace_name: str | None = None
+    trace_name: Text = None
     trace_input: Any = None
     trace_output: Any = None
-    user_id: str | None = None
-    session_id: str | None = None
-    public: bool | None = None
-    environment: str | None = None
-    release: str | None = None
-    version: str | None = None
-    root: bool | None = None  # a logical root (app root / forced root) even with a parent
+    user_id: Text = None
+    session_id: Text = None
+    public: Any = None  # a bool (coerced by map_span)
+    environment: Text = None
+    release: Text = None
+    version: Text = None
+    root: Any = None  # truthy: a logical root (app root / forced root) even with a parent
     # Combined across readings rather than first-wins (see merge); kept last, after the
     # first-wins fields, so that merge can take those as one slice.
     metadata: dict[str, Any] | None = None  # of the observation
     trace_metadata: dict[str, Any] | None = None
-    tags: list[str] | None = None  # of the trace
+    tags: Any = None  # of the trace: a list of str (coerced by map_span)
     # attribute keys this reading used; they are left out of the stored raw attributes
     consumed: AbstractSet[str] = frozenset()
 
@@ -111,7 +117,7 @@ def merge(extracts: Iterable[Extract]) -> Extract:
     # value replaces a lower one's unless it is None. (zip stops at the first-wins fields; it is
     # not given strict=False, whose keyword parsing costs more than the rest of the zip call.)
     values = list(readings[-1][:_FIRST_WINS])
-    for reading in reversed(readings[:-1]):
+    for reading in readings[-2::-1]:
         values = [mine if mine is not None else lower for mine, lower in zip(reading, values)]  # noqa: B905
     claim = _usage_claim(readings)
     if claim is not None:  # no reading above the claim bills usage (see _usage_claim); their cost stands

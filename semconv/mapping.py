@@ -124,11 +124,14 @@ def _tags(value: Any) -> list[str] | None:
     return [tag for tag in (as_str(item) for item in items) if tag is not None]
 
 
-def map_span(resource: ResourceContext, scope: Any, span: Any, out: MappedSpans) -> None:
-    """Append the observation (and, when the span carries trace facts, the trace row) to ``out``."""
+def map_span(resource: ResourceContext, scope: Any, span: Any, out: MappedSpans, *, read: bool = True) -> None:
+    """Append the observation (and, when the span carries trace facts, the trace row) to ``out``.
+
+    ``read=False`` skips the dialects and the trace context: the generic row only, every
+    attribute kept as it came (the fallback for a span whose reading failed).
+    """
     attrs = attributes(span.attributes)
-    view = SpanView.of(attrs, resource.attributes, scope, span, resource.facts)
-    e = _read(view, out)
+    e = _read(SpanView.of(attrs, resource.attributes, scope, span, resource.facts), out) if read else Extract()
     trace_id = span.trace_id.hex()
     span_id = span.span_id.hex()
     parent_id = span.parent_span_id.hex() or None
@@ -174,7 +177,6 @@ def map_span(resource: ResourceContext, scope: Any, span: Any, out: MappedSpans)
         observation["cost_details"] = e.cost
         observation["total_cost"] = e.cost.get("total")
         observation["cost_source"] = "provided"
-    out.observations.append(observation)
 
     is_root = parent_id is None or bool(e.root)
     has_facts = (  # a chain, not any(<generator>): this runs for every span
@@ -188,27 +190,28 @@ def map_span(resource: ResourceContext, scope: Any, span: Any, out: MappedSpans)
         or e.public is not None
         or e.release is not None
     )
+    trace: dict[str, Any] | None = None
     if is_root or has_facts:
-        out.traces.append(
-            {
-                "id": trace_id,
-                "observation_id": span_id,
-                "timestamp": start,
-                "name": as_str(e.trace_name) or (observation["name"] if is_root else None),
-                "user_id": as_str(e.user_id),
-                "session_id": as_str(e.session_id),
-                "tags": _tags(e.tags),
-                "input": _json_or_none(e.trace_input if e.trace_input is not None else e.input if is_root else None),
-                "output": _json_or_none(
-                    e.trace_output if e.trace_output is not None else e.output if is_root else None
-                ),
-                "metadata": _json_or_none(e.trace_metadata),
-                "release": as_str(e.release),
-                "version": observation["version"],
-                "environment": environment,
-                "public": as_bool(e.public),
-            }
-        )
+        trace = {
+            "id": trace_id,
+            "observation_id": span_id,
+            "timestamp": start,
+            "name": as_str(e.trace_name) or (observation["name"] if is_root else None),
+            "user_id": as_str(e.user_id),
+            "session_id": as_str(e.session_id),
+            "tags": _tags(e.tags),
+            "input": _json_or_none(e.trace_input if e.trace_input is not None else e.input if is_root else None),
+            "output": _json_or_none(e.trace_output if e.trace_output is not None else e.output if is_root else None),
+            "metadata": _json_or_none(e.trace_metadata),
+            "release": as_str(e.release),
+            "version": observation["version"],
+            "environment": environment,
+            "public": as_bool(e.public),
+        }
+    # Appended last, so that a failure above (see map_traces_request) leaves ``out`` as it was.
+    out.observations.append(observation)
+    if trace is not None:
+        out.traces.append(trace)
 
 
 def map_traces_request(request: Any) -> MappedSpans:
@@ -219,16 +222,25 @@ def map_traces_request(request: Any) -> MappedSpans:
         for scope_spans in resource_spans.scope_spans:
             scope = scope_spans.scope
             for span in scope_spans.spans:
-                map_span(resource, scope, span, out)
+                try:
+                    map_span(resource, scope, span, out)
+                except Exception:  # a mapping bug must never drop a span (or fail its batch): keep it unread
+                    out.warnings += 1
+                    map_span(resource, scope, span, out, read=False)
     return out
 
 
-def _log_row(resource: ResourceContext, scope: Any, record: Any, fallback_ns: int) -> dict[str, Any]:
+def _log_row(
+    resource: ResourceContext, scope: Any, record: Any, fallback_ns: int, *, read: bool = True
+) -> dict[str, Any]:
+    """One log row; ``read=False`` leaves GenAI content unread (the fallback when reading it failed)."""
     attrs = attributes(record.attributes)
     event_name = as_str(getattr(record, "event_name", "") or attrs.get("event.name"))
     time_ns = record.time_unix_nano or record.observed_time_unix_nano or fallback_ns
     body = any_value(record.body) if record.HasField("body") else None
-    input_messages, output_messages = genai.log_content(event_name, body, attrs) if event_name else (None, None)
+    input_messages, output_messages = (
+        genai.log_content(event_name, body, attrs) if event_name and read else (None, None)
+    )
     return {
         "id": hashlib.blake2b(record.SerializeToString(deterministic=True), digest_size=16).hexdigest(),
         "trace_id": record.trace_id.hex() or None,
@@ -255,5 +267,8 @@ def map_logs_request(request: Any, received_ns: int) -> list[dict[str, Any]]:
         resource = resource_context(resource_logs.resource)
         for scope_logs in resource_logs.scope_logs:
             for record in scope_logs.log_records:
-                rows.append(_log_row(resource, scope_logs.scope, record, received_ns))
+                try:
+                    rows.append(_log_row(resource, scope_logs.scope, record, received_ns))
+                except Exception:  # as for spans: a reading bug must never drop a record
+                    rows.append(_log_row(resource, scope_logs.scope, record, received_ns, read=False))
     return rows

@@ -107,8 +107,8 @@ def _from_parts(role: str, parts: list[Any], extra: Mapping[str, Any]) -> list[M
             kept.append(dict(part))
     messages: list[Message] = []
     if results and not texts and not calls and len(kept) == 0:
-        for call_id, result in results:
-            message: Message = {"role": "tool", "content": _content_text(result), "tool_call_id": call_id}
+        for call_id, output in results:
+            message: Message = {"role": "tool", "content": _content_text(output), "tool_call_id": call_id}
             messages.append(message)
         return messages
     message = {"role": role, "content": _join(texts, kept)}
@@ -116,8 +116,8 @@ def _from_parts(role: str, parts: list[Any], extra: Mapping[str, Any]) -> list[M
         message["tool_calls"] = calls
     if reasoning:
         message["reasoning"] = "\n".join(reasoning)
-    for call_id, result in results:  # results mixed into another message: keep them visible
-        message.setdefault("tool_results", []).append({"tool_call_id": call_id, "content": _content_text(result)})
+    for call_id, output in results:  # results mixed into another message: keep them visible
+        message.setdefault("tool_results", []).append({"tool_call_id": call_id, "content": _content_text(output)})
     message.update(extra)
     return [message]
 

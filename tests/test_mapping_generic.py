@@ -10,8 +10,10 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyVa
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+import semconv.mapping
 import semconv.registry as registry
-from semconv.extract import Dialect
+from collector import native
+from semconv.extract import Dialect, Extract
 from semconv.mapping import map_logs_request, map_traces_request
 from tests.otlp_helpers import kv, logs_request, make_span, trace_request
 
@@ -129,6 +131,41 @@ def test_a_failing_dialect_never_drops_the_span(monkeypatch):
     out = _map(make_span(name="survivor"))
     assert [o["name"] for o in out.observations] == ["survivor"]
     assert out.warnings == 1
+
+
+def test_a_span_whose_reading_breaks_is_kept_unread(monkeypatch):
+    # A reading that breaks merging (outside the per-dialect guard): the span is stored with its
+    # generic fields and every attribute, its trace still gets a row, and the others are unaffected.
+    def bad_reading(view):
+        return Extract(name="from the broken reading", metadata=42)
+
+    broken = Dialect("broken", lambda view: view.span.name == "bad", bad_reading)
+    monkeypatch.setattr(registry, "DIALECTS", (broken,))
+    bad = make_span(name="bad", attributes={"gen_ai.request.model": "gpt-4o", "user.id": "u1"})
+    good = make_span(name="good", span_id=b"\x02" * 8, parent=bad.span_id, attributes={"user.id": "u2"})
+    out = _map(bad, good)
+    rows = {o["name"]: o for o in out.observations}
+    assert sorted(rows) == ["bad", "good"]
+    assert json.loads(rows["bad"]["attributes"]) == {"gen_ai.request.model": "gpt-4o", "user.id": "u1"}
+    assert rows["bad"]["model"] is None  # nothing was read from it
+    assert "user.id" not in json.loads(rows["good"]["attributes"] or "{}")  # the good span was read
+    assert [(t["name"], t["user_id"]) for t in out.traces] == [("bad", None), (None, "u2")]
+    assert out.warnings == 1
+
+
+@pytest.mark.skipif(native.active_build() is not None, reason="calls inside the compiled mapper cannot be patched")
+def test_a_log_record_whose_content_breaks_is_kept(monkeypatch):
+    def explode(*args):
+        raise TypeError("boom")
+
+    monkeypatch.setattr(semconv.mapping.genai, "log_content", explode)
+    body = AnyValue(kvlist_value=KeyValueList(values=[kv("content", "hi")]))
+    rows = map_logs_request(
+        logs_request([LogRecord(time_unix_nano=5_000, body=body, event_name="gen_ai.user.message")]), 9
+    )
+    assert [(r["event_name"], r["input_messages"], json.loads(r["body"])) for r in rows] == [
+        ("gen_ai.user.message", None, {"content": "hi"})
+    ]
 
 
 def test_log_records_map_with_event_names_bodies_and_stable_ids():

@@ -7,6 +7,7 @@ OpenLIT, Pydantic AI, Vercel v7), so this dialect has the lowest precedence. Fac
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from semconv.attrs import as_float, first, parse_json, parse_json_any
@@ -139,7 +140,7 @@ def _parameter_plan(keys: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     return tuple((key, name) for name, key in plan.items())
 
 
-def model_parameters(attrs: dict[str, Any], *, keys: KeySet | None = None) -> dict[str, Any] | None:
+def model_parameters(attrs: Mapping[str, Any], *, keys: KeySet | None = None) -> dict[str, Any] | None:
     """``gen_ai.request.*`` (and the older OpenAI-specific names) without the model (``keys``: see usage_from)."""
     return {name: attrs[key] for key, name in _parameter_plan(attrs if keys is None else keys)} or None
 
@@ -283,4 +284,4 @@ def extract(view: SpanView) -> Extract:
     )
 
 
-DIALECT = Dialect("genai", matches, extract, by_keys)
+DIALECT: Dialect = Dialect("genai", matches, extract, by_keys)

@@ -203,4 +203,4 @@ def _is_old_python_generation(view: SpanView) -> bool:
     return version <= (3, 3) and any(OBSERVATION + hint in view.attributes for hint in _GENERATION_HINTS)
 
 
-DIALECT = Dialect("langfuse", matches, extract, by_keys=matches)  # matches reads only the scope and keys
+DIALECT: Dialect = Dialect("langfuse", matches, extract, by_keys=matches)  # matches reads only the scope and keys

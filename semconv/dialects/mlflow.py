@@ -176,8 +176,8 @@ def outputs(value: Any) -> Any:
             return normalized if isinstance(normalized, list) else value
         return value
     if isinstance(value, list):
-        messages = chat_messages(value)
-        return messages if messages is not None else value
+        chat = chat_messages(value)
+        return chat if chat is not None else value
     return value
 
 
@@ -232,10 +232,13 @@ def _prompt(attrs: Mapping[str, Any], consumed: set[str]) -> tuple[str, int | No
     if isinstance(prompts, str):  # double-encoded
         prompts = parse_json_any(prompts)
     linked = prompts[0] if isinstance(prompts, list) and prompts else None
-    if not isinstance(linked, Mapping) or not as_str(linked.get("name")):
+    if not isinstance(linked, Mapping):
+        return None
+    name = as_str(linked.get("name"))
+    if not name:
         return None
     consumed.add(LINKED_PROMPTS)
-    return as_str(linked["name"]), as_int(linked.get("version"))
+    return name, as_int(linked.get("version"))
 
 
 def _level(attrs: Mapping[str, Any]) -> str | None:
@@ -265,4 +268,4 @@ def _first_chunk_time(span: Any) -> int | None:
     return min(times) // 1000 if times else None
 
 
-DIALECT = Dialect("mlflow", matches, extract, by_keys=matches)  # matches reads only the scope and keys
+DIALECT: Dialect = Dialect("mlflow", matches, extract, by_keys=matches)  # matches reads only the scope and keys

@@ -133,8 +133,8 @@ def _tool_calls(message: Mapping[str, Any]) -> list[dict[str, Any]]:
     for item in message.get("tool_calls") or ():
         call = _dig(item, "tool_call")
         if isinstance(call, dict):
-            function = call.get("function") if isinstance(call.get("function"), dict) else {}
-            calls.append({"id": call.get("id"), "function": dict(function)})
+            function = call.get("function")
+            calls.append({"id": call.get("id"), "function": dict(function) if isinstance(function, dict) else {}})
     if message.get("function_call_name") is not None:  # deprecated OpenAI function calling
         arguments = message.get("function_call_arguments_json")
         calls.append({"id": None, "function": {"name": message["function_call_name"], "arguments": arguments}})
@@ -315,7 +315,7 @@ _TOKEN_KEYS = {bucket: TOKEN_PREFIX + suffix for bucket, suffix in USAGE_KEYS.it
 
 
 def _usage(attrs: Mapping[str, Any]) -> tuple[dict[str, int] | None, set[str]]:
-    counts = {bucket: attrs.get(key) for bucket, key in _TOKEN_KEYS.items()}
+    counts: dict[str, Any] = {bucket: attrs.get(key) for bucket, key in _TOKEN_KEYS.items()}
     used = {_TOKEN_KEYS[bucket] for bucket, value in counts.items() if value is not None and as_int(value) is not None}
     return disjoint(**counts), used
 
@@ -427,4 +427,4 @@ def extract(view: SpanView) -> Extract:
     )
 
 
-DIALECT = Dialect("openinference", matches, extract, by_keys=matches)  # matches reads only the scope and keys
+DIALECT: Dialect = Dialect("openinference", matches, extract, by_keys=matches)  # matches reads only the scope and keys

@@ -115,7 +115,9 @@ def _with_reasoning(attrs: Mapping[str, Any]) -> tuple[Any, set[str]]:
 def _fallback_io(attrs: Mapping[str, Any], kind: str | None) -> tuple[Any, Any, set[str]]:
     """Tool and retrieval input/output under OpenLIT's own keys, when the standard keys are absent."""
     if kind == "TOOL":
-        input_value, output_value, used = None, None, set()
+        input_value: Any = None
+        output_value: Any = None
+        used: set[str] = set()
         if attrs.get("gen_ai.tool.call.arguments") is None:
             value, keys = _first_key(attrs, TOOL_INPUT_KEYS)
             input_value, used = parse_json(value), used | keys
@@ -186,4 +188,4 @@ def extract(view: SpanView) -> Extract:
     )
 
 
-DIALECT = Dialect("openlit", matches, extract, by_keys)
+DIALECT: Dialect = Dialect("openlit", matches, extract, by_keys)

@@ -305,4 +305,4 @@ def extract(view: SpanView) -> Extract:
     )
 
 
-DIALECT = Dialect("openllmetry", matches, extract, by_keys=matches)  # matches reads only the scope and keys
+DIALECT: Dialect = Dialect("openllmetry", matches, extract, by_keys=matches)  # matches reads only the scope and keys

@@ -351,7 +351,7 @@ def _model_parameters(attrs: Mapping[str, Any]) -> dict[str, Any] | None:
     params = dict(genai.model_parameters(attrs) or {})
     request = _request(attrs)
     if isinstance(request, Mapping):
-        for key in PARAMETER_NAMES & request.keys():
+        for key in request.keys() & PARAMETER_NAMES:
             params.setdefault(key, request[key])
     mrp = parse_json(attrs.get("model_request_parameters"))
     if isinstance(mrp, Mapping):
@@ -380,4 +380,4 @@ def _completion_start(view: SpanView) -> int | None:
     return view.start_us + round(seconds * 1_000_000)
 
 
-DIALECT = Dialect("pydantic_ai", matches, extract, by_keys=matches)  # matches reads only the scope and keys
+DIALECT: Dialect = Dialect("pydantic_ai", matches, extract, by_keys=matches)  # matches reads only the scope and keys

@@ -203,7 +203,7 @@ def _not_billed(view: SpanView, usage: dict[str, int] | None) -> dict[str, int] 
 
 def usage_from(attrs: Mapping[str, Any], provider: str | None) -> dict[str, int] | None:
     """Disjoint buckets from ``ai.usage.*`` / ``gen_ai.usage.*`` and the provider metadata."""
-    counts = {bucket: as_int(first(attrs, keys)) for bucket, keys in USAGE_KEYS.items()}
+    counts: dict[str, Any] = {bucket: as_int(first(attrs, keys)) for bucket, keys in USAGE_KEYS.items()}
     meta = _provider_metadata_usage(parse_json(attrs.get("ai.response.providerMetadata")))
     for bucket in ("cache_read", "cache_write", "reasoning"):
         if counts[bucket] is None:
@@ -227,7 +227,9 @@ def _provider_metadata_usage(meta: Any) -> dict[str, int]:
     found: dict[str, int | None] = {}
     anthropic = meta.get("anthropic")
     if isinstance(anthropic, Mapping):
-        raw = anthropic.get("usage") if isinstance(anthropic.get("usage"), Mapping) else {}
+        raw = anthropic.get("usage")
+        if not isinstance(raw, Mapping):
+            raw = {}
         found["cache_write"] = _int(anthropic.get("cacheCreationInputTokens"), raw.get("cache_creation_input_tokens"))
         found["cache_read"] = _int(anthropic.get("cacheReadInputTokens"), raw.get("cache_read_input_tokens"))
         found["raw_input"] = _int(raw.get("input_tokens"))
@@ -311,8 +313,8 @@ def prompt_messages(prompt: Any) -> Any:
 def _system_text(system: Any) -> Any:
     """``system``/``instructions``: a string, a system message, or a list of system messages."""
     items = system if isinstance(system, list) else [system]
-    texts = [item.get("content") if isinstance(item, Mapping) else item for item in items]
-    texts = [t for t in texts if isinstance(t, str) and t]
+    contents = [item.get("content") if isinstance(item, Mapping) else item for item in items]
+    texts = [t for t in contents if isinstance(t, str) and t]
     return "\n".join(texts) if texts else None
 
 
@@ -399,9 +401,10 @@ def _metadata(attrs: Mapping[str, Any]) -> tuple[dict[str, Any] | None, dict[str
 def _prompt(attrs: Mapping[str, Any]) -> tuple[str, int | None] | None:
     """``ai.telemetry.metadata.langfusePrompt`` = JSON ``{name, version}`` (generations only)."""
     value = parse_json(attrs.get(PROMPT_KEY))
-    if not isinstance(value, Mapping) or not as_str(value.get("name")):
+    name = as_str(value.get("name")) if isinstance(value, Mapping) else None
+    if not name:
         return None
-    return as_str(value["name"]), as_int(value.get("version"))
+    return name, as_int(value.get("version"))
 
 
 def _completion_start(view: SpanView) -> int | None:
@@ -414,4 +417,4 @@ def _completion_start(view: SpanView) -> int | None:
     return None
 
 
-DIALECT = Dialect("vercel", matches, extract, by_keys=matches)  # matches reads only the scope and keys
+DIALECT: Dialect = Dialect("vercel", matches, extract, by_keys=matches)  # matches reads only the scope and keys

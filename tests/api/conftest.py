@@ -34,7 +34,7 @@ class Api:
         return self.client.request("DELETE", path, **kwargs)
 
     def send_spans(self, spans: list[Any], auth: tuple[str, str] | None = None, service: str = "svc") -> None:
-        """Send spans over OTLP/HTTP and wait until every one of them is queryable."""
+        """Send spans over OTLP/HTTP and wait until every one of them, and their traces, are queryable."""
         response = httpx.post(
             f"{self.base}/v1/traces",
             content=trace_request(spans, service=service).SerializeToString(),
@@ -44,6 +44,9 @@ class Api:
         project = self.server.auth.project_for(basic_auth(*(auth or self.keys)))
         ids = {span.span_id.hex() for span in spans}
         wait_until(lambda: ids <= {r["id"] for r in self.server.query.query(project, "SELECT id FROM {observations}")})
+        # A batch publishes its tables one after another: the trace rows may land just after the
+        # observations. The WAL offset is committed once the whole batch is published.
+        wait_until(lambda: self.server.pipeline.reader.lag_bytes() == 0)
 
 
 @pytest.fixture
