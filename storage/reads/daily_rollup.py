@@ -22,10 +22,14 @@ from __future__ import annotations
 
 import threading
 import weakref
+from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from storage.query import TableQuery
 
@@ -44,6 +48,7 @@ class DailyRollups:
 
     def __init__(self) -> None:
         self._files: dict[Path, FileRollup] = {}
+        self._deleted: dict[str, tuple[tuple[Path, ...], pa.Array]] = {}
         self._lock = threading.Lock()
 
     def get(
@@ -61,12 +66,35 @@ class DailyRollups:
             known.update(found)
         return known
 
+    def deleted_traces(self, project_id: str, tombstones: tuple[Path, ...], read: Callable[[], list[str]]) -> pa.Array:
+        """Hashes (Python's, as :mod:`storage.partition_index` keeps them) of a project's deleted
+        trace ids, from ``read`` only when its ``tombstones`` files differ from last time."""
+        with self._lock:
+            known = self._deleted.get(project_id)
+        if known is not None and known[0] == tombstones:
+            return known[1]
+        hashes = pa.array(sorted({hash(trace_id) for trace_id in read()}), pa.int64())
+        with self._lock:
+            self._deleted[project_id] = (tombstones, hashes)
+        return hashes
+
     def forget_others(self, project_dir: Path, listed: set[Path]) -> None:
         """Drop the rollups of files under ``project_dir`` that are no longer ``listed`` (compacted
         away, or removed by retention)."""
         with self._lock:
             for gone in [p for p in self._files if p.parent.parent == project_dir and p not in listed]:
                 del self._files[gone]
+
+
+def may_hold(hashes: array | None, deleted: pa.Array) -> bool:
+    """Whether a file whose trace ids hash to ``hashes`` (a :class:`storage.partition_index.PartitionIndex`
+    entry; None when unreadable) may hold any of the ``deleted`` hashes."""
+    if hashes is None:
+        return True
+    if not hashes or not len(deleted):
+        return False
+    view = pa.Array.from_buffers(pa.int64(), len(hashes), [None, pa.py_buffer(hashes)])
+    return bool(pc.any(pc.is_in(view, value_set=deleted)).as_py())
 
 
 _ROLLUPS: weakref.WeakKeyDictionary[TableQuery, DailyRollups] = weakref.WeakKeyDictionary()

@@ -32,7 +32,7 @@ import duckdb
 from storage.query import _HIVE as HIVE_OPTIONS
 from storage.query import COMPACTED_FILE_PREFIX, TableQuery
 from storage.reads import equal, half_open, merged_facts, sources, where
-from storage.reads.daily_rollup import FileRollup, rollups_of
+from storage.reads.daily_rollup import FileRollup, may_hold, rollups_of
 
 # Trace facts of a trace lie within this distance of its observations (spans crossing midnight);
 # partitions farther away are not read when merging facts.
@@ -197,15 +197,22 @@ def _rolled_up_days(tq: TableQuery, project_id: str, f: DailyFilter) -> dict[dt.
             files[day] = partition / names[0]
     if not files:
         return {}
-    deleted = [row["id"] for row in tq.query(project_id, "SELECT DISTINCT id FROM {deletions} WHERE kind = 'trace'")]
-    if deleted:  # a day whose file may hold a deleted trace is read (and the trace left out) as usual
-        for day in tq.observation_dates(project_id, *deleted):
-            files.pop(day, None)
+    tombstones = tuple(p / name for p, names in tq._partitions("deletions", project_id, None) for name in names)
+    if tombstones:  # a day whose file may hold a deleted trace is read (and the trace left out) as usual
+        deleted = rollups.deleted_traces(project_id, tombstones, lambda: _deleted_traces(tq, project_id))
+        for partition, hashes in tq._trace_spans.load(partitions):
+            day = dt.date.fromisoformat(partition.name.removeprefix("date="))
+            if day in files and any(may_hold(h, deleted) for h in hashes):
+                del files[day]
     try:
         found = rollups.get(files.values(), lambda paths: _roll_up(tq, project_id, paths))
     except duckdb.Error:  # a file gone or damaged: the statement reads the days and reports it
         return {}
     return {day: list(found[path].rows) for day, path in files.items() if found[path].usable}
+
+
+def _deleted_traces(tq: TableQuery, project_id: str) -> list[str]:
+    return [row["id"] for row in tq.query(project_id, "SELECT DISTINCT id FROM {deletions} WHERE kind = 'trace'")]
 
 
 def _roll_up(tq: TableQuery, project_id: str, paths: list[Path]) -> dict[Path, FileRollup]:

@@ -76,6 +76,18 @@ def rolled_up_files(tq: TableQuery) -> set[str]:
     return {p.parent.name for p in rollups_of(tq)._files}
 
 
+def rolled_up_days(tq: TableQuery, f: DailyFilter, monkeypatch: pytest.MonkeyPatch) -> set[dt.date]:
+    """The days whose per-model rows ``daily_metrics(f)`` takes from rollups."""
+    seen: list[set[dt.date]] = []
+    rows = metrics._daily_rows
+    with monkeypatch.context() as m:
+        m.setattr(
+            metrics, "_daily_rows", lambda tq, p, f, rolled_up: seen.append(set(rolled_up)) or rows(tq, p, f, rolled_up)
+        )
+        daily_metrics(tq, P, f)
+    return seen[0]
+
+
 FILTERS = [
     DailyFilter(),
     DailyFilter(since=at(D1, 0), until=at(D3, 0) + dt.timedelta(days=1)),
@@ -154,6 +166,8 @@ def test_rolled_up_days_equal_reading_them(data: tuple[Path, TableQuery], monkey
     _, tq = data
     everything = assert_same_as_general(tq, monkeypatch)[0]
     assert rolled_up_files(tq) == {f"date={D1}", f"date={D2}", f"date={D3}"}
+    assert rolled_up_days(tq, DailyFilter(), monkeypatch) == {D1, D2, D3}
+    assert rolled_up_days(tq, DailyFilter(since=at(D1, 12), until=at(D3, 0)), monkeypatch) == {D2}
     by_day = {d["date"]: d for d in everything}
     # a1's later copy wins; b counts as a trace of m1 on both days it has observations, of D1 as a trace
     assert by_day[str(D1)]["countTraces"] == 2
@@ -182,10 +196,16 @@ def test_deleted_trace_vanishes_from_a_rolled_up_day(
     before = daily_metrics(tq, P, DailyFilter())
     write(root, "deletions", [{"kind": "trace", "id": "d", "deleted_at": micros(at(D3, 22))}])
     after = assert_same_as_general(tq, monkeypatch)[0]
+    assert rolled_up_days(tq, DailyFilter(), monkeypatch) == {D1, D3}  # only D2's file holds trace d
     d2 = {d["date"]: d for d in after}[str(D2)]
     assert d2["countTraces"] == 1  # c only
     assert [(u["model"], u["countTraces"], u["countObservations"]) for u in d2["usage"]] == [("m1", 1, 1), ("m2", 1, 1)]
     assert [d for d in after if d["date"] != str(D2)] == [d for d in before if d["date"] != str(D2)]
+    # a second deletion, in a new tombstone file: the deleted ids are read again
+    write(root, "deletions", [{"kind": "trace", "id": "e", "deleted_at": micros(at(D3, 22, 30))}])
+    again = assert_same_as_general(tq, monkeypatch)[0]
+    assert rolled_up_days(tq, DailyFilter(), monkeypatch) == {D1}
+    assert [d["date"] for d in again] == [str(D2), str(D1)]  # D3 had only trace e
 
 
 def test_late_data_for_a_compacted_day(data: tuple[Path, TableQuery], monkeypatch: pytest.MonkeyPatch) -> None:
