@@ -14,6 +14,7 @@ import datetime as dt
 import os
 import re
 import threading
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from storage.schema import TABLES, TRACE_COLUMN, TableSpec
 _PROJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # Compaction's output files are named so (see storage/compaction.py); each key occurs once in them.
 COMPACTED_FILE_PREFIX = "part-c"
-_HIVE = "hive_partitioning = true, hive_types = {'project_id': 'VARCHAR', 'date': 'DATE'}"
+HIVE_OPTIONS = "hive_partitioning = true, hive_types = {'project_id': 'VARCHAR', 'date': 'DATE'}"
 _SCHEMA_CACHE_FILES = 100_000  # files whose schema is remembered; past that the memo starts over
 
 
@@ -102,7 +103,7 @@ class TableQuery:
     def close(self) -> None:
         self._db.close()
 
-    def _partitions(self, table: str, project_id: str, dates: DateWindow | None) -> list[tuple[Path, list[str]]]:
+    def partitions(self, table: str, project_id: str, dates: DateWindow | None) -> list[tuple[Path, list[str]]]:
         """The ``date=`` partitions of one table of one project (within ``dates``, inclusive, if
         given) that hold Parquet files, with those files' names."""
         if not _PROJECT_ID.match(project_id):
@@ -129,7 +130,7 @@ class TableQuery:
         (compaction drops them), so reads skip the dedup window there — the bulk of the data once
         compaction has run. Partitions outside ``dates`` are never opened."""
         clean, dirty, uniform = [], [], True
-        for partition, names in self._partitions(table, project_id, dates):
+        for partition, names in self.partitions(table, project_id, dates):
             if len(names) == 1 and names[0].startswith(COMPACTED_FILE_PREFIX):
                 clean.append(str(partition / names[0]))
             else:
@@ -153,8 +154,8 @@ class TableQuery:
 
     def read_trace_index(self, project_id: str) -> None:
         """Read the trace indexes of one project's files now (see :meth:`trace_dates`)."""
-        self._trace_facts.load(self._partitions("traces", project_id, None))
-        self._trace_spans.load(self._partitions("observations", project_id, None))
+        self._trace_facts.load(self.partitions("traces", project_id, None))
+        self._trace_spans.load(self.partitions("observations", project_id, None))
 
     def count_trace_ids(self, project_id: str) -> int | None:
         """How many traces a project has — distinct trace ids of its ``traces`` and
@@ -163,7 +164,7 @@ class TableQuery:
         so that the caller's query reports the damage."""
         files = []
         for index, table in ((self._trace_facts, "traces"), (self._trace_spans, "observations")):
-            for _, hashes in index.load(self._partitions(table, project_id, None)):
+            for _, hashes in index.load(self.partitions(table, project_id, None)):
                 if any(h is None for h in hashes):
                     return None
                 files.extend(hashes)
@@ -176,19 +177,24 @@ class TableQuery:
     def trace_dates(self, project_id: str, *trace_ids: str) -> list[dt.date]:
         """The days whose ``traces`` partitions may hold facts of any of ``trace_ids``, oldest
         first (from an in-memory index of the files, see :mod:`storage.partition_index`)."""
-        return self._trace_facts.dates(self._partitions("traces", project_id, None), *trace_ids)
+        return self._trace_facts.dates(self.partitions("traces", project_id, None), *trace_ids)
+
+    def observation_trace_hashes(self, project_id: str) -> list[tuple[Path, list[array | None]]]:
+        """Per ``observations`` partition, the trace-id hashes of each of its files (the index
+        behind :meth:`observation_dates`; None for a file that could not be read)."""
+        return self._trace_spans.load(self.partitions("observations", project_id, None))
 
     def observation_dates(self, project_id: str, *trace_ids: str) -> list[dt.date]:
         """The days whose ``observations`` partitions may hold observations of any of
         ``trace_ids``, oldest first (the same kind of index as :meth:`trace_dates`)."""
-        return self._trace_spans.dates(self._partitions("observations", project_id, None), *trace_ids)
+        return self._trace_spans.dates(self.partitions("observations", project_id, None), *trace_ids)
 
     def latest_date(self, project_id: str, tables: tuple[str, ...]) -> dt.date | None:
         """The newest ``date=`` partition holding files of any of ``tables`` for one project."""
         days = [
             dt.date.fromisoformat(partition.name.removeprefix("date="))
             for table in tables
-            for partition, _ in self._partitions(table, project_id, None)
+            for partition, _ in self.partitions(table, project_id, None)
         ]
         return max(days, default=None)
 
@@ -197,7 +203,7 @@ class TableQuery:
 
         Files of mixed schemas are unified by column name; that costs a schema read per file on
         every query, so files that all have the current schema are read without it."""
-        options = _HIVE if uniform else f"{_HIVE}, union_by_name = true"
+        options = HIVE_OPTIONS if uniform else f"{HIVE_OPTIONS}, union_by_name = true"
         parts = []
         if clean:
             params.append(clean)
@@ -235,7 +241,7 @@ class TableQuery:
         if table == "deletions" or not deletions:
             return f"({rows})"
         params.append(deletions)
-        hidden = f"SELECT kind, id FROM read_parquet(?, {_HIVE}, union_by_name = true)"
+        hidden = f"SELECT kind, id FROM read_parquet(?, {HIVE_OPTIONS}, union_by_name = true)"
         conditions = [f"d.kind = 'trace' AND d.id = t.{TRACE_COLUMN[table]}"]
         if table == "scores":
             conditions.append("d.kind = 'score' AND d.id = t.id")

@@ -29,8 +29,7 @@ from typing import Any
 
 import duckdb
 
-from storage.query import _HIVE as HIVE_OPTIONS
-from storage.query import COMPACTED_FILE_PREFIX, TableQuery
+from storage.query import COMPACTED_FILE_PREFIX, HIVE_OPTIONS, TableQuery
 from storage.reads import equal, half_open, merged_facts, sources, where
 from storage.reads.daily_rollup import FileRollup, may_hold, rollups_of
 
@@ -187,7 +186,7 @@ def _rolled_up_days(tq: TableQuery, project_id: str, f: DailyFilter) -> dict[dt.
     whose rows all started that day, and that holds no deleted trace. Only without trace or
     environment filters: those depend on trace facts and rows that a file's rollup does not keep."""
     rollups = rollups_of(tq)
-    partitions = tq._partitions("observations", project_id, None)
+    partitions = tq.partitions("observations", project_id, None)
     if partitions:
         rollups.forget_others(partitions[0][0].parent, {p / name for p, names in partitions for name in names})
     files: dict[dt.date, Path] = {}
@@ -197,10 +196,10 @@ def _rolled_up_days(tq: TableQuery, project_id: str, f: DailyFilter) -> dict[dt.
             files[day] = partition / names[0]
     if not files:
         return {}
-    tombstones = tuple(p / name for p, names in tq._partitions("deletions", project_id, None) for name in names)
+    tombstones = tuple(p / name for p, names in tq.partitions("deletions", project_id, None) for name in names)
     if tombstones:  # a day whose file may hold a deleted trace is read (and the trace left out) as usual
         deleted = rollups.deleted_traces(project_id, tombstones, lambda: _deleted_traces(tq, project_id))
-        for partition, hashes in tq._trace_spans.load(partitions):
+        for partition, hashes in tq.observation_trace_hashes(project_id):
             day = dt.date.fromisoformat(partition.name.removeprefix("date="))
             if day in files and any(may_hold(h, deleted) for h in hashes):
                 del files[day]
