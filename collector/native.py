@@ -29,7 +29,7 @@ from types import ModuleType
 PACKAGE = "semconv"
 # mypyc puts the code of all compiled modules in one shared library, a module of this name.
 _GROUP = f"{PACKAGE}.native"
-_EXT_SUFFIX = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+EXT_SUFFIX = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
 _DISABLE_ENV = "SPANFUSE_NATIVE"
 _ROOT_ENV = "SPANFUSE_NATIVE_DIR"
 _KEEP_BUILDS = 3  # older builds are removed by the next build
@@ -57,7 +57,7 @@ def sources(package_dir: Path) -> list[Path]:
 def source_digest(package_dir: Path | None = None) -> str:
     """A digest of every ``semconv`` source file and the interpreter ABI the build is for."""
     package_dir = package_dir or source_dir()
-    digest = hashlib.sha256(f"{sys.implementation.cache_tag}{_EXT_SUFFIX}".encode())
+    digest = hashlib.sha256(f"{sys.implementation.cache_tag}{EXT_SUFFIX}".encode())
     for path in sources(package_dir):
         digest.update(path.relative_to(package_dir).as_posix().encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
@@ -77,7 +77,7 @@ class _CompiledFinder(importlib.abc.MetaPathFinder):
         if not fullname.startswith(PACKAGE + "."):
             return None
         *package, name = fullname.split(".")
-        library = self.build.joinpath(*package, name + _EXT_SUFFIX)
+        library = self.build.joinpath(*package, name + EXT_SUFFIX)
         if not library.is_file():
             return None
         return importlib.util.spec_from_file_location(fullname, library)

@@ -117,7 +117,7 @@ def merge(extracts: Iterable[Extract]) -> Extract:
     # value replaces a lower one's unless it is None. (zip stops at the first-wins fields; it is
     # not given strict=False, whose keyword parsing costs more than the rest of the zip call.)
     values = list(readings[-1][:_FIRST_WINS])
-    for reading in readings[-2::-1]:
+    for reading in readings[-2::-1]:  # (not reversed(): mypyc 2.4 fails to compile that here)
         values = [mine if mine is not None else lower for mine, lower in zip(reading, values)]  # noqa: B905
     claim = _usage_claim(readings)
     if claim is not None:  # no reading above the claim bills usage (see _usage_claim); their cost stands

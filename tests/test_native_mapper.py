@@ -57,7 +57,7 @@ _WHICH = (
 def test_the_compiled_mapper_is_loaded():
     assert BUILD is not None, "make test builds the compiled mapper: it should have been loaded"
     assert Path(semconv.mapping.__file__).is_relative_to(BUILD)
-    assert semconv.mapping.__file__.endswith(native._EXT_SUFFIX)
+    assert semconv.mapping.__file__.endswith(native.EXT_SUFFIX)
     assert (BUILD / "COMPLETE").read_text().strip() == BUILD.name == native.source_digest()
 
 
