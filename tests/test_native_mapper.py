@@ -17,13 +17,12 @@ from pathlib import Path
 
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 import semconv.mapping
 from collector import native
-from tests.fuzz.test_fuzz_otlp import _SCOPES, DIALECT_CONTEXTS, DIALECT_KEYS, EXTREME_VALUES
+from tests.fuzz.test_fuzz_otlp import DIALECT_CONTEXTS, EXTREME_VALUES, dialect_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRED = os.environ.get("SPANFUSE_REQUIRE_NATIVE") == "1"
@@ -106,29 +105,11 @@ def _bench_requests() -> list[bytes]:
 def _sweep_requests() -> list[bytes]:
     """Every key a dialect reads, with every extreme value, alone and under one dialect's markers
     (each dialect in turn)."""
-    requests = []
-    for first in range(0, len(DIALECT_KEYS), 16):
-        request = ExportTraceServiceRequest()
-        for key_index, key in enumerate(DIALECT_KEYS[first : first + 16]):
-            resource_spans = request.resource_spans.add()
-            for variant, context_attrs in enumerate(DIALECT_CONTEXTS):
-                if variant not in (0, 1 + (first + key_index) % (len(DIALECT_CONTEXTS) - 1)):
-                    continue
-                scope_spans = resource_spans.scope_spans.add()
-                scope_spans.scope.name = _SCOPES[(key_index + variant) % len(_SCOPES)]
-                for index, value in enumerate(EXTREME_VALUES):
-                    span = scope_spans.spans.add(
-                        trace_id=bytes([variant + 1, key_index + 1]) * 8,
-                        span_id=bytes([index + 1, variant + 1, key_index + 1]) + b"\x01" * 5,
-                        parent_span_id=b"" if index % 2 else b"\x09" * 8,
-                        name="sweep",
-                        start_time_unix_nano=1_764_000_000_000_000_000,
-                        end_time_unix_nano=1_764_000_001_000_000_000,
-                    )
-                    span.attributes.extend(KeyValue(key=k, value=v) for k, v in context_attrs.items())
-                    span.attributes.append(KeyValue(key=key, value=value))
-        requests.append(request.SerializeToString())
-    return requests
+
+    def keep(key_number: int, variant: int) -> bool:
+        return variant in (0, 1 + key_number % (len(DIALECT_CONTEXTS) - 1))
+
+    return [request.SerializeToString() for _, request in dialect_sweep(16, keep)]
 
 
 _LOG_EVENTS = (

@@ -14,6 +14,7 @@ import base64
 import re
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -574,10 +575,12 @@ DIALECT_CONTEXTS = [
 _SCOPES = ("langfuse-sdk", "ai", "openinference.instrumentation.openai")
 
 
-def test_every_dialect_key_with_every_extreme_value(pipeline: Pipeline) -> None:
-    """Deterministic sweep: each key the dialects read, with each extreme value, under each dialect
-    (on the span and on its resource), a few keys per request."""
-    per_request = 12
+def dialect_sweep(
+    per_request: int, keep: Callable[[int, int], bool]
+) -> Iterator[tuple[list[str], ExportTraceServiceRequest]]:
+    """Requests of ``per_request`` keys each: every key the dialects read, with every extreme
+    value (on spans, root and child, and once on their resource), under each dialect context
+    ``keep(key_number, variant)`` allows."""
     for first in range(0, len(DIALECT_KEYS), per_request):
         keys = DIALECT_KEYS[first : first + per_request]
         request = ExportTraceServiceRequest()
@@ -585,21 +588,35 @@ def test_every_dialect_key_with_every_extreme_value(pipeline: Pipeline) -> None:
             resource_spans = request.resource_spans.add()
             resource_spans.resource.attributes.append(KeyValue(key=key, value=EXTREME_VALUES[key_index]))
             for variant, context_attrs in enumerate(DIALECT_CONTEXTS):
-                if not long_campaign() and variant not in (
-                    0,
-                    (first // per_request + key_index) % len(DIALECT_CONTEXTS),
-                ):
-                    continue  # the default run: no dialect context and one of the others, in turn
+                if not keep(first + key_index, variant):
+                    continue
                 scope_spans = resource_spans.scope_spans.add()
                 scope_spans.scope.name = _SCOPES[(key_index + variant) % len(_SCOPES)]
                 for index, value in enumerate(EXTREME_VALUES):
                     span = scope_spans.spans.add(
                         trace_id=bytes([variant + 1, key_index + 1]) * 8,
                         span_id=bytes([index + 1, variant + 1, key_index + 1]) + b"\x01" * 5,
+                        parent_span_id=b"\x09" * 8 if index % 2 else b"",
                         name="sweep",
                         start_time_unix_nano=1_764_000_000_000_000_000,
                         end_time_unix_nano=1_764_000_001_000_000_000,
                     )
                     span.attributes.extend(KeyValue(key=k, value=v) for k, v in context_attrs.items())
                     span.attributes.append(KeyValue(key=key, value=value))
+        yield keys, request
+
+
+def test_every_dialect_key_with_every_extreme_value(pipeline: Pipeline) -> None:
+    """Deterministic sweep: each key the dialects read, with each extreme value, under each dialect
+    (on the span and on its resource), a few keys per request."""
+    per_request = 12
+
+    def keep(key_number: int, variant: int) -> bool:
+        # The default run: no dialect context and one of the others, in turn.
+        return long_campaign() or variant in (
+            0,
+            (key_number // per_request + key_number % per_request) % len(DIALECT_CONTEXTS),
+        )
+
+    for keys, request in dialect_sweep(per_request, keep):
         assert pipeline.run("otlp:dialect_sweep", request.SerializeToString(), TRACES, PROTOBUF) == "stored", keys
