@@ -51,6 +51,7 @@ def builds_root() -> Path:
 
 
 def sources(package_dir: Path) -> list[Path]:
+    """Every source file of the package, in a stable order (what the digest covers)."""
     return sorted(package_dir.rglob("*.py"))
 
 
@@ -96,8 +97,10 @@ def activate() -> Path | None:
 
     Does nothing once ``semconv`` modules are imported (mixing the two would be worse than either).
     """
-    if os.environ.get(_DISABLE_ENV, "1") == "0" or active_build() is not None:
-        return active_build()
+    if (active := active_build()) is not None:
+        return active
+    if os.environ.get(_DISABLE_ENV, "1") == "0":
+        return None
     if any(name.startswith(PACKAGE + ".") for name in sys.modules):
         return None
     try:

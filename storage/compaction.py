@@ -30,7 +30,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from storage.fsutil import fsync_dir, publish
-from storage.parquet_writer import parquet_options, quarantine_damaged_files, quarantine_logged, unreadable
+from storage.parquet_writer import (
+    parquet_options,
+    partition_date,
+    quarantine_damaged_files,
+    quarantine_logged,
+    unreadable,
+)
 from storage.schema import TABLES, TRACE_COLUMN, TableSpec
 
 log = logging.getLogger("spanfuse.compaction")
@@ -69,7 +75,7 @@ def partitions(root: Path, table: str) -> list[Path]:
 
 def _partition_date(partition: Path) -> dt.date | None:
     try:
-        return dt.date.fromisoformat(partition.name.removeprefix("date="))
+        return partition_date(partition)
     except ValueError:
         return None
 

@@ -36,6 +36,11 @@ def partition_dir(root: Path, table: str, project_id: str, date: str) -> Path:
     return root / "tables" / table / f"project_id={project_id}" / f"date={date}"
 
 
+def partition_date(partition: Path) -> dt.date:
+    """The day of a ``date=`` partition directory (ValueError for any other name)."""
+    return dt.date.fromisoformat(partition.name.removeprefix("date="))
+
+
 def _date_of(micros: int, cache: dict[int, str]) -> str:
     day = micros // _MICROS_PER_DAY
     text = cache.get(day)

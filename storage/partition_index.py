@@ -25,6 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from storage.parquet_writer import partition_date
+
 
 def _hashes(path: Path, column: str) -> array:
     """Sorted hashes of the distinct non-null values of ``column`` in one Parquet file."""
@@ -41,8 +43,9 @@ def _may_hold(hashes: array | None, wanted: int) -> bool:
     return at < len(hashes) and hashes[at] == wanted
 
 
-def distinct_count(files: list[array], excluded: set[int]) -> int:
-    """How many distinct hashes the ``files`` hold together, not counting those in ``excluded``.
+def distinct_count(files: list[array], excluded: pa.Array) -> int:
+    """How many distinct hashes the ``files`` hold together, not counting those in ``excluded``
+    (an int64 array, as :meth:`storage.query.TableQuery.deleted_trace_hashes` gives).
 
     Counted in Arrow (the arrays are viewed, not copied): a Python set of a million hashes takes
     several times longer. Two values with one hash count once — with 64-bit hashes, about one
@@ -52,8 +55,8 @@ def distinct_count(files: list[array], excluded: set[int]) -> int:
     if not chunks:
         return 0
     distinct = pc.unique(pa.chunked_array(chunks, pa.int64()))
-    if excluded:
-        distinct = distinct.filter(pc.invert(pc.is_in(distinct, pa.array(list(excluded), pa.int64()))))
+    if len(excluded):
+        distinct = distinct.filter(pc.invert(pc.is_in(distinct, value_set=excluded)))
     return len(distinct)
 
 
@@ -69,11 +72,11 @@ class PartitionIndex:
         """The dates of ``partitions`` with a file that may hold any of ``values``, oldest first.
 
         ``partitions`` are all partitions of one table of one project, as
-        ``TableQuery._partitions`` lists them (directory, Parquet file names).
+        ``TableQuery.partitions`` lists them (directory, Parquet file names).
         """
         wanted = [hash(value) for value in values]
         return [
-            dt.date.fromisoformat(partition.name.removeprefix("date="))
+            partition_date(partition)
             for partition, files in self.load(partitions)
             if any(_may_hold(hashes, h) for hashes in files for h in wanted)
         ]

@@ -22,6 +22,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from storage.parquet_writer import partition_date
 from storage.partition_index import PartitionIndex, distinct_count
 from storage.schema import TABLES, TRACE_COLUMN, TableSpec
 
@@ -99,6 +100,7 @@ class TableQuery:
         self._trace_facts = PartitionIndex("id")  # traces files: which trace ids each holds
         self._trace_spans = PartitionIndex("trace_id")  # observations files: the same
         self._schemas: dict[Path, bool] = {}
+        self._deleted: dict[str, tuple[tuple[Path, ...], pa.Array]] = {}  # see deleted_trace_hashes
 
     def close(self) -> None:
         self._db.close()
@@ -112,7 +114,7 @@ class TableQuery:
         found = []
         for partition in sorted((self.root / "tables" / table / f"project_id={project_id}").glob("date=*")):
             try:
-                day = dt.date.fromisoformat(partition.name.removeprefix("date="))
+                day = partition_date(partition)
             except ValueError:
                 continue
             if (first is not None and day < first) or (last is not None and day > last):
@@ -168,21 +170,33 @@ class TableQuery:
                 if any(h is None for h in hashes):
                     return None
                 files.extend(hashes)
-        clean, dirty, _ = self._files("deletions", project_id, None)
-        deleted = (
-            self.query(project_id, "SELECT DISTINCT id FROM {deletions} WHERE kind = 'trace'") if clean or dirty else []
-        )
-        return distinct_count(files, {hash(row["id"]) for row in deleted})
+        return distinct_count(files, self.deleted_trace_hashes(project_id))
+
+    def deleted_trace_hashes(self, project_id: str) -> pa.Array:
+        """The hashes (as the trace indexes keep them) of a project's deleted trace ids, as an
+        int64 array. Read again only when its tombstone files change: 10k tombstones take ~0.3 s."""
+        tombstones = tuple(p / name for p, names in self.partitions("deletions", project_id, None) for name in names)
+        known = self._deleted.get(project_id)
+        if known is not None and known[0] == tombstones:
+            return known[1]
+        sql = "SELECT DISTINCT id FROM {deletions} WHERE kind = 'trace'"
+        ids = [row["id"] for row in self.query(project_id, sql)] if tombstones else []
+        hashes = pa.array(sorted({hash(trace_id) for trace_id in ids}), pa.int64())
+        self._deleted[project_id] = (tombstones, hashes)  # a race only reads the same files twice
+        return hashes
 
     def trace_dates(self, project_id: str, *trace_ids: str) -> list[dt.date]:
         """The days whose ``traces`` partitions may hold facts of any of ``trace_ids``, oldest
         first (from an in-memory index of the files, see :mod:`storage.partition_index`)."""
         return self._trace_facts.dates(self.partitions("traces", project_id, None), *trace_ids)
 
-    def observation_trace_hashes(self, project_id: str) -> list[tuple[Path, list[array | None]]]:
-        """Per ``observations`` partition, the trace-id hashes of each of its files (the index
-        behind :meth:`observation_dates`; None for a file that could not be read)."""
-        return self._trace_spans.load(self.partitions("observations", project_id, None))
+    def observation_trace_hashes(
+        self, partitions: list[tuple[Path, list[str]]]
+    ) -> list[tuple[Path, list[array | None]]]:
+        """Per partition of ``partitions`` (all ``observations`` partitions of one project, as
+        :meth:`partitions` lists them), the trace-id hashes of each of its files (the index behind
+        :meth:`observation_dates`; None for a file that could not be read)."""
+        return self._trace_spans.load(partitions)
 
     def observation_dates(self, project_id: str, *trace_ids: str) -> list[dt.date]:
         """The days whose ``observations`` partitions may hold observations of any of
@@ -192,9 +206,7 @@ class TableQuery:
     def latest_date(self, project_id: str, tables: tuple[str, ...]) -> dt.date | None:
         """The newest ``date=`` partition holding files of any of ``tables`` for one project."""
         days = [
-            dt.date.fromisoformat(partition.name.removeprefix("date="))
-            for table in tables
-            for partition, _ in self.partitions(table, project_id, None)
+            partition_date(partition) for table in tables for partition, _ in self.partitions(table, project_id, None)
         ]
         return max(days, default=None)
 

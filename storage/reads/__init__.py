@@ -126,7 +126,7 @@ def where(clauses: list[str]) -> str:
 
 
 def newest_within(
-    latest: dt.date,
+    latest: dt.date | None,
     windows: Iterable[dt.timedelta],
     since: dt.datetime | None,
     until: dt.datetime | None,
@@ -134,11 +134,14 @@ def newest_within(
     read: Callable[[dt.datetime], list[T]],
 ) -> list[T] | None:
     """A newest-first page read within the latest days first: ``read(S)`` for S at the start of
-    each window ending on ``latest``, until one returns a full page (``limit`` items); None when
-    none does, or when the caller's own ``since``/``until`` already narrow the read more.
+    each window ending on ``latest`` (the newest day with data; None: there is none), until one
+    returns a full page (``limit`` items); None when none does, or when the caller's own
+    ``since``/``until`` already narrow the read more.
 
     A page read from S on leaves out only what is older than all it kept, so a full one is exact.
     """
+    if latest is None:
+        return None
     start_of_latest = dt.datetime.combine(latest, dt.time())
     for window in windows:
         start = start_of_latest - window + dt.timedelta(days=1)

@@ -48,7 +48,6 @@ class DailyRollups:
 
     def __init__(self) -> None:
         self._files: dict[Path, FileRollup] = {}
-        self._deleted: dict[str, tuple[tuple[Path, ...], pa.Array]] = {}
         self._lock = threading.Lock()
 
     def get(
@@ -65,18 +64,6 @@ class DailyRollups:
                 self._files.update(found)
             known.update(found)
         return known
-
-    def deleted_traces(self, project_id: str, tombstones: tuple[Path, ...], read: Callable[[], list[str]]) -> pa.Array:
-        """Hashes (Python's, as :mod:`storage.partition_index` keeps them) of a project's deleted
-        trace ids, from ``read`` only when its ``tombstones`` files differ from last time."""
-        with self._lock:
-            known = self._deleted.get(project_id)
-        if known is not None and known[0] == tombstones:
-            return known[1]
-        hashes = pa.array(sorted({hash(trace_id) for trace_id in read()}), pa.int64())
-        with self._lock:
-            self._deleted[project_id] = (tombstones, hashes)
-        return hashes
 
     def forget_others(self, project_dir: Path, listed: set[Path]) -> None:
         """Drop the rollups of files under ``project_dir`` that are no longer ``listed`` (compacted

@@ -29,6 +29,7 @@ from typing import Any
 
 import duckdb
 
+from storage.parquet_writer import partition_date
 from storage.query import COMPACTED_FILE_PREFIX, HIVE_OPTIONS, TableQuery
 from storage.reads import equal, half_open, merged_facts, sources, where
 from storage.reads.daily_rollup import FileRollup, may_hold, rollups_of
@@ -191,16 +192,15 @@ def _rolled_up_days(tq: TableQuery, project_id: str, f: DailyFilter) -> dict[dt.
         rollups.forget_others(partitions[0][0].parent, {p / name for p, names in partitions for name in names})
     files: dict[dt.date, Path] = {}
     for partition, names in partitions:
-        day = dt.date.fromisoformat(partition.name.removeprefix("date="))
+        day = partition_date(partition)
         if len(names) == 1 and names[0].startswith(COMPACTED_FILE_PREFIX) and _whole_day(day, f):
             files[day] = partition / names[0]
     if not files:
         return {}
-    tombstones = tuple(p / name for p, names in tq.partitions("deletions", project_id, None) for name in names)
-    if tombstones:  # a day whose file may hold a deleted trace is read (and the trace left out) as usual
-        deleted = rollups.deleted_traces(project_id, tombstones, lambda: _deleted_traces(tq, project_id))
-        for partition, hashes in tq.observation_trace_hashes(project_id):
-            day = dt.date.fromisoformat(partition.name.removeprefix("date="))
+    deleted = tq.deleted_trace_hashes(project_id)
+    if len(deleted):  # a day whose file may hold a deleted trace is read (and the trace left out) as usual
+        for partition, hashes in tq.observation_trace_hashes(partitions):
+            day = partition_date(partition)
             if day in files and any(may_hold(h, deleted) for h in hashes):
                 del files[day]
     try:
@@ -210,14 +210,10 @@ def _rolled_up_days(tq: TableQuery, project_id: str, f: DailyFilter) -> dict[dt.
     return {day: list(found[path].rows) for day, path in files.items() if found[path].usable}
 
 
-def _deleted_traces(tq: TableQuery, project_id: str) -> list[str]:
-    return [row["id"] for row in tq.query(project_id, "SELECT DISTINCT id FROM {deletions} WHERE kind = 'trace'")]
-
-
 def _roll_up(tq: TableQuery, project_id: str, paths: list[Path]) -> dict[Path, FileRollup]:
     """Per-(day, model) rows of compacted observations files, each its partition's only file;
     one statement for all of them, grouped by partition too."""
-    by_date = {dt.date.fromisoformat(p.parent.name.removeprefix("date=")): p for p in paths}
+    by_date = {partition_date(p.parent): p for p in paths}
     params: list[Any] = [[str(p) for p in paths]]
     sql = f"""
         WITH obs AS NOT MATERIALIZED (

@@ -151,9 +151,7 @@ def _newest_keys(
     window (see :func:`storage.reads.newest_within`).
     """
     latest = query.latest_date(project_id, ("observations",))
-    if latest is None:
-        return None
-    if cursor is not None:
+    if latest is not None and cursor is not None:
         latest = min(latest, cursor.start_time.date())
     return newest_within(
         latest,

@@ -243,11 +243,8 @@ def _newest_page(
     With ``since`` = S, only partitions from S - margin on are read and traces starting before S
     are left out, so every trace kept is complete (see :func:`storage.reads.newest_within`).
     """
-    latest = query.latest_date(project_id, ("traces", "observations"))
-    if latest is None:
-        return None
     return newest_within(
-        latest,
+        query.latest_date(project_id, ("traces", "observations")),
         _NEWEST_WINDOWS,
         f.since,
         f.until,
