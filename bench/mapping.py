@@ -1,11 +1,12 @@
 """Mapper speed: spans/s for OTLP decode + semconv mapping (+ pricing) on one core.
 
 Realistic spans of several dialects (OTel GenAI with ~1 KB of messages, Langfuse SDK,
-OpenInference), 512 per request. Measures the compiled mapper (when a build matches the
-sources: `spanfuse build-mapper`) and the plain Python source, each in its own process,
-alternating, and prints medians and their ratio; and for scale the floor of any mapper whose
-rules run in Python: decoding the requests and reading every span's ids, times and attributes
-into Python objects, with no mapping at all.
+OpenInference), 512 per request, decoded as the Parquet pipeline decodes them
+(`collector.wire`). Measures the compiled mapper (when a build matches the sources:
+`spanfuse build-mapper`) and the plain Python source, each in its own process, alternating,
+and prints medians and their ratio; and for scale the floor of any mapper whose rules run in
+Python: decoding the requests and reading every span's ids, times and attributes into Python
+objects, with no mapping at all.
 
     .venv/bin/python bench/mapping.py [--requests 40] [--repeats 3] [--rounds 3]
 """
@@ -32,6 +33,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from collector import native
 from collector.batch import price
 from collector.pricing import PriceTable
+from collector.wire import TraceRequest
 from semconv.mapping import map_traces_request
 from semconv.values import attributes
 from tests.otlp_helpers import kv, make_span
@@ -151,7 +153,7 @@ def measure(payloads: list[bytes], repeats: int) -> dict[str, Any]:
     def run(with_pricing: bool) -> float:
         started = time.perf_counter()
         for payload in payloads:
-            mapped = map_traces_request(ExportTraceServiceRequest.FromString(payload))
+            mapped = map_traces_request(TraceRequest.FromString(payload))
             if with_pricing:
                 for observation in mapped.observations:
                     price(observation, prices, "p")
@@ -161,7 +163,7 @@ def measure(payloads: list[bytes], repeats: int) -> dict[str, Any]:
         read: list[Any] = []
         started = time.perf_counter()
         for payload in payloads:
-            for resource_spans in ExportTraceServiceRequest.FromString(payload).resource_spans:
+            for resource_spans in TraceRequest.FromString(payload).resource_spans:
                 attributes(resource_spans.resource.attributes)
                 for scope_spans in resource_spans.scope_spans:
                     for span in scope_spans.spans:

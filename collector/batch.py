@@ -24,8 +24,9 @@ import duckdb
 import orjson
 from google.protobuf.message import DecodeError
 
-from collector.ingest import LOGS, TRACES
+from collector.ingest import LOGS
 from collector.pricing import PriceTable, PricingEntry
+from collector.wire import TraceRequest
 from semconv import legacy
 from semconv.mapping import map_logs_request, map_traces_request
 from storage.compaction import CompactionStats, Compactor
@@ -142,7 +143,7 @@ class BatchProcessor:
     def _map(self, record: WalRecord, result: BatchResult) -> None:
         ingest = {"ingested_at": record.received_ns // 1000, "ingest_seq": record.offset}
         if record.signal == Signal.TRACES:
-            mapped = map_traces_request(TRACES.request_type.FromString(record.payload))
+            mapped = map_traces_request(TraceRequest.FromString(record.payload))
             for observation in mapped.observations:
                 price(observation, self.prices, record.project_id)
             self.writer.add("observations", record.project_id, mapped.observations, ingest)

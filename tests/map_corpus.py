@@ -14,7 +14,8 @@ from pathlib import Path
 
 import collector  # noqa: F401  (loads the compiled mapper when one matches the sources)
 from collector import native
-from collector.ingest import LOGS, TRACES
+from collector.ingest import LOGS
+from collector.wire import TraceRequest
 from semconv.mapping import map_logs_request, map_traces_request
 
 
@@ -23,7 +24,7 @@ def main(path: str) -> None:
     for signal, payload in json.loads(Path(path).read_text()):
         data = bytes.fromhex(payload)
         if signal == "traces":
-            mapped = map_traces_request(TRACES.request_type.FromString(data))
+            mapped = map_traces_request(TraceRequest.FromString(data))
             print(repr((mapped.observations, mapped.traces, mapped.warnings)))
         else:
             print(repr(map_logs_request(LOGS.request_type.FromString(data), received_ns=1)))

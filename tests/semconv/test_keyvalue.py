@@ -1,0 +1,173 @@
+"""semconv.keyvalue and collector.wire: span attributes read from their encoding give exactly what protobuf gives."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import pytest
+from google.protobuf.message import DecodeError
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+
+from collector.wire import TraceRequest
+from semconv.keyvalue import key_value
+from semconv.mapping import map_traces_request
+from semconv.values import attributes
+from tests.fuzz.test_fuzz_otlp import EXTREME_VALUES, dialect_sweep
+from tests.test_native_mapper import _bench_requests
+
+
+def _same(mine: object, theirs: object) -> bool:
+    """Equal, NaN equal to NaN, and of the same types (True is not 1)."""
+    return repr(mine) == repr(theirs) and type(mine) is type(theirs)
+
+
+def _both_ways(raw: list[bytes]) -> tuple[object, object]:
+    """attributes() of encoded KeyValues, read directly and through protobuf messages (or the error)."""
+
+    def outcome(items: list) -> object:
+        try:
+            return attributes(items)
+        except DecodeError:
+            return DecodeError
+
+    def as_messages() -> list:
+        try:
+            return [KeyValue.FromString(item) for item in raw]
+        except DecodeError:
+            return []
+
+    messages = as_messages()
+    return outcome(raw), outcome(messages) if len(messages) == len(raw) else DecodeError
+
+
+@pytest.mark.parametrize("value", EXTREME_VALUES, ids=range(len(EXTREME_VALUES)))
+def test_every_extreme_value_reads_as_protobuf_reads_it(value):
+    raw = KeyValue(key="k", value=value).SerializeToString()
+    mine, theirs = _both_ways([raw])
+    assert _same(mine, theirs)
+
+
+def test_the_plain_encodings_are_read_without_protobuf():
+    cases = {
+        "text": (AnyValue(string_value="héllo"), "héllo"),
+        "empty text": (AnyValue(string_value=""), ""),
+        "negative": (AnyValue(int_value=-(2**63)), -(2**63)),
+        "large": (AnyValue(int_value=2**63 - 1), 2**63 - 1),
+        "half": (AnyValue(double_value=0.5), 0.5),
+        "false": (AnyValue(bool_value=False), False),
+        "nothing": (AnyValue(), None),
+        "bytes": (AnyValue(bytes_value=b"\xff\x00"), "/wA="),
+        "empty list": (AnyValue(array_value=ArrayValue()), []),
+        "list": (
+            AnyValue(array_value=ArrayValue(values=[AnyValue(string_value="a"), AnyValue(), AnyValue(int_value=-1)])),
+            ["a", None, -1],
+        ),
+        "map": (
+            AnyValue(
+                kvlist_value=KeyValueList(
+                    values=[
+                        KeyValue(key="x", value=AnyValue(bool_value=True)),
+                        KeyValue(key="y"),
+                        KeyValue(key="x", value=AnyValue(array_value=ArrayValue(values=[AnyValue(double_value=2.0)]))),
+                    ]
+                )
+            ),
+            {"x": [2.0], "y": None},
+        ),
+    }
+    for key, (value, expected) in cases.items():
+        assert key_value(KeyValue(key=key, value=value).SerializeToString()) == (key, expected)
+    assert key_value(KeyValue(key="no value").SerializeToString()) == ("no value", None)
+    assert math.isnan(key_value(KeyValue(key="n", value=AnyValue(double_value=math.nan)).SerializeToString())[1])
+
+
+def _nested(depth: int) -> AnyValue:
+    value = AnyValue(string_value="bottom")
+    for _ in range(depth):
+        value = AnyValue(array_value=ArrayValue(values=[value]))
+    return value
+
+
+def test_other_encodings_are_left_to_protobuf():
+    text = AnyValue(string_value="v").SerializeToString()
+    key = KeyValue(key="k").SerializeToString()
+    value = b"\x12" + bytes([len(text)]) + text
+    unusual = {
+        "value before key": value + key,
+        "key twice": key + KeyValue(key="j").SerializeToString() + value,
+        "value twice (merged)": key + value + b"\x12\x02\x18\x05",
+        "unknown field": key + value + b"\x18\x01",
+        "two oneof members": key + b"\x12\x05\x0a\x01x\x18\x07",
+        "list item not an AnyValue": key + b"\x12\x04\x2a\x02\x12\x00",
+        "map entry value before key": key + b"\x12\x08\x32\x06\x0a\x04\x12\x00\x0a\x00",
+        "an eleven-byte varint": key + b"\x12\x0c\x18" + b"\xff" * 10 + b"\x01",
+        "deeper than 32 lists": KeyValue(key="deep", value=_nested(40)).SerializeToString(),
+    }
+    for name, raw in unusual.items():
+        with contextlib.suppress(IndexError, ValueError):  # what attributes() hands to protobuf too
+            assert key_value(raw) is None, name
+        mine, theirs = _both_ways([raw])
+        assert _same(mine, theirs), name
+
+
+def test_damaged_encodings_fail_as_protobuf_fails():
+    good = KeyValue(key="key", value=AnyValue(string_value="value")).SerializeToString()
+    for cut in range(1, len(good)):
+        mine, theirs = _both_ways([good[:cut]])
+        assert _same(mine, theirs), cut
+    for bad in (b"\x0a\x02\xff\xfe", b"\x0a\x01k\x12\x04\x0a\x02\xc3\x28", b"\x0a\x05k"):
+        assert _both_ways([bad]) == (DecodeError, DecodeError)
+
+
+_values = st.recursive(
+    st.one_of(
+        st.builds(lambda s: AnyValue(string_value=s), st.text(max_size=8)),
+        st.builds(lambda n: AnyValue(int_value=n), st.integers(-(2**63), 2**63 - 1)),
+        st.builds(lambda x: AnyValue(double_value=x), st.floats()),
+        st.builds(lambda b: AnyValue(bool_value=b), st.booleans()),
+        st.builds(lambda b: AnyValue(bytes_value=b), st.binary(max_size=4)),
+        st.just(AnyValue()),
+    ),
+    lambda inner: st.one_of(
+        st.builds(lambda items: AnyValue(array_value=ArrayValue(values=items)), st.lists(inner, max_size=3)),
+        st.builds(
+            lambda items: AnyValue(kvlist_value=KeyValueList(values=[KeyValue(key=k, value=v) for k, v in items])),
+            st.lists(st.tuples(st.text(max_size=4), inner), max_size=3),
+        ),
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.text(max_size=6), _values), max_size=6), st.lists(st.binary(max_size=12), max_size=2))
+def test_any_key_values_and_any_bytes_read_as_protobuf_reads_them(pairs, noise):
+    raw = [KeyValue(key=key, value=value).SerializeToString() for key, value in pairs] + noise
+    mine, theirs = _both_ways(raw)
+    assert _same(mine, theirs)
+
+
+def test_requests_map_to_the_same_rows_either_way():
+    requests = [*_bench_requests(), *(r.SerializeToString() for _, r in dialect_sweep(16, lambda k, v: v < 3))]
+    for payload in requests:
+        mine = map_traces_request(TraceRequest.FromString(payload))
+        theirs = map_traces_request(ExportTraceServiceRequest.FromString(payload))
+        assert repr((mine.observations, mine.traces, mine.warnings)) == repr(
+            (theirs.observations, theirs.traces, theirs.warnings)
+        )
+
+
+def test_the_wire_request_refuses_what_the_real_one_refuses():
+    request = ExportTraceServiceRequest()
+    request.resource_spans.add().scope_spans.add().spans.add(name="s", trace_id=b"t" * 16)
+    payload = request.SerializeToString()
+    for cut in range(1, len(payload)):
+        try:
+            ExportTraceServiceRequest.FromString(payload[:cut])
+        except DecodeError:
+            with pytest.raises(DecodeError):
+                TraceRequest.FromString(payload[:cut])
