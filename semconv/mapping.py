@@ -70,11 +70,12 @@ def _time_or_none(micros: int | None) -> int | None:
 
 def _events(span: Any) -> tuple[str | None, str | None]:
     """Events as JSON, and the message of an ``exception`` event if there is one."""
-    if not span.events:
+    span_events = span.events
+    if not span_events:
         return None, None
     exception_message = None
     events = []
-    for event in span.events:
+    for event in span_events:
         attrs = attributes(event.attributes)
         if event.name == "exception" and exception_message is None:
             exception_message = attrs.get("exception.message") or attrs.get("exception.type")
@@ -83,20 +84,21 @@ def _events(span: Any) -> tuple[str | None, str | None]:
 
 
 def _links(span: Any) -> str | None:
-    if not span.links:
+    span_links = span.links
+    if not span_links:
         return None
     return to_json(
         [
             {"trace_id": link.trace_id.hex(), "span_id": link.span_id.hex(), "attributes": attributes(link.attributes)}
-            for link in span.links
+            for link in span_links
         ]
     )
 
 
-def _status_message(span: Any, attrs: dict[str, Any], exception_message: str | None) -> str | None:
-    if span.status.message:
-        return span.status.message
-    if span.status.code == STATUS_CODE_ERROR:
+def _status_message(status: Any, attrs: dict[str, Any], exception_message: str | None) -> str | None:
+    if status.message:
+        return status.message
+    if status.code == STATUS_CODE_ERROR:
         return exception_message or as_str(attrs.get("error.type"))
     return None
 
@@ -136,6 +138,8 @@ def map_span(resource: ResourceContext, scope: Any, span: Any, out: MappedSpans,
     span_id = span.span_id.hex()
     parent_id = span.parent_span_id.hex() or None
     events_json, exception_message = _events(span)
+    status = span.status  # each read of a message field makes a new wrapper: read it once
+    end = span.end_time_unix_nano
     start = _micros(span.start_time_unix_nano)
     environment = as_str(e.environment) or resource.environment
     metadata = e.metadata
@@ -149,10 +153,10 @@ def map_span(resource: ResourceContext, scope: Any, span: Any, out: MappedSpans,
         "type": as_str(e.type) or "SPAN",
         "name": as_str(e.name) or span.name,
         "start_time": start,
-        "end_time": _micros(span.end_time_unix_nano) if span.end_time_unix_nano else None,
+        "end_time": _micros(end) if end else None,
         "completion_start_time": _time_or_none(e.completion_start_time),
-        "level": as_str(e.level) or ("ERROR" if span.status.code == STATUS_CODE_ERROR else "DEFAULT"),
-        "status_message": as_str(e.status_message) or _status_message(span, attrs, exception_message),
+        "level": as_str(e.level) or ("ERROR" if status.code == STATUS_CODE_ERROR else "DEFAULT"),
+        "status_message": as_str(e.status_message) or _status_message(status, attrs, exception_message),
         "version": as_str(e.version),
         "environment": environment,
         "model": as_str(e.model),
