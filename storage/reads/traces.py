@@ -14,6 +14,7 @@ trace's timestamp.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
+import pyarrow as pa
 
 from storage.parquet_writer import PartitionedWriter
 from storage.query import DateWindow, TableQuery
@@ -38,6 +41,7 @@ from storage.reads import (
     time_range,
     where,
 )
+from storage.schema import TABLES
 
 _SCALAR_FACTS = ("name", "user_id", "session_id", "input", "output", "release", "version", "environment", "public")
 
@@ -371,30 +375,94 @@ def trace_details(
     """A merged trace, its observations (log content joined, by start) and its scores, or None.
 
     The trace indexes say which days hold the trace's facts and which its observations: only
-    those are read, side by side; a trace neither index knows does not exist.
+    those are read; the three reads run side by side. A trace neither index knows does not exist.
     """
-    fact_days = query.trace_dates(project_id, trace_id)
+    # The observations are the longest read: it starts as soon as their days are known.
     span_days = query.observation_dates(project_id, trace_id)
-    if not fact_days and not span_days:
-        return None
-    facts = None
-    if fact_days:
-        facts = _TRACE_READS.submit(
-            get_traces, query, project_id, [trace_id], orphans=False, dates=(fact_days[0], fact_days[-1])
-        )
     # Log content joined to an observation may lie a day off its start: around() reads it too.
     observations = (
         _TRACE_READS.submit(trace_observations, query, project_id, trace_id, around(span_days[0], span_days[-1]))
         if span_days
         else None
     )
-    scores = trace_scores(query, project_id, trace_id)
-    row = facts.result().get(trace_id) if facts is not None else None
+    fact_days = query.trace_dates(project_id, trace_id)
+    if not fact_days and not span_days:
+        return None
+    scores = _TRACE_READS.submit(trace_scores, query, project_id, trace_id)
+    facts = None
+    if fact_days:
+        facts = _TRACE_READS.submit(_trace_facts, query, project_id, trace_id, (fact_days[0], fact_days[-1]))
+    # Results are taken in the order the reads used to run in, so a failing read raises as before.
+    found = scores.result()
+    row = facts.result() if facts is not None else None
     if row is None and span_days:  # no facts: the trace as its observations make it
         row = get_traces(query, project_id, [trace_id], dates=(span_days[0], span_days[-1])).get(trace_id)
     if row is None:
         return None
-    return row, observations.result() if observations is not None else [], scores
+    return row, observations.result() if observations is not None else [], found
+
+
+def _trace_facts(query: TableQuery, project_id: str, trace_id: str, dates: DateWindow) -> dict[str, Any] | None:
+    """The merged facts of one trace, as ``get_traces(..., orphans=False, dates=dates)`` gives them.
+
+    Nearly every trace has one fact row. The raw rows are read first — a far cheaper query than
+    the fold, whose planning alone takes milliseconds — and one row is folded here; several are
+    folded in memory by the fold's own SQL. Facts on several days are several rows: those are
+    folded by one query straight away.
+    """
+    if dates[0] != dates[1]:
+        return get_traces(query, project_id, [trace_id], orphans=False, dates=dates).get(trace_id)
+    sql = f"WITH {sources(t='traces')}\nSELECT * FROM t WHERE id = ?"
+    rows = query.query(project_id, sql, [trace_id], dates=dates)
+    if len(rows) > 1:
+        return _fold_rows(trace_id, rows)
+    return _single_fact(rows[0]) if rows else None
+
+
+# Folds fact rows already read, apart from the tables' database: one thread, little memory.
+_FOLD_DB: duckdb.DuckDBPyConnection | None = None
+_FOLD_LOCK = threading.Lock()
+
+
+def _fold_rows(trace_id: str, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Live fact rows of one trace (as ``SELECT *`` reads them) folded by the SQL of every trace read."""
+    global _FOLD_DB
+    schema = TABLES["traces"].schema
+    facts = pa.Table.from_pylist([{name: row.get(name) for name in schema.names} for row in rows], schema=schema)
+    params: list[Any] = []
+    sql = f"WITH {_merged_ctes(params, ids=[trace_id], orphans=False)}\nSELECT * FROM merged"
+    with _FOLD_LOCK:
+        if _FOLD_DB is None:
+            _FOLD_DB = duckdb.connect(config={"threads": 1, "memory_limit": "256MB"})
+        cursor = _FOLD_DB.cursor()
+    try:
+        cursor.register("t", facts)
+        result = cursor.execute(sql, params)
+        columns = [d[0] for d in result.description]
+        merged = [dict(zip(columns, row, strict=True)) for row in result.fetchall()]
+    finally:
+        cursor.close()
+    return _finish(merged)[0] if merged else None
+
+
+def _single_fact(fact: dict[str, Any]) -> dict[str, Any]:
+    """A trace with one fact row as :func:`merged_facts` folds it, in the columns (and order) of
+    ``merged`` after :func:`_finish`: newest non-null values are that row's, tags deduplicated
+    without nulls and sorted (DuckDB sorts text by UTF-8 bytes, which is code point order)."""
+    row: dict[str, Any] = {"id": fact["id"], "timestamp": fact["timestamp"]}
+    for column in ("name", "user_id", "session_id", "input", "output"):
+        row[column] = fact[column]
+    tags = fact["tags"]
+    row["tags"] = sorted({tag for tag in tags if tag is not None}) if tags is not None else []
+    for column in ("release", "version"):
+        row[column] = fact[column]
+    row["environment"] = fact["environment"] if fact["environment"] is not None else "default"
+    row["public"] = fact["public"] if fact["public"] is not None else False
+    row["bookmarked"] = False
+    row["created_at"] = row["updated_at"] = fact["ingested_at"]
+    metadata = fact["metadata"]
+    row["metadata"] = merge_metadata([metadata] if metadata is not None else None)
+    return row
 
 
 def trace_observations(
@@ -406,6 +474,9 @@ def trace_observations(
 
 
 def trace_scores(query: TableQuery, project_id: str, trace_id: str) -> list[dict[str, Any]]:
+    """A trace's scores, oldest first."""
+    if not query.partitions("scores", project_id, None):
+        return []  # a project without score files (common for OpenTelemetry-only ones): no query
     sql = f"WITH {sources(s='scores')}\nSELECT * FROM s WHERE trace_id = ? ORDER BY timestamp, id"
     return query.query(project_id, sql, [trace_id])
 
