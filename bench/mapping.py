@@ -33,7 +33,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from collector import native
 from collector.batch import price
 from collector.pricing import PriceTable
-from collector.wire import TraceRequest
+from collector.wire import pipeline_request_type
 from semconv.mapping import map_traces_request
 from semconv.values import attributes
 from tests.otlp_helpers import kv, make_span
@@ -153,7 +153,7 @@ def measure(payloads: list[bytes], repeats: int) -> dict[str, Any]:
     def run(with_pricing: bool) -> float:
         started = time.perf_counter()
         for payload in payloads:
-            mapped = map_traces_request(TraceRequest.FromString(payload))
+            mapped = map_traces_request(pipeline_request_type().FromString(payload))
             if with_pricing:
                 for observation in mapped.observations:
                     price(observation, prices, "p")
@@ -163,7 +163,7 @@ def measure(payloads: list[bytes], repeats: int) -> dict[str, Any]:
         read: list[Any] = []
         started = time.perf_counter()
         for payload in payloads:
-            for resource_spans in TraceRequest.FromString(payload).resource_spans:
+            for resource_spans in pipeline_request_type().FromString(payload).resource_spans:
                 attributes(resource_spans.resource.attributes)
                 for scope_spans in resource_spans.scope_spans:
                     for span in scope_spans.spans:
@@ -228,8 +228,8 @@ def main() -> None:
         print(f"  compiled / plain (decode + map): {ratio:.2f}x")
     else:
         print("  no compiled mapper matches the sources: `spanfuse build-mapper` builds one")
-    floor = statistics.median(results["plain"]["walk"])
-    print(f"decode + walk, no mapping : {floor:10,.0f} spans/s (reading every span into Python objects)")
+    floor = statistics.median(results[modes[0]]["walk"])
+    print(f"decode + walk, no mapping : {floor:10,.0f} spans/s (reading every span into Python objects, {modes[0]})")
     print(f"at {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, load average {os.getloadavg()[0]:.2f}")
 
 

@@ -26,7 +26,7 @@ from google.protobuf.message import DecodeError
 
 from collector.ingest import LOGS
 from collector.pricing import PriceTable, PricingEntry
-from collector.wire import TraceRequest
+from collector.wire import pipeline_request_type
 from semconv import legacy
 from semconv.mapping import map_logs_request, map_traces_request
 from storage.compaction import CompactionStats, Compactor
@@ -72,6 +72,7 @@ _EPOCH = dt.datetime(1970, 1, 1)
 _COST_COLUMNS = ("cost_details", "total_cost", "cost_source", "matched_model")
 _PARQUET_CONSUMER = "parquet"  # collector.pipeline.CONSUMER (not imported: the pipeline imports this module)
 _EARLIER_BATCHES_TIMEOUT = 30.0
+_TRACE_REQUEST = pipeline_request_type()
 
 
 def _json_payload(record: WalRecord, key: str) -> list[Any]:
@@ -143,7 +144,7 @@ class BatchProcessor:
     def _map(self, record: WalRecord, result: BatchResult) -> None:
         ingest = {"ingested_at": record.received_ns // 1000, "ingest_seq": record.offset}
         if record.signal == Signal.TRACES:
-            mapped = map_traces_request(TraceRequest.FromString(record.payload))
+            mapped = map_traces_request(_TRACE_REQUEST.FromString(record.payload))
             for observation in mapped.observations:
                 price(observation, self.prices, record.project_id)
             self.writer.add("observations", record.project_id, mapped.observations, ingest)

@@ -1,4 +1,4 @@
-"""The message class the Parquet pipeline decodes trace requests with.
+"""The message class the Parquet pipeline decodes trace requests with (when the mapper is compiled).
 
 ``TraceRequest`` is ``ExportTraceServiceRequest`` with one change: ``Span.attributes`` is declared
 ``repeated bytes``, which has the same wire encoding as ``repeated KeyValue``. Each span attribute
@@ -17,6 +17,8 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from collector import native
+
 
 def _trace_request_class() -> Any:
     pool = descriptor_pool.DescriptorPool()
@@ -34,3 +36,12 @@ def _trace_request_class() -> Any:
 
 
 TraceRequest: Any = _trace_request_class()
+
+
+def pipeline_request_type() -> Any:
+    """The class the Parquet pipeline decodes trace requests with.
+
+    :data:`TraceRequest` when the compiled mapper runs; on the plain source, reading the bytes
+    in Python is slower than protobuf's own C objects, so there it is ``ExportTraceServiceRequest``.
+    """
+    return TraceRequest if native.active_build() is not None else trace_service_pb2.ExportTraceServiceRequest
