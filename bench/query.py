@@ -109,6 +109,15 @@ class ServerProcess:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"server not listening after {timeout}s:\n{self.log_tail()}")
             time.sleep(0.05)
+        # The server reads its trace indexes in the background after it starts listening; lookups
+        # timed before that would measure the start, not the steady state.
+        while "trace indexes read" not in self.log_path.read_text(errors="replace"):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                print(f"trace indexes still loading after {timeout}s; measuring anyway", file=sys.stderr)
+                break
+            time.sleep(0.1)
 
     @staticmethod
     def _accepts(port: int) -> bool:

@@ -4,6 +4,7 @@ files as they are written, compacted, damaged and removed."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from storage.compaction import Compactor
 from storage.parquet_writer import PartitionedWriter
 from storage.query import TableQuery
 from storage.reads import traces as reads
+from tests.conftest import wait_until
 
 DAY_US = 86_400_000_000
 NOW = time.time()
@@ -160,3 +162,10 @@ def test_a_trace_is_read_whole_from_the_days_its_observations_lie_on(tmp_path):
         )
         == []
     )
+
+
+def test_the_server_says_when_its_trace_indexes_are_read(start_server, caplog):
+    # bench/query.py waits for this line: lookups timed before it would measure the start-up.
+    caplog.set_level(logging.INFO, logger="spanfuse")
+    start_server()
+    wait_until(lambda: "trace indexes read projects=" in caplog.text, timeout=30)
