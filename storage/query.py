@@ -283,11 +283,25 @@ class TableQuery:
         clean, dirty, _ = self._files("deletions", project_id, None)
         deletions = clean + dirty
         text = self._expand(sql, project_id, bound, dates, deletions)
-        cursor = self._cursor()
+        return self._run(text, [*bound, *params], timeout, {})
+
+    def query_tables(
+        self, sql: str, params: list[Any], tables: dict[str, pa.Table], timeout: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Run ``sql`` over Arrow ``tables`` already in memory (named as in the dict), not over
+        stored files: e.g. to fold rows a previous query read. Timeout as for :meth:`query`."""
+        return self._run(sql, params, timeout, tables)
+
+    def _run(
+        self, text: str, params: list[Any], timeout: float | None, tables: dict[str, pa.Table]
+    ) -> list[dict[str, Any]]:
+        cursor = self._cursor()  # its own connection: registered tables stay local to it
         timer = threading.Timer(timeout or self.timeout, cursor.interrupt)
         timer.start()
         try:
-            result = cursor.execute(text, [*bound, *params])
+            for name, table in tables.items():
+                cursor.register(name, table)
+            result = cursor.execute(text, params)
             columns = [d[0] for d in result.description]
             return [dict(zip(columns, row, strict=True)) for row in result.fetchall()]
         except duckdb.InterruptException:

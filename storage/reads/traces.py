@@ -14,7 +14,6 @@ trace's timestamp.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +21,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import orjson
 import pyarrow as pa
 
@@ -415,33 +413,17 @@ def _trace_facts(query: TableQuery, project_id: str, trace_id: str, dates: DateW
     sql = f"WITH {sources(t='traces')}\nSELECT * FROM t WHERE id = ?"
     rows = query.query(project_id, sql, [trace_id], dates=dates)
     if len(rows) > 1:
-        return _fold_rows(trace_id, rows)
+        return _fold_rows(query, trace_id, rows)
     return _single_fact(rows[0]) if rows else None
 
 
-# Folds fact rows already read, apart from the tables' database: one thread, little memory.
-_FOLD_DB: duckdb.DuckDBPyConnection | None = None
-_FOLD_LOCK = threading.Lock()
-
-
-def _fold_rows(trace_id: str, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Live fact rows of one trace (as ``SELECT *`` reads them) folded by the SQL of every trace read."""
-    global _FOLD_DB
-    schema = TABLES["traces"].schema
-    facts = pa.Table.from_pylist([{name: row.get(name) for name in schema.names} for row in rows], schema=schema)
+def _fold_rows(query: TableQuery, trace_id: str, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Live fact rows of one trace (as ``SELECT *`` reads them) folded by the SQL of every trace
+    read, in memory: the files are not read again."""
+    facts = pa.Table.from_pylist(rows, schema=TABLES["traces"].schema)
     params: list[Any] = []
     sql = f"WITH {_merged_ctes(params, ids=[trace_id], orphans=False)}\nSELECT * FROM merged"
-    with _FOLD_LOCK:
-        if _FOLD_DB is None:
-            _FOLD_DB = duckdb.connect(config={"threads": 1, "memory_limit": "256MB"})
-        cursor = _FOLD_DB.cursor()
-    try:
-        cursor.register("t", facts)
-        result = cursor.execute(sql, params)
-        columns = [d[0] for d in result.description]
-        merged = [dict(zip(columns, row, strict=True)) for row in result.fetchall()]
-    finally:
-        cursor.close()
+    merged = query.query_tables(sql, params, {"t": facts})
     return _finish(merged)[0] if merged else None
 
 
