@@ -5,26 +5,36 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from semconv.shapes import KeySet, key_memo, key_set
 
 
-class SpanView(NamedTuple):
+class SpanView:
     """A span as dialects see it: decoded attributes plus the raw protobuf message.
 
-    A named tuple: one is made for every span, and a frozen dataclass pays an
-    ``object.__setattr__`` call per field to be made.
+    A plain class (native in the compiled build, see :class:`Extract`): one is made per span.
     """
 
-    attributes: dict[str, Any]
-    resource: dict[str, Any]
-    scope_name: str
-    scope_version: str
-    span: Any
-    keys: KeySet  # of ``attributes``: memos given it skip rebuilding and hashing the key tuple
-    namespaces: frozenset[str] = frozenset()  # first dotted segment of every attribute key
-    resource_facts: dict[str, Any] | None = None  # environment/release/version from the resource
+    def __init__(
+        self,
+        attributes: dict[str, Any],
+        resource: dict[str, Any],
+        scope_name: str,
+        scope_version: str,
+        span: Any,
+        keys: KeySet,
+        namespaces: frozenset[str] = frozenset(),
+        resource_facts: dict[str, Any] | None = None,
+    ) -> None:
+        self.attributes = attributes
+        self.resource = resource
+        self.scope_name = scope_name
+        self.scope_version = scope_version
+        self.span = span
+        self.keys = keys  # of ``attributes``: memos given it skip rebuilding and hashing the key tuple
+        self.namespaces = namespaces  # first dotted segment of every attribute key
+        self.resource_facts = resource_facts  # environment/release/version from the resource
 
     @classmethod
     def of(
@@ -55,52 +65,80 @@ def namespaces_of(keys: tuple[str, ...]) -> frozenset[str]:
 Text = Any
 
 
-class Extract(NamedTuple):
-    """Fields a dialect found; None means "this dialect does not say".
+class Extract:
+    """Fields a dialect found; None means "this dialect does not say". Never changed once made.
 
-    A named tuple rather than a dataclass: readings are never changed once made, and
-    :func:`merge` walks every field of every reading of every span, which is a C-speed
-    iteration over a tuple but an attribute lookup per field on an object.
+    A plain class with keyword-only fields rather than a named tuple: every dialect that reads
+    a span makes one, and the compiled build makes a plain class native, whose constructor is
+    a direct C call. A named tuple's is a Python-level ``__new__`` that matches the keywords
+    against all its parameters: about 12k instructions per reading.
     """
 
-    # observation
-    type: Text = None
-    name: Text = None
-    model: Text = None
-    provider: Text = None
-    model_parameters: dict[str, Any] | None = None
-    input: Any = None
-    output: Any = None
-    usage: dict[str, int] | None = None
-    aggregated_usage: dict[str, int] | None = None  # repeats the children's usage: shown, never priced
-    cost: dict[str, float] | None = None  # cost the client computed (USD per bucket, "total")
-    completion_start_time: Any = None  # µs since the epoch (coerced by map_span)
-    level: Text = None
-    status_message: Text = None
-    prompt_name: Text = None
-    prompt_version: int | None = None
-    # trace facts
-    trace_name: Text = None
-    trace_input: Any = None
-    trace_output: Any = None
-    user_id: Text = None
-    session_id: Text = None
-    public: Any = None  # a bool (coerced by map_span)
-    environment: Text = None
-    release: Text = None
-    version: Text = None
-    root: Any = None  # truthy: a logical root (app root / forced root) even with a parent
-    # Combined across readings rather than first-wins (see merge); kept last, after the
-    # first-wins fields, so that merge can take those as one slice.
-    metadata: dict[str, Any] | None = None  # of the observation
-    trace_metadata: dict[str, Any] | None = None
-    tags: Any = None  # of the trace: a list of str (coerced by map_span)
-    # attribute keys this reading used; they are left out of the stored raw attributes
-    consumed: AbstractSet[str] = frozenset()
-
-
-_FIRST_WINS = Extract._fields.index("metadata")  # the fields before it are first-wins
-_USAGE, _COST = Extract._fields.index("usage"), Extract._fields.index("cost")
+    def __init__(
+        self,
+        *,
+        # observation
+        type: Text = None,
+        name: Text = None,
+        model: Text = None,
+        provider: Text = None,
+        model_parameters: dict[str, Any] | None = None,
+        input: Any = None,
+        output: Any = None,
+        usage: dict[str, int] | None = None,
+        aggregated_usage: dict[str, int] | None = None,  # repeats the children's usage: shown, never priced
+        cost: dict[str, float] | None = None,  # cost the client computed (USD per bucket, "total")
+        completion_start_time: Any = None,  # µs since the epoch (coerced by map_span)
+        level: Text = None,
+        status_message: Text = None,
+        prompt_name: Text = None,
+        prompt_version: int | None = None,
+        # trace facts
+        trace_name: Text = None,
+        trace_input: Any = None,
+        trace_output: Any = None,
+        user_id: Text = None,
+        session_id: Text = None,
+        public: Any = None,  # a bool (coerced by map_span)
+        environment: Text = None,
+        release: Text = None,
+        version: Text = None,
+        root: Any = None,  # truthy: a logical root (app root / forced root) even with a parent
+        # combined across readings rather than first-wins (see merge)
+        metadata: dict[str, Any] | None = None,  # of the observation
+        trace_metadata: dict[str, Any] | None = None,
+        tags: Any = None,  # of the trace: a list of str (coerced by map_span)
+        consumed: AbstractSet[str] = frozenset(),  # keys this reading used: left out of the raw attributes
+    ) -> None:
+        self.type = type
+        self.name = name
+        self.model = model
+        self.provider = provider
+        self.model_parameters = model_parameters
+        self.input = input
+        self.output = output
+        self.usage = usage
+        self.aggregated_usage = aggregated_usage
+        self.cost = cost
+        self.completion_start_time = completion_start_time
+        self.level = level
+        self.status_message = status_message
+        self.prompt_name = prompt_name
+        self.prompt_version = prompt_version
+        self.trace_name = trace_name
+        self.trace_input = trace_input
+        self.trace_output = trace_output
+        self.user_id = user_id
+        self.session_id = session_id
+        self.public = public
+        self.environment = environment
+        self.release = release
+        self.version = version
+        self.root = root
+        self.metadata = metadata
+        self.trace_metadata = trace_metadata
+        self.tags = tags
+        self.consumed = consumed
 
 
 def merge(extracts: Iterable[Extract]) -> Extract:
@@ -111,32 +149,77 @@ def merge(extracts: Iterable[Extract]) -> Extract:
     ``aggregated_usage`` claims the span's usage: lower readings cannot bill it as ``usage``.
     """
     readings = list(extracts)
-    if not readings:
-        return Extract()
-    # Fold the first-wins fields from the lowest-precedence reading upwards: a higher reading's
-    # value replaces a lower one's unless it is None. (zip stops at the first-wins fields; it is
-    # not given strict=False, whose keyword parsing costs more than the rest of the zip call.)
-    values = list(readings[-1][:_FIRST_WINS])
-    for reading in readings[-2::-1]:  # (not reversed(): mypyc 2.4 fails to compile that here)
-        values = [mine if mine is not None else lower for mine, lower in zip(reading, values)]  # noqa: B905
     claim = _usage_claim(readings)
-    if claim is not None:  # no reading above the claim bills usage (see _usage_claim); their cost stands
-        values[_USAGE] = None
-        values[_COST] = next((r.cost for r in readings[:claim] if r.cost is not None), None)
+    merged = Extract()
     metadata: dict[str, Any] = {}
     trace_metadata: dict[str, Any] = {}
     tags: list[str] = []
     consumed: set[str] = set()
-    for reading in readings:
-        if reading.metadata:
-            metadata = {**reading.metadata, **metadata}
-        if reading.trace_metadata:
-            trace_metadata = {**reading.trace_metadata, **trace_metadata}
-        if reading.tags:
-            tags.extend(reading.tags)
-        consumed |= reading.consumed
-    values += (metadata or None, trace_metadata or None, list(dict.fromkeys(tags)) if tags else None, consumed)
-    return Extract._make(values)
+    for index, r in enumerate(readings):
+        # First-wins fields, one by one: in the compiled build each is a native attribute read.
+        if merged.type is None:
+            merged.type = r.type
+        if merged.name is None:
+            merged.name = r.name
+        if merged.model is None:
+            merged.model = r.model
+        if merged.provider is None:
+            merged.provider = r.provider
+        if merged.model_parameters is None:
+            merged.model_parameters = r.model_parameters
+        if merged.input is None:
+            merged.input = r.input
+        if merged.output is None:
+            merged.output = r.output
+        if merged.usage is None and (claim is None or index < claim):  # see _usage_claim
+            merged.usage = r.usage
+        if merged.aggregated_usage is None:
+            merged.aggregated_usage = r.aggregated_usage
+        if merged.cost is None and (claim is None or index < claim):  # the cost above a claim stands
+            merged.cost = r.cost
+        if merged.completion_start_time is None:
+            merged.completion_start_time = r.completion_start_time
+        if merged.level is None:
+            merged.level = r.level
+        if merged.status_message is None:
+            merged.status_message = r.status_message
+        if merged.prompt_name is None:
+            merged.prompt_name = r.prompt_name
+        if merged.prompt_version is None:
+            merged.prompt_version = r.prompt_version
+        if merged.trace_name is None:
+            merged.trace_name = r.trace_name
+        if merged.trace_input is None:
+            merged.trace_input = r.trace_input
+        if merged.trace_output is None:
+            merged.trace_output = r.trace_output
+        if merged.user_id is None:
+            merged.user_id = r.user_id
+        if merged.session_id is None:
+            merged.session_id = r.session_id
+        if merged.public is None:
+            merged.public = r.public
+        if merged.environment is None:
+            merged.environment = r.environment
+        if merged.release is None:
+            merged.release = r.release
+        if merged.version is None:
+            merged.version = r.version
+        if merged.root is None:
+            merged.root = r.root
+        # Combined fields.
+        if r.metadata:
+            metadata = {**r.metadata, **metadata}
+        if r.trace_metadata:
+            trace_metadata = {**r.trace_metadata, **trace_metadata}
+        if r.tags:
+            tags.extend(r.tags)
+        consumed |= r.consumed
+    merged.metadata = metadata or None
+    merged.trace_metadata = trace_metadata or None
+    merged.tags = list(dict.fromkeys(tags)) if tags else None
+    merged.consumed = consumed
+    return merged
 
 
 def _usage_claim(readings: list[Extract]) -> int | None:

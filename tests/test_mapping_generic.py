@@ -137,7 +137,7 @@ def test_a_span_whose_reading_breaks_is_kept_unread(monkeypatch):
     # A reading that breaks merging (outside the per-dialect guard): the span is stored with its
     # generic fields and every attribute, its trace still gets a row, and the others are unaffected.
     def bad_reading(view):
-        return Extract(name="from the broken reading", metadata=42)
+        return Extract(name="from the broken reading", tags=42)  # tags must be iterable
 
     broken = Dialect("broken", lambda view: view.span.name == "bad", bad_reading)
     monkeypatch.setattr(registry, "DIALECTS", (broken,))
