@@ -121,7 +121,7 @@ def with_prefix(attrs: Mapping[str, Any], prefix: str, *, keys: KeySet | None = 
     ``keys``: ``attrs``' :class:`KeySet` when the caller has it (``SpanView.keys``), which saves
     working it out again.
     """
-    return {short: attrs[key] for short, key in _prefix_plan(attrs if keys is None else keys, prefix)}
+    return {short: attrs[key] for short, key in _prefix_plan.of(attrs if keys is None else keys, prefix)}
 
 
 def unflatten(flat: Mapping[str, Any]) -> Any:
@@ -159,15 +159,17 @@ def _lists(node: dict[str, Any]) -> Any:
     return {k: _lists(v) if v.__class__ is dict else v for k, v in node.items()}
 
 
-# An item of a flattened list: the key of a scalar item, or the (sub-key, key) pairs of a nested one.
-_Item = str | tuple[tuple[str, str], ...]
+# An item of a flattened list: the key of a scalar item, or a nested one: whether any of its
+# path segments is a list index, and the (path segments, key) of each of its keys.
+_Nested = tuple[bool, tuple[tuple[tuple[str, ...], str], ...]]
+_Item = str | _Nested
 _IndexPlan = tuple[tuple[_Item, ...], frozenset[str]]
 
 
 @key_memo
 def _index_plan(keys: tuple[str, ...], prefix: str) -> _IndexPlan:
     """Where the items of the list under ``prefix`` are, in order, and every key that belongs to
-    it — the keys decide, so planned once per key set and prefix."""
+    it — the keys decide, so planned once per key set and prefix (the split paths included)."""
     size = len(prefix)
     groups: dict[int, Any] = {}
     used: list[str] = []
@@ -185,8 +187,30 @@ def _index_plan(keys: tuple[str, ...], prefix: str) -> _IndexPlan:
         if item.__class__ is not dict:
             item = groups[index] = {}
         item[rest] = key
-    items = tuple(groups[i] if groups[i].__class__ is str else tuple(groups[i].items()) for i in sorted(groups))
-    return items, frozenset(used)
+    items: list[_Item] = []
+    for index in sorted(groups):
+        group = groups[index]
+        if group.__class__ is str:
+            items.append(group)
+            continue
+        paths = tuple((tuple(rest.split(".")), key) for rest, key in group.items())
+        items.append((any(part.isdigit() for parts, _ in paths for part in parts), paths))
+    return tuple(items), frozenset(used)
+
+
+def _nested(item: _Nested, attrs: Mapping[str, Any]) -> Any:
+    """One nested item of a flattened list, as :func:`unflatten` builds it, from planned paths."""
+    has_lists, paths = item
+    root: dict[str, Any] = {}
+    for parts, key in paths:
+        node = root
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child.__class__ is not dict:
+                child = node[part] = {}
+            node = child
+        node[parts[-1]] = attrs[key]
+    return _lists(root) if has_lists else root
 
 
 def indexed(attrs: Mapping[str, Any], prefix: str, *, keys: KeySet | None = None) -> tuple[list[Any], set[str]]:
@@ -196,8 +220,6 @@ def indexed(attrs: Mapping[str, Any], prefix: str, *, keys: KeySet | None = None
     Indices beyond :data:`MAX_FLATTENED_ITEMS` are ignored, gaps are closed, order is kept.
     ``keys``: as for :func:`with_prefix`.
     """
-    plan, used = _index_plan(attrs if keys is None else keys, prefix)
-    items = [
-        attrs[item] if isinstance(item, str) else unflatten({rest: attrs[key] for rest, key in item}) for item in plan
-    ]
+    plan, used = _index_plan.of(attrs if keys is None else keys, prefix)
+    items = [attrs[item] if isinstance(item, str) else _nested(item, attrs) for item in plan]
     return items, set(used)

@@ -141,7 +141,7 @@ def context(view: SpanView) -> Extract:
     attrs = view.attributes
     found: dict[str, Any] = {}
     consumed: set[str] = set()
-    for field, aliases in _alias_plan(view.keys):
+    for field, aliases in _alias_plan.of(view.keys):
         for key in aliases:  # the best-ranked alias with a value wins
             value = attrs[key]
             if value is None or value == "" or value == []:

@@ -41,12 +41,16 @@ class SpanView:
         cls,
         attributes: dict[str, Any],
         resource: dict[str, Any],
-        scope: Any,
+        scope_name: str,
+        scope_version: str,
         span: Any,
         resource_facts: dict[str, Any] | None = None,
     ) -> SpanView:
         keys = key_set(attributes)
-        return cls(attributes, resource, scope.name, scope.version, span, keys, namespaces_of(keys), resource_facts)
+        # SpanView(), not cls(): the compiled build calls a named native class directly.
+        return SpanView(
+            attributes, resource, scope_name, scope_version, span, keys, namespaces_of.of(keys), resource_facts
+        )
 
     @property
     def start_us(self) -> int:

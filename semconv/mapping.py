@@ -43,6 +43,14 @@ class ResourceContext:
     facts: dict[str, Any]  # trace-context fallbacks for every span (see context.resource_facts)
 
 
+@dataclass(frozen=True, slots=True)
+class ScopeContext:
+    """The instrumentation scope every span of one ``ScopeSpans`` shares, read once."""
+
+    name: str
+    version: str
+
+
 def resource_context(resource: Any) -> ResourceContext:
     attrs = attributes(resource.attributes)
     environment = as_str(attrs.get("deployment.environment.name") or attrs.get("deployment.environment"))
@@ -126,14 +134,18 @@ def _tags(value: Any) -> list[str] | None:
     return [tag for tag in (as_str(item) for item in items) if tag is not None]
 
 
-def map_span(resource: ResourceContext, scope: Any, span: Any, out: MappedSpans, *, read: bool = True) -> None:
+def map_span(resource: ResourceContext, scope: ScopeContext, span: Any, out: MappedSpans, *, read: bool = True) -> None:
     """Append the observation (and, when the span carries trace facts, the trace row) to ``out``.
 
     ``read=False`` skips the dialects and the trace context: the generic row only, every
     attribute kept as it came (the fallback for a span whose reading failed).
     """
     attrs = attributes(span.attributes)
-    e = _read(SpanView.of(attrs, resource.attributes, scope, span, resource.facts), out) if read else Extract()
+    e = (
+        _read(SpanView.of(attrs, resource.attributes, scope.name, scope.version, span, resource.facts), out)
+        if read
+        else Extract()
+    )
     trace_id = span.trace_id.hex()
     span_id = span.span_id.hex()
     parent_id = span.parent_span_id.hex() or None
@@ -224,7 +236,8 @@ def map_traces_request(request: Any) -> MappedSpans:
     for resource_spans in request.resource_spans:
         resource = resource_context(resource_spans.resource)
         for scope_spans in resource_spans.scope_spans:
-            scope = scope_spans.scope
+            scope_message = scope_spans.scope
+            scope = ScopeContext(scope_message.name, scope_message.version)
             for span in scope_spans.spans:
                 try:
                     map_span(resource, scope, span, out)

@@ -26,23 +26,24 @@ DIALECTS: tuple[Dialect, ...] = (
 def dialects_for(view: SpanView) -> list[Dialect]:
     """The dialects that recognise ``view``, highest precedence first."""
     return [
-        dialect for dialect, sure in _candidates(view.keys, view.scope_name, DIALECTS) if sure or dialect.matches(view)
+        dialect
+        for dialect, sure in _candidates.of(view.keys, (view.scope_name, DIALECTS))
+        if sure or dialect.matches(view)
     ]
 
 
 @key_memo
-def _candidates(
-    keys: tuple[str, ...], scope_name: str, dialects: tuple[Dialect, ...]
-) -> tuple[tuple[Dialect, bool], ...]:
+def _candidates(keys: tuple[str, ...], scoped: tuple[str, tuple[Dialect, ...]]) -> tuple[tuple[Dialect, bool], ...]:
     """(dialect, True) for every dialect that the keys and scope name recognise, (dialect, False)
     for every one whose ``matches`` must see the span, highest precedence first: the dialects
     they rule out are left out.
 
     ``by_keys`` is asked on a skeleton view holding only what it may read: the keys (without
-    values) and the scope name.
+    values) and the scope name. ``scoped``: the scope name and the dialects to ask.
     """
+    scope_name, dialects = scoped
     interned = key_set(keys)
-    skeleton = SpanView(dict.fromkeys(keys), {}, scope_name, "", None, interned, namespaces_of(interned))
+    skeleton = SpanView(dict.fromkeys(keys), {}, scope_name, "", None, interned, namespaces_of.of(interned))
     candidates = []
     for dialect in dialects:
         verdict = dialect.by_keys(skeleton) if dialect.by_keys is not None else None

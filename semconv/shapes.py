@@ -17,13 +17,13 @@ keeps at most :data:`MAX_KEY_SETS` entries of at most :data:`MAX_KEY_CHARS` char
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 T = TypeVar("T")
 
 MAX_KEY_SETS = 1024  # per memo (key sets times arguments)
 MAX_KEY_CHARS = 4096  # larger key sets (rare, possibly hostile) are computed each time, not kept
-_MISSING: Any = object()
+_MISSING: Final[Any] = object()  # Final: a constant in the compiled build, not a global looked up
 
 
 class KeySet:
@@ -56,10 +56,11 @@ def key_set(attrs: Mapping[str, Any] | tuple[Any, ...]) -> KeySet:
 
 
 class KeyMemo(Generic[T]):
-    """``compute(keys, *args)`` remembered per tuple of attribute keys and ``args`` (bounded).
+    """``compute(keys)`` or ``compute(keys, arg)`` remembered per tuple of attribute keys and
+    ``arg`` (bounded). Asked with :meth:`of`.
 
-    Called with a span's :class:`KeySet` (cheapest: see ``SpanView.keys``) or with the attributes
-    themselves. ``args`` (hashable, few distinct values — a dialect's prefix, say) select among
+    Asked with a span's :class:`KeySet` (cheapest: see ``SpanView.keys``) or with the attributes
+    themselves. ``arg`` (hashable, few distinct values — a dialect's prefix, say) selects among
     facts of the same key set.
     """
 
@@ -69,12 +70,18 @@ class KeyMemo(Generic[T]):
         self._compute = compute
         self._memo: dict[Any, T] = {}
 
-    def __call__(self, attrs: KeySet | Mapping[str, Any], *args: Any) -> T:
+    def of(self, attrs: KeySet | Mapping[str, Any], arg: Any = None) -> T:
+        """The fact for ``attrs``' keys (and ``arg``, when not None).
+
+        A method rather than ``__call__``: the compiled build calls a method of a native class
+        directly, but calling the object itself takes the generic call path (most of the cost
+        of a lookup, and this runs several times per span).
+        """
         keys = attrs if isinstance(attrs, KeySet) else key_set(attrs)
-        memo_key = (keys, *args) if args else keys
+        memo_key = keys if arg is None else (keys, arg)
         found = self._memo.get(memo_key, _MISSING)
         if found is _MISSING:
-            found = self._compute(keys.keys, *args)
+            found = self._compute(keys.keys) if arg is None else self._compute(keys.keys, arg)
             if keys.kept:
                 if len(self._memo) >= MAX_KEY_SETS:
                     self._memo.clear()

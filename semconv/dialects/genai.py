@@ -14,7 +14,7 @@ from semconv.attrs import as_float, first, parse_json, parse_json_any
 from semconv.extract import Dialect, Extract, SpanView
 from semconv.messages import normalize_messages, prepend_system
 from semconv.shapes import KeySet, Plan, key_memo, ranked_present
-from semconv.usage import disjoint
+from semconv.usage import disjoint_counts
 from semconv.values import attributes
 
 OPERATION_TYPES = {
@@ -117,7 +117,7 @@ def usage_from(
     span's :class:`KeySet` when the caller has it, saves working it out again.
     """
     best: dict[str, Any] = {}
-    for bucket, aliases in _usage_plan(attrs if keys is None else keys, prefix):
+    for bucket, aliases in _usage_plan.of(attrs if keys is None else keys, prefix):
         for key in aliases:
             value = attrs[key]
             if value is not None and value != "":
@@ -125,7 +125,7 @@ def usage_from(
                 break
     if not best:
         return None
-    return disjoint(**best)
+    return disjoint_counts(best)
 
 
 @key_memo
@@ -142,7 +142,7 @@ def _parameter_plan(keys: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 
 def model_parameters(attrs: Mapping[str, Any], *, keys: KeySet | None = None) -> dict[str, Any] | None:
     """``gen_ai.request.*`` (and the older OpenAI-specific names) without the model (``keys``: see usage_from)."""
-    return {name: attrs[key] for key, name in _parameter_plan(attrs if keys is None else keys)} or None
+    return {name: attrs[key] for key, name in _parameter_plan.of(attrs if keys is None else keys)} or None
 
 
 @key_memo
@@ -280,7 +280,7 @@ def extract(view: SpanView) -> Extract:
         aggregated_usage=aggregated,
         cost={"total": cost} if cost is not None else None,
         completion_start_time=view.start_us + int(ttft * 1_000_000) if ttft is not None and ttft >= 0 else None,
-        consumed=set(_consumed_keys(view.keys)) | ({"gen_ai.usage.cost"} if cost else set()),
+        consumed=set(_consumed_keys.of(view.keys)) | ({"gen_ai.usage.cost"} if cost else set()),
     )
 
 

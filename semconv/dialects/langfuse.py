@@ -14,7 +14,7 @@ from semconv.extract import Dialect, Extract, SpanView
 from semconv.messages import normalize_messages
 from semconv.shapes import KeySet, key_memo
 from semconv.timeparse import iso_to_micros
-from semconv.usage import disjoint
+from semconv.usage import disjoint, disjoint_counts
 
 OBSERVATION = "langfuse.observation."
 TRACE = "langfuse.trace."
@@ -112,7 +112,7 @@ def usage_from_details(details: Any) -> dict[str, int] | None:
         else:
             _sum_into(buckets, bucket, value)
     # Every bucket of _NATIVE_USAGE (its "total" included) is an argument of disjoint.
-    return disjoint(**buckets, input_includes_cache=False, output_includes_reasoning=False, extra=extra)
+    return disjoint_counts(buckets, input_includes_cache=False, output_includes_reasoning=False, extra=extra)
 
 
 def _cost(details: Any) -> dict[str, float] | None:
@@ -182,7 +182,7 @@ def extract(view: SpanView) -> Extract:
         root=True
         if as_bool(attrs.get("langfuse.internal.as_root")) or as_bool(attrs.get("langfuse.internal.is_app_root"))
         else None,
-        consumed=set(_langfuse_keys(view.keys)),
+        consumed=set(_langfuse_keys.of(view.keys)),
     )
 
 

@@ -28,7 +28,7 @@ from semconv.attrs import as_float, as_int, as_str, first, indexed, parse_json, 
 from semconv.extract import Dialect, Extract, SpanView
 from semconv.messages import normalize_messages, prepend_system
 from semconv.shapes import KeySet
-from semconv.usage import disjoint
+from semconv.usage import disjoint_counts
 
 KIND = "openinference.span.kind"
 TYPES = {
@@ -317,7 +317,7 @@ _TOKEN_KEYS = {bucket: TOKEN_PREFIX + suffix for bucket, suffix in USAGE_KEYS.it
 def _usage(attrs: Mapping[str, Any]) -> tuple[dict[str, int] | None, set[str]]:
     counts: dict[str, Any] = {bucket: attrs.get(key) for bucket, key in _TOKEN_KEYS.items()}
     used = {_TOKEN_KEYS[bucket] for bucket, value in counts.items() if value is not None and as_int(value) is not None}
-    return disjoint(**counts), used
+    return disjoint_counts(counts), used
 
 
 def _cost(attrs: Mapping[str, Any], keys: KeySet) -> tuple[dict[str, float] | None, set[str]]:

@@ -33,7 +33,7 @@ from semconv.attrs import as_float, as_str, first, parse_json, parse_json_any
 from semconv.context import ENVIRONMENT_KEYS, normalize_environment
 from semconv.dialects import genai
 from semconv.extract import Dialect, Extract, SpanView
-from semconv.usage import disjoint, provider_input_includes_cache
+from semconv.usage import disjoint_counts, provider_input_includes_cache
 
 SDK_NAME = "openlit"
 SCOPE_PREFIX = "openlit"
@@ -91,7 +91,7 @@ def _first_key(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[Any, se
 def _usage(attrs: Mapping[str, Any]) -> dict[str, int] | None:
     counts = {bucket: first(attrs, keys) for bucket, keys in genai.USAGE_KEYS.items()}
     provider = as_str(first(attrs, genai.PROVIDER_KEYS))
-    return disjoint(**counts, input_includes_cache=provider_input_includes_cache(provider))
+    return disjoint_counts(counts, input_includes_cache=provider_input_includes_cache(provider))
 
 
 def _with_reasoning(attrs: Mapping[str, Any]) -> tuple[Any, set[str]]:

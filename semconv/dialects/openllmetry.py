@@ -32,7 +32,7 @@ from semconv.context import SESSION_KEYS, USER_KEYS
 from semconv.dialects import genai
 from semconv.extract import Dialect, Extract, SpanView
 from semconv.messages import normalize_messages
-from semconv.usage import disjoint
+from semconv.usage import disjoint_counts
 
 REQUEST_TYPES = {"chat": "GENERATION", "completion": "GENERATION", "embedding": "EMBEDDING", "rerank": "RETRIEVER"}
 CUSTOM_OPERATIONS = {"execute_task": "AGENT", "llm_request": "GENERATION", "vector_db_retrieve": "RETRIEVER"}
@@ -220,7 +220,7 @@ def _usage(view: SpanView) -> tuple[dict[str, int] | None, dict[str, int] | None
     own = {k for k in _OWN_USAGE if as_int(attrs.get(k)) is not None}
     if not own:
         return None, None, set()
-    usage = disjoint(**{bucket: first(attrs, keys) for bucket, keys in USAGE_KEYS.items()})
+    usage = disjoint_counts({bucket: first(attrs, keys) for bucket, keys in USAGE_KEYS.items()})
     operation = str(attrs.get("gen_ai.operation.name", ""))
     if operation in genai.AGGREGATING_OPERATIONS and view.span.kind != 3:  # in-process agent: never bill
         return None, usage, own

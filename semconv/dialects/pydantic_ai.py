@@ -19,7 +19,7 @@ from semconv.dialects import genai
 from semconv.extract import Dialect, Extract, SpanView
 from semconv.messages import normalize_message, normalize_messages, prepend_system
 from semconv.parameters import PARAMETER_NAMES
-from semconv.usage import disjoint, provider_input_includes_cache
+from semconv.usage import disjoint, disjoint_counts, provider_input_includes_cache
 
 PYDANTIC_SCOPE = "pydantic-ai"
 SPAN_KIND_CLIENT = 3
@@ -196,7 +196,7 @@ def _usage(view: SpanView) -> tuple[dict[str, int] | None, set[str]]:
     counts = {bucket: first(attrs, aliases) for bucket, aliases in keys.items()}
     # Pydantic AI computes input with the cache inside; Logfire's integrations pass the provider's own count.
     inclusive = view.scope_name == PYDANTIC_SCOPE or provider_input_includes_cache(provider)
-    usage = disjoint(**counts, input_includes_cache=inclusive)
+    usage = disjoint_counts(counts, input_includes_cache=inclusive)
     used = {k for aliases in keys.values() for k in aliases if k in attrs}
     return usage, used
 

@@ -67,7 +67,7 @@ def _raw(obs: dict) -> dict:
     ],
 )
 def test_recognition(attrs, scope, resource, recognised):
-    view = SpanView.of(attrs, resource, type("Scope", (), {"name": scope, "version": ""})(), make_span())
+    view = SpanView.of(attrs, resource, scope, "", make_span())
     assert openlit.DIALECT.matches(view) is recognised
 
 

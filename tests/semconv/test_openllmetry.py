@@ -97,7 +97,7 @@ def test_recognition(attrs, scope, recognised):
     from semconv.extract import SpanView
 
     span = make_span(attributes=attrs)
-    view = SpanView.of(attrs, {}, type("Scope", (), {"name": scope, "version": ""})(), span)
+    view = SpanView.of(attrs, {}, scope, "", span)
     assert openllmetry.DIALECT.matches(view) is recognised
 
 
