@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
-import orjson
+from orjson import JSONDecodeError, loads  # names, not orjson.x: one lookup fewer per call
 
 from semconv.shapes import KeySet, key_memo
 from semconv.values import to_json
 
-MAX_FLATTENED_ITEMS = 10_000  # bounds what a hostile "x.999999999.y" key can allocate
+MAX_FLATTENED_ITEMS: Final = 10_000  # bounds what a hostile "x.999999999.y" key can allocate
 
 
-def first(attrs: Mapping[str, Any], keys: Iterable[str]) -> Any:
+def first(attrs: dict[str, Any], keys: tuple[str, ...]) -> Any:
     """The value of the first key present with a non-empty value, else None."""
     for key in keys:
         value = attrs.get(key)
@@ -28,14 +27,14 @@ def parse_json(value: Any) -> Any:
         text = value.strip()
         if text[:1] in ("{", "["):
             try:
-                return orjson.loads(text)
-            except orjson.JSONDecodeError:
+                return loads(text)
+            except JSONDecodeError:
                 return value
     return value
 
 
 # What a JSON text can start with: JSON whitespace or the first character of a value.
-_JSON_FIRST = frozenset('{["-0123456789tfn \t\n\r')
+_JSON_FIRST: Final = frozenset('{["-0123456789tfn \t\n\r')
 
 
 def parse_json_any(value: Any) -> Any:
@@ -44,14 +43,14 @@ def parse_json_any(value: Any) -> Any:
         if value[:1] not in _JSON_FIRST:  # plain text: skip the parse attempt and its costly exception
             return value
         try:
-            return orjson.loads(value)
-        except orjson.JSONDecodeError:
+            return loads(value)
+        except JSONDecodeError:
             return value
     return value
 
 
 # Counts above this are nonsense (and a sum of a few of them would overflow the 64-bit columns).
-MAX_COUNT = 2**53
+MAX_COUNT: Final = 2**53
 
 
 def as_int(value: Any) -> int | None:
@@ -115,7 +114,7 @@ def _prefix_plan(keys: tuple[str, ...], prefix: str) -> tuple[tuple[str, str], .
     return tuple((key[size:], key) for key in keys if key.startswith(prefix) and len(key) > size)
 
 
-def with_prefix(attrs: Mapping[str, Any], prefix: str, *, keys: KeySet | None = None) -> dict[str, Any]:
+def with_prefix(attrs: dict[str, Any], prefix: str, *, keys: KeySet | None = None) -> dict[str, Any]:
     """The attributes under ``prefix`` (which ends with a dot), with the prefix removed.
 
     ``keys``: ``attrs``' :class:`KeySet` when the caller has it (``SpanView.keys``), which saves
@@ -124,7 +123,7 @@ def with_prefix(attrs: Mapping[str, Any], prefix: str, *, keys: KeySet | None = 
     return {short: attrs[key] for short, key in _prefix_plan.of(attrs if keys is None else keys, prefix)}
 
 
-def unflatten(flat: Mapping[str, Any]) -> Any:
+def unflatten(flat: dict[str, Any]) -> Any:
     """Rebuild nested data from dotted keys; numeric segments become list indices.
 
     ``{"0.role": "user", "0.content": "hi"}`` -> ``[{"role": "user", "content": "hi"}]``.
@@ -198,7 +197,7 @@ def _index_plan(keys: tuple[str, ...], prefix: str) -> _IndexPlan:
     return tuple(items), frozenset(used)
 
 
-def _nested(item: _Nested, attrs: Mapping[str, Any]) -> Any:
+def _nested(item: _Nested, attrs: dict[str, Any]) -> Any:
     """One nested item of a flattened list, as :func:`unflatten` builds it, from planned paths."""
     has_lists, paths = item
     root: dict[str, Any] = {}
@@ -213,7 +212,7 @@ def _nested(item: _Nested, attrs: Mapping[str, Any]) -> Any:
     return _lists(root) if has_lists else root
 
 
-def indexed(attrs: Mapping[str, Any], prefix: str, *, keys: KeySet | None = None) -> tuple[list[Any], set[str]]:
+def indexed(attrs: dict[str, Any], prefix: str, *, keys: KeySet | None = None) -> tuple[list[Any], set[str]]:
     """Items of a flattened, zero-based list such as ``gen_ai.prompt.0.role`` (prefix ``gen_ai.prompt.``),
     and the attribute keys they came from.
 

@@ -7,7 +7,7 @@ server (so its SDK and docs behave the same here) extended with the dialects it 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Final
 
 from semconv.attrs import as_str, parse_json, parse_json_any
 from semconv.extract import Extract, SpanView
@@ -47,9 +47,9 @@ RELEASE_KEYS = ("langfuse.release",)
 VERSION_KEYS = ("langfuse.version",)
 RESOURCE_VERSION_KEYS = ("langfuse.version", "service.version")
 
-DEFAULT_ENVIRONMENT = "default"
-_ENVIRONMENT = re.compile(r"^[a-z0-9_-]+$")
-_LANGFUSE_PREFIX = re.compile(r"^(langfuse[-_]?)+")
+DEFAULT_ENVIRONMENT: Final = "default"
+_ENVIRONMENT: Final = re.compile(r"^[a-z0-9_-]+$")
+_LANGFUSE_PREFIX: Final = re.compile(r"^(langfuse[-_]?)+")
 
 
 def _text(key: str, value: Any) -> str | None:
@@ -85,8 +85,8 @@ def parse_tags(value: Any) -> list[str]:
 
 
 # Every span of a resource usually names the same few environments: remember their normal forms.
-_NORMALIZED: dict[str, str] = {}
-_MAX_NORMALIZED = 1024
+_NORMALIZED: Final[dict[str, str]] = {}
+_MAX_NORMALIZED: Final = 1024
 
 
 def normalize_environment(value: Any) -> str:
@@ -109,7 +109,7 @@ def _normalize_environment(value: Any) -> str:
 
 
 # Every alias key -> (field, rank): one pass over a span's attributes finds the best of each field.
-_ALIASES: dict[str, tuple[str, int]] = {
+_ALIASES: Final[dict[str, tuple[str, int]]] = {
     key: (field, rank)
     for field, keys in (
         ("session_id", SESSION_KEYS),

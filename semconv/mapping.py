@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from semconv.attrs import as_bool, as_str
 from semconv.context import DEFAULT_ENVIRONMENT, context, normalize_environment, resource_facts
@@ -21,8 +21,8 @@ from semconv.extract import Extract, SpanView, merge
 from semconv.registry import dialects_for
 from semconv.values import any_value, attributes, to_json
 
-STATUS_CODE_ERROR = 2
-_SPAN_KINDS = {0: None, 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
+STATUS_CODE_ERROR: Final = 2
+_SPAN_KINDS: Final = {0: None, 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
 
 
 @dataclass

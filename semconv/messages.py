@@ -14,15 +14,14 @@ several times per message of every span.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from semconv.values import to_json
 
 Message = dict[str, Any]
 
-_TEXT_TYPES = frozenset({"text", "input_text", "output_text"})
-_REASONING_TYPES = frozenset({"reasoning", "thinking"})
+_TEXT_TYPES: Final = frozenset({"text", "input_text", "output_text"})
+_REASONING_TYPES: Final = frozenset({"reasoning", "thinking"})
 
 
 def _json_text(value: Any) -> str:
@@ -50,7 +49,7 @@ def _openai_tool_call(call: Any) -> dict[str, Any] | None:
     return None
 
 
-def _tool_result(part: Mapping[str, Any]) -> tuple[Any, Any] | None:
+def _tool_result(part: dict[str, Any]) -> tuple[Any, Any] | None:
     """(call id, result) of a tool-result part in any dialect's spelling, else None."""
     kind = part.get("type")
     if kind in ("tool_call_response", "tool_call_result"):
@@ -62,7 +61,7 @@ def _tool_result(part: Mapping[str, Any]) -> tuple[Any, Any] | None:
     return None
 
 
-def _call_part(part: Mapping[str, Any]) -> dict[str, Any] | None:
+def _call_part(part: dict[str, Any]) -> dict[str, Any] | None:
     kind = part.get("type")
     if kind == "tool_call":
         return _tool_call(part.get("id"), part.get("name"), part.get("arguments"))
@@ -75,7 +74,7 @@ def _call_part(part: Mapping[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def _from_parts(role: str, parts: list[Any], extra: Mapping[str, Any]) -> list[Message]:
+def _from_parts(role: str, parts: list[Any], extra: dict[str, Any]) -> list[Message]:
     """One message (or several tool messages) from a list of content parts."""
     texts: list[str] = []
     kept: list[Any] = []

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-PARAMETER_NAMES = frozenset(
+from typing import Final
+
+PARAMETER_NAMES: Final = frozenset(
     {
         "temperature",
         "top_p",

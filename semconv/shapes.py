@@ -21,8 +21,8 @@ from typing import Any, Final, Generic, TypeVar
 
 T = TypeVar("T")
 
-MAX_KEY_SETS = 1024  # per memo (key sets times arguments)
-MAX_KEY_CHARS = 4096  # larger key sets (rare, possibly hostile) are computed each time, not kept
+MAX_KEY_SETS: Final = 1024  # per memo (key sets times arguments)
+MAX_KEY_CHARS: Final = 4096  # larger key sets (rare, possibly hostile) are computed each time, not kept
 _MISSING: Final[Any] = object()  # Final: a constant in the compiled build, not a global looked up
 
 
@@ -39,7 +39,7 @@ class KeySet:
         self.kept = kept  # small enough to be remembered (interned and memoised)
 
 
-_KEY_SETS: dict[tuple[Any, ...], KeySet] = {}
+_KEY_SETS: Final[dict[tuple[Any, ...], KeySet]] = {}
 
 
 def key_set(attrs: Mapping[str, Any] | tuple[Any, ...]) -> KeySet:

@@ -7,8 +7,7 @@ OpenLIT, Pydantic AI, Vercel v7), so this dialect has the lowest precedence. Fac
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from semconv.attrs import as_float, first, parse_json, parse_json_any
 from semconv.extract import Dialect, Extract, SpanView
@@ -17,7 +16,7 @@ from semconv.shapes import KeySet, Plan, key_memo, ranked_present
 from semconv.usage import disjoint_counts
 from semconv.values import attributes
 
-OPERATION_TYPES = {
+OPERATION_TYPES: Final = {
     **dict.fromkeys(("chat", "text_completion", "generate_content", "completion", "generate"), "GENERATION"),
     "embeddings": "EMBEDDING",
     **dict.fromkeys(("retrieval", "search_memory"), "RETRIEVER"),
@@ -27,7 +26,7 @@ OPERATION_TYPES = {
     "apply_guardrail": "GUARDRAIL",
 }
 # Spans that report the usage of the model calls below them (an in-process agent or workflow).
-AGGREGATING_OPERATIONS = frozenset({"invoke_agent", "create_agent", "invoke_workflow", "agent_step"})
+AGGREGATING_OPERATIONS: Final = frozenset({"invoke_agent", "create_agent", "invoke_workflow", "agent_step"})
 MODEL_KEYS = ("gen_ai.response.model", "gen_ai.request.model")
 TTFT_KEYS = (  # seconds from the request to the first chunk
     "gen_ai.response.time_to_first_chunk",
@@ -37,7 +36,7 @@ TTFT_KEYS = (  # seconds from the request to the first chunk
 PROVIDER_KEYS = ("gen_ai.provider.name", "gen_ai.system")
 
 # Usage aliases across generations and vendors (all count cache inside input, reasoning inside output).
-USAGE_KEYS: dict[str, tuple[str, ...]] = {
+USAGE_KEYS: Final[dict[str, tuple[str, ...]]] = {
     "input": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"),
     "output": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens"),
     "total": ("gen_ai.usage.total_tokens",),
@@ -69,8 +68,8 @@ USAGE_KEYS: dict[str, tuple[str, ...]] = {
         "gen_ai.usage.details.output_audio_tokens",
     ),
 }
-_ALL_USAGE_KEYS = frozenset(k for keys in USAGE_KEYS.values() for k in keys)
-CONTENT_KEYS = frozenset(
+_ALL_USAGE_KEYS: Final = frozenset(k for keys in USAGE_KEYS.values() for k in keys)
+CONTENT_KEYS: Final = frozenset(
     {
         "gen_ai.input.messages",
         "gen_ai.output.messages",
@@ -84,7 +83,7 @@ CONTENT_KEYS = frozenset(
     }
 )
 _PARAMETER_PREFIXES = ("gen_ai.request.", "gen_ai.openai.request.", "openai.request.")
-_MESSAGE_EVENTS = {
+_MESSAGE_EVENTS: Final = {
     "gen_ai.system.message": "system",
     "gen_ai.user.message": "user",
     "gen_ai.assistant.message": "assistant",
@@ -98,7 +97,7 @@ def _usage_index(prefix: str) -> dict[str, tuple[str, int]]:
     return {prefix + key[size:]: (bucket, rank) for bucket, keys in USAGE_KEYS.items() for rank, key in enumerate(keys)}
 
 
-_USAGE_INDEXES = {prefix: _usage_index(prefix) for prefix in ("gen_ai.usage.", "gen_ai.aggregated_usage.")}
+_USAGE_INDEXES: Final = {prefix: _usage_index(prefix) for prefix in ("gen_ai.usage.", "gen_ai.aggregated_usage.")}
 
 
 @key_memo
@@ -140,7 +139,7 @@ def _parameter_plan(keys: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     return tuple((key, name) for name, key in plan.items())
 
 
-def model_parameters(attrs: Mapping[str, Any], *, keys: KeySet | None = None) -> dict[str, Any] | None:
+def model_parameters(attrs: dict[str, Any], *, keys: KeySet | None = None) -> dict[str, Any] | None:
     """``gen_ai.request.*`` (and the older OpenAI-specific names) without the model (``keys``: see usage_from)."""
     return {name: attrs[key] for key, name in _parameter_plan.of(attrs if keys is None else keys)} or None
 

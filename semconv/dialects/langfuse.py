@@ -7,7 +7,7 @@ strings and ints raw; ``completion_start_time`` arrives JSON-quoted; tags are a 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from semconv.attrs import as_bool, as_float, as_int, as_str, parse_json, parse_json_any, unflatten, with_prefix
 from semconv.extract import Dialect, Extract, SpanView
@@ -16,10 +16,10 @@ from semconv.shapes import KeySet, key_memo
 from semconv.timeparse import iso_to_micros
 from semconv.usage import disjoint, disjoint_counts
 
-OBSERVATION = "langfuse.observation."
-TRACE = "langfuse.trace."
+OBSERVATION: Final = "langfuse.observation."
+TRACE: Final = "langfuse.trace."
 
-TYPES = {
+TYPES: Final = {
     "span": "SPAN",
     "generation": "GENERATION",
     "event": "EVENT",
@@ -31,7 +31,7 @@ TYPES = {
     "guardrail": "GUARDRAIL",
     "evaluator": "EVALUATOR",
 }
-LEVELS = {
+LEVELS: Final = {
     **dict.fromkeys(("DEBUG", "TRACE", "VERBOSE"), "DEBUG"),
     **dict.fromkeys(("DEFAULT", "INFO", "LOG", "NOTICE", "OK", "SUCCESS"), "DEFAULT"),
     **dict.fromkeys(("WARNING", "WARN"), "WARNING"),
@@ -48,7 +48,7 @@ _GENERATION_HINTS = (
 )
 
 # usage_details keys -> bucket. Langfuse's own keys are already disjoint.
-_NATIVE_USAGE = {
+_NATIVE_USAGE: Final = {
     "input": "input",
     "output": "output",
     "total": "total",

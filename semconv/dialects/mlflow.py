@@ -9,7 +9,7 @@ Facts: ../shared/reference/semconv.md §8, §10; ``mlflow/tracing/constant.py``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from semconv.attrs import as_float, as_int, as_str, parse_json_any, with_prefix
 from semconv.extract import Dialect, Extract, SpanView
@@ -17,7 +17,7 @@ from semconv.messages import normalize_messages, prepend_system
 from semconv.parameters import PARAMETER_NAMES
 from semconv.usage import disjoint, provider_input_includes_cache
 
-TYPES = {
+TYPES: Final = {
     "LLM": "GENERATION",
     "CHAT_MODEL": "GENERATION",
     "EMBEDDING": "EMBEDDING",
@@ -34,30 +34,30 @@ TYPES = {
     "EVALUATOR": "EVALUATOR",
     "WORKFLOW": "CHAIN",
 }
-BILLED_TYPES = frozenset({"GENERATION", "EMBEDDING"})
-STATUS_CODE_ERROR = 2  # an error status is never masked by a milder explicit level
+BILLED_TYPES: Final = frozenset({"GENERATION", "EMBEDDING"})
+STATUS_CODE_ERROR: Final = 2  # an error status is never masked by a milder explicit level
 
-SPAN_TYPE = "mlflow.spanType"
-INPUTS = "mlflow.spanInputs"
-OUTPUTS = "mlflow.spanOutputs"
-USAGE = "mlflow.chat.tokenUsage"
-COST = "mlflow.llm.cost"
-MODEL = "mlflow.llm.model"
-PROVIDER = "mlflow.llm.provider"
-MESSAGE_FORMAT = "mlflow.message.format"
-TOOLS = "mlflow.chat.tools"
-LINKED_PROMPTS = "mlflow.linkedPrompts"
-LOG_LEVEL = "mlflow.spanLogLevel"
-TAG_PREFIX = "mlflow.traceTag."
-TRACE_NAME_TAG = "mlflow.traceName"
-CHUNK_EVENT_PREFIX = "mlflow.chunk.item."
+SPAN_TYPE: Final = "mlflow.spanType"
+INPUTS: Final = "mlflow.spanInputs"
+OUTPUTS: Final = "mlflow.spanOutputs"
+USAGE: Final = "mlflow.chat.tokenUsage"
+COST: Final = "mlflow.llm.cost"
+MODEL: Final = "mlflow.llm.model"
+PROVIDER: Final = "mlflow.llm.provider"
+MESSAGE_FORMAT: Final = "mlflow.message.format"
+TOOLS: Final = "mlflow.chat.tools"
+LINKED_PROMPTS: Final = "mlflow.linkedPrompts"
+LOG_LEVEL: Final = "mlflow.spanLogLevel"
+TAG_PREFIX: Final = "mlflow.traceTag."
+TRACE_NAME_TAG: Final = "mlflow.traceName"
+CHUNK_EVENT_PREFIX: Final = "mlflow.chunk.item."
 
-COST_KEYS = {"input_cost": "input", "output_cost": "output", "total_cost": "total"}
-REQUEST_CONTENT_KEYS = frozenset({"messages", "model", "system", "tools"})
+COST_KEYS: Final = {"input_cost": "input", "output_cost": "output", "total_cost": "total"}
+REQUEST_CONTENT_KEYS: Final = frozenset({"messages", "model", "system", "tools"})
 # LangChain message dicts (``{"type": "human", "content": ...}``) -> roles.
-LANGCHAIN_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "tool"}
+LANGCHAIN_ROLES: Final = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "tool"}
 # SpanLogLevel: DEBUG 10, INFO 20, WARNING 30, ERROR 40, CRITICAL 50 (names accepted too).
-LEVEL_NAMES = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+LEVEL_NAMES: Final = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 
 
 def matches(view: SpanView) -> bool:
@@ -107,7 +107,7 @@ def extract(view: SpanView) -> Extract:
     )
 
 
-def _decoded(attrs: Mapping[str, Any], key: str, consumed: set[str]) -> Any:
+def _decoded(attrs: dict[str, Any], key: str, consumed: set[str]) -> Any:
     """The JSON-decoded value of an ``mlflow.*`` key (None if absent); the key counts as read."""
     value = attrs.get(key)
     if value is None or value == "":
@@ -194,7 +194,7 @@ def _choice_message(choice: Mapping[str, Any]) -> Any:
 # --- usage, cost, prompt, level, tags, timing ----------------------------------------------------------
 
 
-def _usage(attrs: Mapping[str, Any], consumed: set[str]) -> dict[str, int] | None:
+def _usage(attrs: dict[str, Any], consumed: set[str]) -> dict[str, int] | None:
     """``mlflow.chat.tokenUsage``: each flavor passes its provider's counting (raw Anthropic excludes the cache).
 
     The message format names the flavor that produced the numbers (``anthropic`` raw; ``langchain``,
@@ -215,7 +215,7 @@ def _usage(attrs: Mapping[str, Any], consumed: set[str]) -> dict[str, int] | Non
     )
 
 
-def _cost(attrs: Mapping[str, Any]) -> dict[str, float] | None:
+def _cost(attrs: dict[str, Any]) -> dict[str, float] | None:
     """``mlflow.llm.cost`` ``{input_cost, output_cost, total_cost}`` (USD) -> ``{input, output, total}``."""
     value = parse_json_any(attrs.get(COST))
     if not isinstance(value, Mapping):
@@ -226,7 +226,7 @@ def _cost(attrs: Mapping[str, Any]) -> dict[str, float] | None:
     return cost or None
 
 
-def _prompt(attrs: Mapping[str, Any], consumed: set[str]) -> tuple[str, int | None] | None:
+def _prompt(attrs: dict[str, Any], consumed: set[str]) -> tuple[str, int | None] | None:
     """The first of ``mlflow.linkedPrompts`` (JSON ``[{name, version}]``)."""
     prompts = parse_json_any(attrs.get(LINKED_PROMPTS))
     if isinstance(prompts, str):  # double-encoded
@@ -241,7 +241,7 @@ def _prompt(attrs: Mapping[str, Any], consumed: set[str]) -> tuple[str, int | No
     return name, as_int(linked.get("version"))
 
 
-def _level(attrs: Mapping[str, Any]) -> str | None:
+def _level(attrs: dict[str, Any]) -> str | None:
     """``mlflow.spanLogLevel`` (kept raw too: INFO has no Langfuse level of its own)."""
     value = parse_json_any(attrs.get(LOG_LEVEL))
     number = LEVEL_NAMES.get(value.strip().upper()) if isinstance(value, str) else as_int(value)
@@ -254,7 +254,7 @@ def _level(attrs: Mapping[str, Any]) -> str | None:
     return "DEBUG" if number <= LEVEL_NAMES["DEBUG"] else None  # INFO: the status decides
 
 
-def _trace_tags(attrs: Mapping[str, Any], consumed: set[str]) -> tuple[str | None, dict[str, Any]]:
+def _trace_tags(attrs: dict[str, Any], consumed: set[str]) -> tuple[str | None, dict[str, Any]]:
     """``mlflow.traceTag.<k>`` (plain strings) -> trace metadata; the ``mlflow.traceName`` tag -> trace name."""
     tags = with_prefix(attrs, TAG_PREFIX)
     consumed |= {TAG_PREFIX + k for k in tags}

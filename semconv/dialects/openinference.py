@@ -21,8 +21,7 @@ Decisions where the facts leave room:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from semconv.attrs import as_float, as_int, as_str, first, indexed, parse_json, parse_json_any, with_prefix
 from semconv.extract import Dialect, Extract, SpanView
@@ -30,8 +29,8 @@ from semconv.messages import normalize_messages, prepend_system
 from semconv.shapes import KeySet
 from semconv.usage import disjoint_counts
 
-KIND = "openinference.span.kind"
-TYPES = {
+KIND: Final = "openinference.span.kind"
+TYPES: Final = {
     "LLM": "GENERATION",
     "EMBEDDING": "EMBEDDING",
     "CHAIN": "CHAIN",
@@ -44,7 +43,7 @@ TYPES = {
     "PROMPT": None,
     "UNKNOWN": None,
 }
-BILLABLE_TYPES = frozenset({"GENERATION", "EMBEDDING", None})
+BILLABLE_TYPES: Final = frozenset({"GENERATION", "EMBEDDING", None})
 
 MODEL_KEYS = (
     "llm.response.model_name",
@@ -58,8 +57,8 @@ PARAMETER_KEYS = ("llm.invocation_parameters", "embedding.invocation_parameters"
 
 # llm.token_count.* -> disjoint() argument. Prompt includes cache and audio, completion includes
 # reasoning and audio (OpenInference's Anthropic instrumentation: prompt = input + cache_read + cache_write).
-TOKEN_PREFIX = "llm.token_count."
-USAGE_KEYS = {
+TOKEN_PREFIX: Final = "llm.token_count."
+USAGE_KEYS: Final = {
     "input": "prompt",
     "output": "completion",
     "total": "total",
@@ -71,8 +70,8 @@ USAGE_KEYS = {
 }
 
 # llm.cost.* (USD) -> our bucket names. "prompt"/"completion" are inclusive totals of their side.
-COST_PREFIX = "llm.cost."
-COST_DETAILS = {
+COST_PREFIX: Final = "llm.cost."
+COST_DETAILS: Final = {
     "input": "prompt_details.input",
     "cache_read": "prompt_details.cache_read",
     "cache_write": "prompt_details.cache_write",
@@ -81,20 +80,20 @@ COST_DETAILS = {
     "reasoning": "completion_details.reasoning",
     "output_audio": "completion_details.audio",
 }
-COST_SIDES = {
+COST_SIDES: Final = {
     "prompt": ("input", ("cache_read", "cache_write", "input_audio")),
     "completion": ("output", ("reasoning", "output_audio")),
 }
 
-INPUT_MESSAGES = "llm.input_messages."
-OUTPUT_MESSAGES = "llm.output_messages."
-PROMPTS = "llm.prompts"
-CHOICES = "llm.choices"
-DOCUMENTS = "retrieval.documents."
-RERANK_INPUT = "reranker.input_documents."
-RERANK_OUTPUT = "reranker.output_documents."
-EMBEDDINGS = "embedding.embeddings."
-JSON_MIME = "application/json"
+INPUT_MESSAGES: Final = "llm.input_messages."
+OUTPUT_MESSAGES: Final = "llm.output_messages."
+PROMPTS: Final = "llm.prompts"
+CHOICES: Final = "llm.choices"
+DOCUMENTS: Final = "retrieval.documents."
+RERANK_INPUT: Final = "reranker.input_documents."
+RERANK_OUTPUT: Final = "reranker.output_documents."
+EMBEDDINGS: Final = "embedding.embeddings."
+JSON_MIME: Final = "application/json"
 
 
 # Decoded attributes and JSON hold dicts, never other mappings: they are tested as ``dict``
@@ -128,7 +127,7 @@ def _part(item: Any) -> dict[str, Any] | None:
     return {k: v for k, v in content.items()}
 
 
-def _tool_calls(message: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _tool_calls(message: dict[str, Any]) -> list[dict[str, Any]]:
     calls = []
     for item in message.get("tool_calls") or ():
         call = _dig(item, "tool_call")
@@ -161,13 +160,13 @@ def _message(item: Any, default_role: str) -> dict[str, Any] | None:
     return raw
 
 
-def _messages(attrs: Mapping[str, Any], keys: KeySet, prefix: str, default_role: str) -> tuple[Any, set[str]]:
+def _messages(attrs: dict[str, Any], keys: KeySet, prefix: str, default_role: str) -> tuple[Any, set[str]]:
     items, used = indexed(attrs, prefix, keys=keys)
     raws = [m for m in (_message(item, default_role) for item in items) if m is not None]
     return (normalize_messages(raws), used) if raws else (None, set())
 
 
-def _texts(attrs: Mapping[str, Any], key: str, path: tuple[str, ...]) -> tuple[Any, set[str]]:
+def _texts(attrs: dict[str, Any], key: str, path: tuple[str, ...]) -> tuple[Any, set[str]]:
     """Completions-API prompts/choices: ``llm.prompts.N.prompt.text`` or an older string list."""
     value = attrs.get(key)
     if isinstance(value, list) and value:
@@ -183,7 +182,7 @@ def _texts(attrs: Mapping[str, Any], key: str, path: tuple[str, ...]) -> tuple[A
 # ---- input.value / output.value ---------------------------------------------------------------
 
 
-def _value(attrs: Mapping[str, Any], side: str) -> tuple[Any, set[str]]:
+def _value(attrs: dict[str, Any], side: str) -> tuple[Any, set[str]]:
     """``input.value``/``output.value``: JSON when typed so or when it is an object/array."""
     key = side + ".value"
     value = attrs.get(key)
@@ -241,7 +240,7 @@ def _response_messages(value: Any) -> Any:
 # ---- documents --------------------------------------------------------------------------------
 
 
-def _documents(attrs: Mapping[str, Any], prefix: str) -> tuple[list[dict[str, Any]] | None, set[str]]:
+def _documents(attrs: dict[str, Any], prefix: str) -> tuple[list[dict[str, Any]] | None, set[str]]:
     items, keys = indexed(attrs, prefix)
     documents = []
     for item in items:
@@ -254,7 +253,7 @@ def _documents(attrs: Mapping[str, Any], prefix: str) -> tuple[list[dict[str, An
     return (documents or None), (keys if documents else set())
 
 
-def _embedding_texts(attrs: Mapping[str, Any]) -> tuple[Any, set[str]]:
+def _embedding_texts(attrs: dict[str, Any]) -> tuple[Any, set[str]]:
     keys = {k for k in attrs if k.startswith(EMBEDDINGS) and k.endswith(".embedding.text")}
     items, _ = indexed({k: attrs[k] for k in keys}, EMBEDDINGS)
     texts = [t for t in (_dig(item, "embedding", "text") for item in items) if t is not None]
@@ -266,7 +265,7 @@ def _embedding_texts(attrs: Mapping[str, Any]) -> tuple[Any, set[str]]:
 # ---- input / output per kind ------------------------------------------------------------------
 
 
-def _io(attrs: Mapping[str, Any], attr_keys: KeySet, kind: str | None) -> tuple[Any, Any, set[str]]:
+def _io(attrs: dict[str, Any], attr_keys: KeySet, kind: str | None) -> tuple[Any, Any, set[str]]:
     used: set[str] = set()
     input_value, keys = _messages(attrs, attr_keys, INPUT_MESSAGES, "user")
     if input_value is None:
@@ -293,7 +292,7 @@ def _io(attrs: Mapping[str, Any], attr_keys: KeySet, kind: str | None) -> tuple[
     return input_value, output_value, used
 
 
-def _rerank_io(attrs: Mapping[str, Any], input_value: Any, output_value: Any, used: set[str]) -> tuple[Any, Any]:
+def _rerank_io(attrs: dict[str, Any], input_value: Any, output_value: Any, used: set[str]) -> tuple[Any, Any]:
     if input_value is None:
         documents, keys = _documents(attrs, RERANK_INPUT)
         query = attrs.get("reranker.query")
@@ -311,16 +310,16 @@ def _rerank_io(attrs: Mapping[str, Any], input_value: Any, output_value: Any, us
 # ---- usage, cost, parameters, metadata --------------------------------------------------------
 
 
-_TOKEN_KEYS = {bucket: TOKEN_PREFIX + suffix for bucket, suffix in USAGE_KEYS.items()}
+_TOKEN_KEYS: Final = {bucket: TOKEN_PREFIX + suffix for bucket, suffix in USAGE_KEYS.items()}
 
 
-def _usage(attrs: Mapping[str, Any]) -> tuple[dict[str, int] | None, set[str]]:
+def _usage(attrs: dict[str, Any]) -> tuple[dict[str, int] | None, set[str]]:
     counts: dict[str, Any] = {bucket: attrs.get(key) for bucket, key in _TOKEN_KEYS.items()}
     used = {_TOKEN_KEYS[bucket] for bucket, value in counts.items() if value is not None and as_int(value) is not None}
     return disjoint_counts(counts), used
 
 
-def _cost(attrs: Mapping[str, Any], keys: KeySet) -> tuple[dict[str, float] | None, set[str]]:
+def _cost(attrs: dict[str, Any], keys: KeySet) -> tuple[dict[str, float] | None, set[str]]:
     """``llm.cost.*`` as disjoint USD buckets plus ``total`` (``llm.cost.total``, else the sum)."""
     if not with_prefix(attrs, COST_PREFIX, keys=keys):  # the usual case, known per key set (see semconv.shapes)
         return None, set()
@@ -351,7 +350,7 @@ def _cost(attrs: Mapping[str, Any], keys: KeySet) -> tuple[dict[str, float] | No
     return cost, used
 
 
-def _parameters(attrs: Mapping[str, Any]) -> tuple[dict[str, Any] | None, set[str]]:
+def _parameters(attrs: dict[str, Any]) -> tuple[dict[str, Any] | None, set[str]]:
     for key in PARAMETER_KEYS:
         params = parse_json(attrs.get(key))
         if isinstance(params, dict):
@@ -359,14 +358,14 @@ def _parameters(attrs: Mapping[str, Any]) -> tuple[dict[str, Any] | None, set[st
     return None, set()
 
 
-def _metadata(attrs: Mapping[str, Any]) -> tuple[dict[str, Any] | None, set[str]]:
+def _metadata(attrs: dict[str, Any]) -> tuple[dict[str, Any] | None, set[str]]:
     metadata = parse_json(attrs.get("metadata"))
     if isinstance(metadata, dict) and metadata:
         return metadata, {"metadata"}
     return None, set()
 
 
-def _first_key(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[Any, set[str]]:
+def _first_key(attrs: dict[str, Any], keys: tuple[str, ...]) -> tuple[Any, set[str]]:
     for key in keys:
         value = first(attrs, (key,))
         if value is not None:
@@ -377,7 +376,7 @@ def _first_key(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[Any, se
 # ---- dialect ----------------------------------------------------------------------------------
 
 
-def span_type(attrs: Mapping[str, Any]) -> str | None:
+def span_type(attrs: dict[str, Any]) -> str | None:
     return TYPES.get(str(attrs.get(KIND, "")).strip().upper())
 
 

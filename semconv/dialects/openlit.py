@@ -26,8 +26,7 @@ Decisions where the facts leave room:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from semconv.attrs import as_float, as_str, first, parse_json, parse_json_any
 from semconv.context import ENVIRONMENT_KEYS, normalize_environment
@@ -35,10 +34,10 @@ from semconv.dialects import genai
 from semconv.extract import Dialect, Extract, SpanView
 from semconv.usage import disjoint_counts, provider_input_includes_cache
 
-SDK_NAME = "openlit"
-SCOPE_PREFIX = "openlit"
+SDK_NAME: Final = "openlit"
+SCOPE_PREFIX: Final = "openlit"
 
-CUSTOM_OPERATIONS = {
+CUSTOM_OPERATIONS: Final = {
     **dict.fromkeys(
         (
             "image",
@@ -60,19 +59,19 @@ CUSTOM_OPERATIONS = {
     ),
     **dict.fromkeys(("agent", "team", "execute_task"), "AGENT"),
 }
-VECTORDB = "vectordb"
-VECTORDB_READS = frozenset({"query", "select", "search", "fetch", "get", "peek", "find", "similarity_search"})
-AGGREGATING_TYPES = frozenset({"AGENT", "CHAIN"})
+VECTORDB: Final = "vectordb"
+VECTORDB_READS: Final = frozenset({"query", "select", "search", "fetch", "get", "peek", "find", "similarity_search"})
+AGGREGATING_TYPES: Final = frozenset({"AGENT", "CHAIN"})
 
-REASONING = "gen_ai.content.reasoning"
+REASONING: Final = "gen_ai.content.reasoning"
 TOOL_INPUT_KEYS = ("gen_ai.tool.input", "gen_ai.tool.args")
 TOOL_OUTPUT_KEYS = ("gen_ai.tool.output",)
 RETRIEVAL_QUERY_KEYS = ("gen_ai.retrieval.query.text", "gen_ai.retrieval.query", "db.query.text")
 RETRIEVAL_DOCUMENT_KEYS = ("gen_ai.retrieval.documents",)
-LEGACY_ENVIRONMENT = "gen_ai.environment"
+LEGACY_ENVIRONMENT: Final = "gen_ai.environment"
 
 
-def span_type(attrs: Mapping[str, Any]) -> str | None:
+def span_type(attrs: dict[str, Any]) -> str | None:
     """OpenLIT's custom operation names; None for the standard ones (genai maps those)."""
     operation = str(attrs.get("gen_ai.operation.name", ""))
     if operation == VECTORDB:
@@ -81,20 +80,20 @@ def span_type(attrs: Mapping[str, Any]) -> str | None:
     return CUSTOM_OPERATIONS.get(operation)
 
 
-def _first_key(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[Any, set[str]]:
+def _first_key(attrs: dict[str, Any], keys: tuple[str, ...]) -> tuple[Any, set[str]]:
     for key in keys:
         if first(attrs, (key,)) is not None:
             return attrs[key], {key}
     return None, set()
 
 
-def _usage(attrs: Mapping[str, Any]) -> dict[str, int] | None:
+def _usage(attrs: dict[str, Any]) -> dict[str, int] | None:
     counts = {bucket: first(attrs, keys) for bucket, keys in genai.USAGE_KEYS.items()}
     provider = as_str(first(attrs, genai.PROVIDER_KEYS))
     return disjoint_counts(counts, input_includes_cache=provider_input_includes_cache(provider))
 
 
-def _with_reasoning(attrs: Mapping[str, Any]) -> tuple[Any, set[str]]:
+def _with_reasoning(attrs: dict[str, Any]) -> tuple[Any, set[str]]:
     """genai's output with ``gen_ai.content.reasoning`` added to the last assistant message."""
     reasoning = attrs.get(REASONING)
     if reasoning is None or reasoning == "":
@@ -112,7 +111,7 @@ def _with_reasoning(attrs: Mapping[str, Any]) -> tuple[Any, set[str]]:
     return None, set()
 
 
-def _fallback_io(attrs: Mapping[str, Any], kind: str | None) -> tuple[Any, Any, set[str]]:
+def _fallback_io(attrs: dict[str, Any], kind: str | None) -> tuple[Any, Any, set[str]]:
     """Tool and retrieval input/output under OpenLIT's own keys, when the standard keys are absent."""
     if kind == "TOOL":
         input_value: Any = None
@@ -132,7 +131,7 @@ def _fallback_io(attrs: Mapping[str, Any], kind: str | None) -> tuple[Any, Any, 
     return None, None, set()
 
 
-def _environment(attrs: Mapping[str, Any]) -> tuple[str | None, set[str]]:
+def _environment(attrs: dict[str, Any]) -> tuple[str | None, set[str]]:
     """Old OpenLIT's span-level ``gen_ai.environment``, unless a standard environment key is on the span."""
     value = attrs.get(LEGACY_ENVIRONMENT)
     if value is None or value == "" or first(attrs, ENVIRONMENT_KEYS) is not None:

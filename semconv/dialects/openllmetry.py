@@ -25,7 +25,7 @@ Decisions where the facts leave room:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from semconv.attrs import as_int, as_str, first, indexed, parse_json, parse_json_any, with_prefix
 from semconv.context import SESSION_KEYS, USER_KEYS
@@ -34,9 +34,14 @@ from semconv.extract import Dialect, Extract, SpanView
 from semconv.messages import normalize_messages
 from semconv.usage import disjoint_counts
 
-REQUEST_TYPES = {"chat": "GENERATION", "completion": "GENERATION", "embedding": "EMBEDDING", "rerank": "RETRIEVER"}
-CUSTOM_OPERATIONS = {"execute_task": "AGENT", "llm_request": "GENERATION", "vector_db_retrieve": "RETRIEVER"}
-SPAN_KINDS = {"workflow": "CHAIN", "task": "SPAN", "agent": "AGENT", "tool": "TOOL"}
+REQUEST_TYPES: Final = {
+    "chat": "GENERATION",
+    "completion": "GENERATION",
+    "embedding": "EMBEDDING",
+    "rerank": "RETRIEVER",
+}
+CUSTOM_OPERATIONS: Final = {"execute_task": "AGENT", "llm_request": "GENERATION", "vector_db_retrieve": "RETRIEVER"}
+SPAN_KINDS: Final = {"workflow": "CHAIN", "task": "SPAN", "agent": "AGENT", "tool": "TOOL"}
 
 # Keys that only OpenLLMetry writes (recognition without the traceloop namespace).
 SURE_KEYS = (
@@ -57,25 +62,25 @@ SURE_KEYS = (
 # Messages, newest generation first (``gen_ai.input.messages`` itself is read by genai).
 PROMPT_PREFIXES = ("gen_ai.prompt.", "llm.prompts.")
 COMPLETION_PREFIXES = ("gen_ai.completion.", "llm.completions.")
-ENTITY_INPUT = "traceloop.entity.input"
-ENTITY_OUTPUT = "traceloop.entity.output"
+ENTITY_INPUT: Final = "traceloop.entity.input"
+ENTITY_OUTPUT: Final = "traceloop.entity.output"
 
 # Early model/provider keys (the gen_ai.* ones are genai's).
 MODEL_KEYS = ("llm.response.model", "llm.request.model")
 PROVIDER_KEYS = ("llm.vendor",)
 
 # Usage: genai's aliases plus OpenLLMetry's early/legacy ``llm.usage.*``.
-OWN_USAGE_KEYS = {
+OWN_USAGE_KEYS: Final = {
     "input": ("llm.usage.prompt_tokens",),
     "output": ("llm.usage.completion_tokens",),
     "total": ("llm.usage.total_tokens",),
     "reasoning": ("llm.usage.reasoning_tokens",),
 }
-USAGE_KEYS = {b: (*keys, *OWN_USAGE_KEYS.get(b, ())) for b, keys in genai.USAGE_KEYS.items()}
-_OWN_USAGE = frozenset(k for keys in OWN_USAGE_KEYS.values() for k in keys)
+USAGE_KEYS: Final = {b: (*keys, *OWN_USAGE_KEYS.get(b, ())) for b, keys in genai.USAGE_KEYS.items()}
+_OWN_USAGE: Final = frozenset(k for keys in OWN_USAGE_KEYS.values() for k in keys)
 
 # Early/legacy request parameters -> parameter name (``gen_ai.request.*`` are genai's and win).
-PARAMETER_KEYS = {
+PARAMETER_KEYS: Final = {
     "llm.request.max_tokens": "max_tokens",
     "llm.temperature": "temperature",
     "llm.top_p": "top_p",
@@ -91,8 +96,8 @@ PARAMETER_KEYS = {
 }
 PARAMETER_PREFIXES = ("llm.watsonx.",)
 
-ASSOCIATION = "traceloop.association.properties."
-_CONTEXT_KEYS = frozenset(k for k in (*SESSION_KEYS, *USER_KEYS) if k.startswith(ASSOCIATION))
+ASSOCIATION: Final = "traceloop.association.properties."
+_CONTEXT_KEYS: Final = frozenset(k for k in (*SESSION_KEYS, *USER_KEYS) if k.startswith(ASSOCIATION))
 
 
 # ---- messages ---------------------------------------------------------------------------------
@@ -162,7 +167,7 @@ def _fold_thinking(messages: list[Any]) -> list[Any]:
     return out
 
 
-def _messages(attrs: Mapping[str, Any], prefixes: tuple[str, ...], default_role: str) -> tuple[Any, set[str]]:
+def _messages(attrs: dict[str, Any], prefixes: tuple[str, ...], default_role: str) -> tuple[Any, set[str]]:
     for prefix in prefixes:
         items, keys = indexed(attrs, prefix)
         raws = [m for m in (_message(item, default_role) for item in items) if m is not None]
@@ -176,14 +181,14 @@ def _messages(attrs: Mapping[str, Any], prefixes: tuple[str, ...], default_role:
     return None, set()
 
 
-def _entity(attrs: Mapping[str, Any], key: str) -> tuple[Any, set[str]]:
+def _entity(attrs: dict[str, Any], key: str) -> tuple[Any, set[str]]:
     value = attrs.get(key)
     if value is None or value == "":
         return None, set()
     return normalize_messages(parse_json_any(value)), {key}
 
 
-def _io(attrs: Mapping[str, Any]) -> tuple[Any, Any, set[str]]:
+def _io(attrs: dict[str, Any]) -> tuple[Any, Any, set[str]]:
     used: set[str] = set()
     input_value = output_value = None
     if "gen_ai.input.messages" not in attrs and "gen_ai.system_instructions" not in attrs:
@@ -203,7 +208,7 @@ def _io(attrs: Mapping[str, Any]) -> tuple[Any, Any, set[str]]:
 # ---- type, model, usage, parameters, metadata -------------------------------------------------
 
 
-def span_type(attrs: Mapping[str, Any]) -> str | None:
+def span_type(attrs: dict[str, Any]) -> str | None:
     request_type = REQUEST_TYPES.get(str(attrs.get("llm.request.type", "")).lower())
     if request_type is not None:
         return request_type
@@ -227,7 +232,7 @@ def _usage(view: SpanView) -> tuple[dict[str, int] | None, dict[str, int] | None
     return usage, None, own
 
 
-def _parameters(attrs: Mapping[str, Any]) -> tuple[dict[str, Any] | None, set[str]]:
+def _parameters(attrs: dict[str, Any]) -> tuple[dict[str, Any] | None, set[str]]:
     own: dict[str, Any] = {}
     used: set[str] = set()
     for key, name in PARAMETER_KEYS.items():
@@ -243,14 +248,14 @@ def _parameters(attrs: Mapping[str, Any]) -> tuple[dict[str, Any] | None, set[st
     return {**own, **(genai.model_parameters(dict(attrs)) or {})}, used
 
 
-def _association(attrs: Mapping[str, Any]) -> tuple[dict[str, Any] | None, set[str]]:
+def _association(attrs: dict[str, Any]) -> tuple[dict[str, Any] | None, set[str]]:
     keys = {k for k in attrs if k.startswith(ASSOCIATION) and k not in _CONTEXT_KEYS and len(k) > len(ASSOCIATION)}
     if not keys:
         return None, set()
     return {k[len(ASSOCIATION) :]: attrs[k] for k in sorted(keys)}, keys
 
 
-def _model(attrs: Mapping[str, Any]) -> tuple[Any, set[str]]:
+def _model(attrs: dict[str, Any]) -> tuple[Any, set[str]]:
     if first(attrs, genai.MODEL_KEYS) is not None:
         return None, set()
     for key in MODEL_KEYS:
@@ -259,7 +264,7 @@ def _model(attrs: Mapping[str, Any]) -> tuple[Any, set[str]]:
     return None, set()
 
 
-def _provider(attrs: Mapping[str, Any]) -> tuple[Any, set[str]]:
+def _provider(attrs: dict[str, Any]) -> tuple[Any, set[str]]:
     if first(attrs, genai.PROVIDER_KEYS) is not None or first(attrs, PROVIDER_KEYS) is None:
         return None, set()
     return attrs[PROVIDER_KEYS[0]], {PROVIDER_KEYS[0]}

@@ -12,7 +12,7 @@ Facts: ../shared/reference/semconv.md §7, §10, §11.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from semconv.attrs import as_float, as_int, as_str, first, parse_json
 from semconv.dialects import genai
@@ -21,22 +21,22 @@ from semconv.messages import normalize_message, normalize_messages, prepend_syst
 from semconv.parameters import PARAMETER_NAMES
 from semconv.usage import disjoint, disjoint_counts, provider_input_includes_cache
 
-PYDANTIC_SCOPE = "pydantic-ai"
-SPAN_KIND_CLIENT = 3
-STATUS_CODE_ERROR = 2  # an error status is never masked by a milder explicit level
+PYDANTIC_SCOPE: Final = "pydantic-ai"
+SPAN_KIND_CLIENT: Final = 3
+STATUS_CODE_ERROR: Final = 2  # an error status is never masked by a milder explicit level
 
 AGENT_ONLY_KEYS = ("pydantic_ai.all_messages", "all_messages_events", "final_result", "agent_name")
 AGENT_SPAN_NAMES = ("agent run", "invoke_agent")
 TOOL_IO_KEYS = ("tool_arguments", "tool_response")  # instrumentation v2 tool spans
-SYSTEM_KEY = "gen_ai.system_instructions"
-FIRST_CHUNK_S_KEY = "gen_ai.client.operation.time_to_first_chunk"
+SYSTEM_KEY: Final = "gen_ai.system_instructions"
+FIRST_CHUNK_S_KEY: Final = "gen_ai.client.operation.time_to_first_chunk"
 
-USAGE = "gen_ai.usage."
-AGGREGATED = "gen_ai.aggregated_usage."
+USAGE: Final = "gen_ai.usage."
+AGGREGATED: Final = "gen_ai.aggregated_usage."
 # Suffixes under gen_ai.usage. / gen_ai.aggregated_usage. per bucket. Pydantic AI counts cache inside input and
 # reasoning inside output; ``details.*`` are provider extras (``details.cache_*_tokens`` repeat the first-class
 # keys; ``details.cache_*_input_tokens`` are Anthropic's raw names in older releases).
-USAGE_SUFFIXES: dict[str, tuple[str, ...]] = {
+USAGE_SUFFIXES: Final[dict[str, tuple[str, ...]]] = {
     "input": ("input_tokens", "prompt_tokens"),
     "output": ("output_tokens", "completion_tokens"),
     "cache_read": ("cache_read.input_tokens", "details.cache_read_tokens", "details.cache_read_input_tokens"),
@@ -50,22 +50,22 @@ USAGE_SUFFIXES: dict[str, tuple[str, ...]] = {
     "input_audio": ("audio.input_tokens", "details.input_audio_tokens"),
     "output_audio": ("audio.output_tokens", "details.output_audio_tokens"),
 }
-USAGE_KEYS = {
+USAGE_KEYS: Final = {
     prefix: {bucket: tuple(prefix + s for s in suffixes) for bucket, suffixes in USAGE_SUFFIXES.items()}
     for prefix in (USAGE, AGGREGATED)
 }
-RAW_USAGE_KEY = "gen_ai.usage.raw"
+RAW_USAGE_KEY: Final = "gen_ai.usage.raw"
 
 # logfire.level_num: trace 1, debug 5, info 9, notice 10, warn 13, error 17, fatal 21.
 LEVEL_THRESHOLDS = ((17, "ERROR"), (13, "WARNING"))
-DEBUG_MAX_LEVEL = 5
-EVENT_ROLES = {
+DEBUG_MAX_LEVEL: Final = 5
+EVENT_ROLES: Final = {
     "gen_ai.system.message": "system",
     "gen_ai.user.message": "user",
     "gen_ai.assistant.message": "assistant",
     "gen_ai.tool.message": "tool",
 }
-EVENT_NOISE = frozenset({"event.name", "gen_ai.message.index", "gen_ai.system", "index"})
+EVENT_NOISE: Final = frozenset({"event.name", "gen_ai.message.index", "gen_ai.system", "index"})
 
 
 def matches(view: SpanView) -> bool:
@@ -131,7 +131,7 @@ def is_agent(view: SpanView) -> bool:
     return view.span.name.split(" ", 1)[0] == "invoke_agent" or view.span.name == AGENT_SPAN_NAMES[0]
 
 
-def _type(attrs: Mapping[str, Any]) -> str | None:
+def _type(attrs: dict[str, Any]) -> str | None:
     """Logfire: logs are events; LLM spans without GenAI keys (older releases) are generations."""
     if "gen_ai.operation.name" in attrs or first(attrs, genai.MODEL_KEYS) is not None:
         return None  # the genai dialect knows
@@ -142,7 +142,7 @@ def _type(attrs: Mapping[str, Any]) -> str | None:
     return "EVENT" if attrs.get("logfire.span_type") == "log" else None
 
 
-def _name(attrs: Mapping[str, Any]) -> tuple[str | None, set[str]]:
+def _name(attrs: dict[str, Any]) -> tuple[str | None, set[str]]:
     """Langfuse's rule: ``gen_ai.tool.name``, else ``logfire.msg``."""
     tool = as_str(attrs.get("gen_ai.tool.name"))
     if tool:
@@ -235,14 +235,14 @@ def raw_usage(raw: Any, provider: str | None) -> dict[str, int] | None:
     return None
 
 
-def _dict(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 # --- content -------------------------------------------------------------------------------------------
 
 
-def _agent_io(attrs: Mapping[str, Any]) -> tuple[Any, Any, set[str]]:
+def _agent_io(attrs: dict[str, Any]) -> tuple[Any, Any, set[str]]:
     """Agent span: ``pydantic_ai.all_messages`` (v1 ``all_messages_events``) with system first; ``final_result``."""
     used: set[str] = set()
     messages = None
@@ -262,7 +262,7 @@ def _agent_io(attrs: Mapping[str, Any]) -> tuple[Any, Any, set[str]]:
     return messages, output, used
 
 
-def _io(attrs: Mapping[str, Any]) -> tuple[Any, Any, set[str]]:
+def _io(attrs: dict[str, Any]) -> tuple[Any, Any, set[str]]:
     """v2 tool spans; v1 ``events``; Logfire ``request_data`` / ``response_data`` where GenAI messages are absent."""
     if any(k in attrs for k in TOOL_IO_KEYS):
         input_value, output_value = parse_json(attrs.get("tool_arguments")), parse_json(attrs.get("tool_response"))
@@ -300,7 +300,7 @@ def events_io(value: Any) -> tuple[Any, Any]:
     return inputs or None, outputs or None
 
 
-def _request(attrs: Mapping[str, Any]) -> Any:
+def _request(attrs: dict[str, Any]) -> Any:
     return parse_json(attrs.get("request_data"))
 
 
@@ -320,7 +320,7 @@ def request_input(request: Any) -> Any:
 
 def response_output(response: Any) -> Any:
     """Logfire ``response_data``: ``{message, usage}``, ``{text, finish_reason}`` or streamed chunk content."""
-    if not isinstance(response, Mapping):
+    if not isinstance(response, dict):  # decoded JSON: a mapping is a dict
         return None
     message = response.get("message")
     if isinstance(message, Mapping):
@@ -338,7 +338,7 @@ def response_output(response: Any) -> Any:
 # --- model, parameters, timing -------------------------------------------------------------------------
 
 
-def _model(attrs: Mapping[str, Any]) -> str | None:
+def _model(attrs: dict[str, Any]) -> str | None:
     """Only when the GenAI model keys are absent (older Logfire): ``request_data.model``."""
     if first(attrs, genai.MODEL_KEYS) is not None:
         return None
@@ -346,7 +346,7 @@ def _model(attrs: Mapping[str, Any]) -> str | None:
     return as_str(request.get("model")) if isinstance(request, Mapping) else None
 
 
-def _model_parameters(attrs: Mapping[str, Any]) -> dict[str, Any] | None:
+def _model_parameters(attrs: dict[str, Any]) -> dict[str, Any] | None:
     """``gen_ai.request.*`` + Logfire request kwargs + a summary of Pydantic AI's ``model_request_parameters``."""
     params = dict(genai.model_parameters(attrs) or {})
     request = _request(attrs)

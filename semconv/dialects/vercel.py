@@ -15,7 +15,7 @@ Facts: ../shared/reference/semconv.md §6, §10.1, §11.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from semconv.attrs import as_float, as_int, as_str, first, parse_json, parse_json_any, with_prefix
 from semconv.dialects import genai
@@ -23,23 +23,25 @@ from semconv.extract import Dialect, Extract, SpanView
 from semconv.messages import normalize_message, normalize_messages, prepend_system
 from semconv.usage import disjoint, provider_input_includes_cache
 
-SCOPES = frozenset({"ai", "gen_ai"})
-SPAN_KIND_CLIENT = 3
+SCOPES: Final = frozenset({"ai", "gen_ai"})
+SPAN_KIND_CLIENT: Final = 3
 
 # The last segment of a provider call's operation id -> type; any other ``do*`` call is a generation.
-PROVIDER_CALL_TYPES = {"doEmbed": "EMBEDDING", "doRerank": "RETRIEVER"}
+PROVIDER_CALL_TYPES: Final = {"doEmbed": "EMBEDDING", "doRerank": "RETRIEVER"}
 # Outer calls: Vercel's own v7 integration names the four text/object calls ``invoke_agent``.
-OUTER_TYPES = dict.fromkeys(("ai.generateText", "ai.streamText", "ai.generateObject", "ai.streamObject"), "AGENT")
-OUTER_DEFAULT_TYPE = "CHAIN"  # ai.embed, ai.embedMany, ai.rerank and unknown outer calls
-BILLED_TYPES = frozenset({"GENERATION", "EMBEDDING"})
+OUTER_TYPES: Final = dict.fromkeys(
+    ("ai.generateText", "ai.streamText", "ai.generateObject", "ai.streamObject"), "AGENT"
+)
+OUTER_DEFAULT_TYPE: Final = "CHAIN"  # ai.embed, ai.embedMany, ai.rerank and unknown outer calls
+BILLED_TYPES: Final = frozenset({"GENERATION", "EMBEDDING"})
 # v7 ``gen_ai`` operations whose usage repeats the calls below them.
-AGGREGATING_OPERATIONS = frozenset({"invoke_agent", "agent_step"})
-V7_TYPES = {"rerank": "RETRIEVER"}
+AGGREGATING_OPERATIONS: Final = frozenset({"invoke_agent", "agent_step"})
+V7_TYPES: Final = {"rerank": "RETRIEVER"}
 
 MODEL_KEYS = ("ai.model.id", "ai.response.model", "gen_ai.response.model", "gen_ai.request.model")
 PROVIDER_KEYS = ("ai.model.provider", "gen_ai.system", "gen_ai.provider.name")
 
-USAGE_KEYS: dict[str, tuple[str, ...]] = {
+USAGE_KEYS: Final[dict[str, tuple[str, ...]]] = {
     "input": (
         "ai.usage.inputTokens",
         "ai.usage.promptTokens",
@@ -65,13 +67,13 @@ USAGE_KEYS: dict[str, tuple[str, ...]] = {
     ),
     "reasoning": ("ai.usage.outputTokenDetails.reasoningTokens", "ai.usage.reasoningTokens"),
 }
-NO_CACHE_INPUT = "ai.usage.inputTokenDetails.noCacheTokens"
-TEXT_OUTPUT = "ai.usage.outputTokenDetails.textTokens"
+NO_CACHE_INPUT: Final = "ai.usage.inputTokenDetails.noCacheTokens"
+TEXT_OUTPUT: Final = "ai.usage.outputTokenDetails.textTokens"
 DETAIL_PREFIXES = ("ai.usage.inputTokenDetails.", "ai.usage.outputTokenDetails.")
-_USAGE_KEYS = frozenset({*(k for keys in USAGE_KEYS.values() for k in keys), NO_CACHE_INPUT, TEXT_OUTPUT})
+_USAGE_KEYS: Final = frozenset({*(k for keys in USAGE_KEYS.values() for k in keys), NO_CACHE_INPUT, TEXT_OUTPUT})
 
 # ai.settings.* -> the parameter names gen_ai.request.* uses, so both spellings land on one key.
-SETTING_NAMES = {
+SETTING_NAMES: Final = {
     "maxOutputTokens": "max_tokens",
     "maxTokens": "max_tokens",
     "topP": "top_p",
@@ -81,11 +83,11 @@ SETTING_NAMES = {
     "stopSequences": "stop_sequences",
 }
 CONTEXT_PREFIXES = ("ai.settings.context.", "ai.settings.runtimeContext.")
-METADATA_PREFIX = "ai.telemetry.metadata."
-RESERVED_METADATA = frozenset({"userId", "sessionId", "tags", "langfusePrompt"})  # read by context.py / prompt
-PROMPT_KEY = METADATA_PREFIX + "langfusePrompt"
+METADATA_PREFIX: Final = "ai.telemetry.metadata."
+RESERVED_METADATA: Final = frozenset({"userId", "sessionId", "tags", "langfusePrompt"})  # read by context.py / prompt
+PROMPT_KEY: Final = METADATA_PREFIX + "langfusePrompt"
 FIRST_CHUNK_MS_KEYS = ("ai.response.msToFirstChunk", "ai.stream.msToFirstChunk")
-FIRST_CHUNK_S_KEY = "gen_ai.client.operation.time_to_first_chunk"
+FIRST_CHUNK_S_KEY: Final = "gen_ai.client.operation.time_to_first_chunk"
 
 INPUT_KEYS = ("ai.prompt.messages", "ai.prompt", "ai.toolCall.args", "ai.values", "ai.value", "ai.documents")
 TEXT_KEYS = ("ai.response.text", "ai.result.text")
@@ -176,7 +178,7 @@ def operation_type(operation: str) -> str | None:
     return OUTER_TYPES.get(operation, OUTER_DEFAULT_TYPE)
 
 
-def _name(attrs: Mapping[str, Any], operation: str) -> str:
+def _name(attrs: dict[str, Any], operation: str) -> str:
     tool = as_str(attrs.get("ai.toolCall.name"))
     if tool:
         return tool
@@ -201,7 +203,7 @@ def _not_billed(view: SpanView, usage: dict[str, int] | None) -> dict[str, int] 
 # --- usage -------------------------------------------------------------------------------------------
 
 
-def usage_from(attrs: Mapping[str, Any], provider: str | None) -> dict[str, int] | None:
+def usage_from(attrs: dict[str, Any], provider: str | None) -> dict[str, int] | None:
     """Disjoint buckets from ``ai.usage.*`` / ``gen_ai.usage.*`` and the provider metadata."""
     counts: dict[str, Any] = {bucket: as_int(first(attrs, keys)) for bucket, keys in USAGE_KEYS.items()}
     meta = _provider_metadata_usage(parse_json(attrs.get("ai.response.providerMetadata")))
@@ -253,7 +255,7 @@ def _int(*values: Any) -> int | None:
 
 
 def _input_includes_cache(
-    attrs: Mapping[str, Any], provider: str | None, counts: dict[str, int | None], raw_input: int | None
+    attrs: dict[str, Any], provider: str | None, counts: dict[str, int | None], raw_input: int | None
 ) -> bool:
     """Whether the reported input counts cached tokens: v6+ (token details present) always; before, per provider."""
     if any(k.startswith(DETAIL_PREFIXES) for k in attrs):
@@ -278,7 +280,7 @@ def _output_includes_reasoning(counts: dict[str, int | None]) -> bool:
 # --- content -------------------------------------------------------------------------------------------
 
 
-def _input(attrs: Mapping[str, Any]) -> tuple[Any, set[str]]:
+def _input(attrs: dict[str, Any]) -> tuple[Any, set[str]]:
     """do*: ``ai.prompt.messages``; outer: ``ai.prompt``; tool: ``ai.toolCall.args``; embed/rerank values."""
     for key in INPUT_KEYS:
         value = attrs.get(key)
@@ -318,7 +320,7 @@ def _system_text(system: Any) -> Any:
     return "\n".join(texts) if texts else None
 
 
-def _output(attrs: Mapping[str, Any]) -> tuple[Any, set[str]]:
+def _output(attrs: dict[str, Any]) -> tuple[Any, set[str]]:
     text_key = next((k for k in TEXT_KEYS if attrs.get(k) not in (None, "")), None)
     calls_key = next((k for k in TOOL_CALL_KEYS if attrs.get(k) not in (None, "")), None)
     reasoning = as_str(attrs.get("ai.response.reasoning"))
@@ -375,7 +377,7 @@ def _json_items(value: Any) -> Any:
 # --- parameters, metadata, prompt, timing --------------------------------------------------------------
 
 
-def model_parameters(attrs: Mapping[str, Any]) -> dict[str, Any] | None:
+def model_parameters(attrs: dict[str, Any]) -> dict[str, Any] | None:
     params = {k: v for k, v in with_prefix(attrs, "gen_ai.request.").items() if k != "model"}
     for key, value in with_prefix(attrs, "ai.settings.").items():
         if not key.startswith(("context.", "runtimeContext.")):
@@ -385,7 +387,7 @@ def model_parameters(attrs: Mapping[str, Any]) -> dict[str, Any] | None:
     return params or None
 
 
-def _metadata(attrs: Mapping[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+def _metadata(attrs: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """(observation metadata, trace metadata) from ``ai.telemetry.metadata.*``, runtime context and tools."""
     user = {k: v for k, v in with_prefix(attrs, METADATA_PREFIX).items() if k not in RESERVED_METADATA}
     observation: dict[str, Any] = dict(user)
@@ -398,7 +400,7 @@ def _metadata(attrs: Mapping[str, Any]) -> tuple[dict[str, Any] | None, dict[str
     return observation or None, user or None
 
 
-def _prompt(attrs: Mapping[str, Any]) -> tuple[str, int | None] | None:
+def _prompt(attrs: dict[str, Any]) -> tuple[str, int | None] | None:
     """``ai.telemetry.metadata.langfusePrompt`` = JSON ``{name, version}`` (generations only)."""
     value = parse_json(attrs.get(PROMPT_KEY))
     name = as_str(value.get("name")) if isinstance(value, Mapping) else None
