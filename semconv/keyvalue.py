@@ -130,7 +130,8 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
         pos += 1
         result |= (byte & 0x7F) << shift
         if byte < 0x80:
-            return result & _UINT64, pos
+            # Only a varint of ten bytes can pass 64 bits; masking a small one costs a big-int operation.
+            return (result & _UINT64 if shift >= 63 else result), pos
         shift += 7
         if shift >= 70:
             raise ValueError("varint longer than ten bytes")
