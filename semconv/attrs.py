@@ -35,12 +35,17 @@ def parse_json(value: Any) -> Any:
 
 # What a JSON text can start with: JSON whitespace or the first character of a value.
 _JSON_FIRST: Final = frozenset('{["-0123456789tfn \t\n\r')
+_WORD_FIRST: Final = frozenset("tfn")
+_WORDS: Final[tuple[str, ...]] = ("true", "false", "null")
 
 
 def parse_json_any(value: Any) -> Any:
     """``value`` decoded if it is a string holding any JSON value (numbers, strings…)."""
     if isinstance(value, str):
-        if value[:1] not in _JSON_FIRST:  # plain text: skip the parse attempt and its costly exception
+        head = value[:1]
+        if head not in _JSON_FIRST:  # plain text: skip the parse attempt and its costly exception
+            return value
+        if head in _WORD_FIRST and not value.startswith(_WORDS):  # "the answer…", not true/false/null
             return value
         try:
             return loads(value)
