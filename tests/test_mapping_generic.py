@@ -13,7 +13,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 import semconv.mapping
 import semconv.registry as registry
 from collector import native
-from semconv.extract import Dialect, Extract
+from semconv.extract import Dialect, Extract, merge
 from semconv.mapping import map_logs_request, map_traces_request
 from tests.otlp_helpers import kv, logs_request, make_span, trace_request
 
@@ -190,3 +190,47 @@ def test_log_records_map_with_event_names_bodies_and_stable_ids():
     again = map_logs_request(logs_request(records), received_ns=1)
     assert [r["id"] for r in again] == [r["id"] for r in rows]  # a resend is the same row
     assert len({r["id"] for r in rows}) == 3
+
+
+def _extract_fields() -> list[str]:
+    """Extract's fields, read from its source (a compiled class has no signature to inspect)."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse((Path(__file__).resolve().parents[1] / "semconv" / "extract.py").read_text())
+    [cls] = [node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "Extract"]
+    [init] = [node for node in cls.body if isinstance(node, ast.FunctionDef) and node.name == "__init__"]
+    return [arg.arg for arg in init.args.kwonlyargs]
+
+
+COMBINED = {"metadata", "trace_metadata", "tags", "consumed"}
+
+
+@pytest.mark.parametrize("field", _extract_fields())
+def test_merge_takes_every_field_of_extract(field):
+    # merge names each field of Extract one by one: a field it forgot would vanish from every span.
+    def value(which: str):
+        if field in ("metadata", "trace_metadata", "model_parameters", "usage", "aggregated_usage", "cost"):
+            return {"k": 1 if which == "high" else 2, which: 3}
+        if field == "prompt_version":
+            return 1 if which == "high" else 2
+        if field == "tags":
+            return [which]
+        if field == "consumed":
+            return {which}
+        return which
+
+    high, low = Extract(**{field: value("high")}), Extract(**{field: value("low")})
+    merged = merge([high, low])
+    if field in ("metadata", "trace_metadata"):
+        assert getattr(merged, field) == {"k": 1, "high": 3, "low": 3}
+    elif field == "tags":
+        assert merged.tags == ["high", "low"]
+    elif field == "consumed":
+        assert merged.consumed == {"high", "low"}
+    elif field == "aggregated_usage":  # claims the span's usage: kept, and nothing below bills it
+        assert merged.aggregated_usage == value("high")
+    else:
+        assert getattr(merged, field) == value("high")
+    if field not in COMBINED:  # a reading that does not say leaves the field to the next one
+        assert getattr(merge([Extract(), low]), field) == value("low")
