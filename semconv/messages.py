@@ -77,14 +77,14 @@ def _call_part(part: dict[str, Any]) -> dict[str, Any] | None:
 def _from_parts(role: str, parts: list[Any], extra: dict[str, Any]) -> list[Message]:
     """One message (or several tool messages) from a list of content parts."""
     texts: list[str] = []
-    kept: list[Any] = []
+    kept: list[Any] = []  # every kept part in order; a text part as its str until _join needs a dict
     reasoning: list[str] = []
     calls: list[dict[str, Any]] = []
     results: list[tuple[Any, Any]] = []
     for part in parts:
         if isinstance(part, str):
             texts.append(part)
-            kept.append({"type": "text", "text": part})
+            kept.append(part)
             continue
         if not isinstance(part, dict):
             continue
@@ -93,7 +93,7 @@ def _from_parts(role: str, parts: list[Any], extra: dict[str, Any]) -> list[Mess
             text = part.get("content", part.get("text"))
             text = text if isinstance(text, str) else _json_text(text)
             texts.append(text)
-            kept.append({"type": "text", "text": text})
+            kept.append(text)
         elif kind in _REASONING_TYPES:
             value = part.get("content", part.get("text", part.get("thinking")))
             if value is not None:
@@ -130,11 +130,12 @@ def _content_text(value: Any) -> Any:
 
 
 def _join(texts: list[str], kept: list[Any]) -> str | list[Any] | None:
+    """One string when every part is text; else the parts, text parts as ``{"type": "text", "text"}``."""
     if not kept:
         return None
     if len(texts) == len(kept):
         return "".join(texts)
-    return kept
+    return [{"type": "text", "text": part} if isinstance(part, str) else part for part in kept]
 
 
 def normalize_message(raw: Any, default_role: str | None = None) -> list[Message]:

@@ -60,26 +60,26 @@ def disjoint(
     cached = (cache_read or 0) + (cache_write or 0)
     input = _without_parts(input, input_audio, cached, input_includes_cache)
     output = _without_parts(output, output_audio, reasoning, output_includes_reasoning)
-    pairs = (
-        ("input", input),
-        ("cache_read", cache_read),
-        ("cache_write", cache_write),
-        ("input_audio", input_audio),
-        ("output", output),
-        ("reasoning", reasoning),
-        ("output_audio", output_audio),
-    )
+    # Straight-line code rather than a loop over (bucket, count) pairs: in the compiled build
+    # such a loop boxes a tuple per pair and iterates generically.
     usage: dict[str, int] = {}
-    summed = 0
-    # A plain loop over a tuple of pairs: a comprehension is a function call of its own in
-    # plain Python, and zip() an iterator object in a compiled build.
-    for bucket, count in pairs:
-        if count is not None:
-            usage[bucket] = count
-            summed += count
+    if input is not None:
+        usage["input"] = input
+    if cache_read is not None:
+        usage["cache_read"] = cache_read
+    if cache_write is not None:
+        usage["cache_write"] = cache_write
+    if input_audio is not None:
+        usage["input_audio"] = input_audio
+    if output is not None:
+        usage["output"] = output
+    if reasoning is not None:
+        usage["reasoning"] = reasoning
+    if output_audio is not None:
+        usage["output_audio"] = output_audio
     if not usage and reported_total is None and not extra:
         return None
-    usage["total"] = summed
+    usage["total"] = sum(usage.values())
     if not extra:
         return usage
     for key, value in extra.items():
