@@ -208,6 +208,13 @@ def map_span(resource: ResourceContext, scope: ScopeContext, span: Any, out: Map
     )
     trace: dict[str, Any] | None = None
     if is_root or has_facts:
+        # A root's own input/output are the trace's unless a dialect says otherwise: their JSON is reused.
+        trace_input = _json_or_none(e.trace_input) if e.trace_input is not None else None
+        if e.trace_input is None and is_root:
+            trace_input = observation["input"]
+        trace_output = _json_or_none(e.trace_output) if e.trace_output is not None else None
+        if e.trace_output is None and is_root:
+            trace_output = observation["output"]
         trace = {
             "id": trace_id,
             "observation_id": span_id,
@@ -216,8 +223,8 @@ def map_span(resource: ResourceContext, scope: ScopeContext, span: Any, out: Map
             "user_id": as_str(e.user_id),
             "session_id": as_str(e.session_id),
             "tags": _tags(e.tags),
-            "input": _json_or_none(e.trace_input if e.trace_input is not None else e.input if is_root else None),
-            "output": _json_or_none(e.trace_output if e.trace_output is not None else e.output if is_root else None),
+            "input": trace_input,
+            "output": trace_output,
             "metadata": _json_or_none(e.trace_metadata),
             "release": as_str(e.release),
             "version": observation["version"],
