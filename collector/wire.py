@@ -1,10 +1,10 @@
 """The message class the Parquet pipeline decodes trace requests with (when the mapper is compiled).
 
-``TraceRequest`` is ``ExportTraceServiceRequest`` with one change: ``Span.attributes`` is declared
-``repeated bytes``, which has the same wire encoding as ``repeated KeyValue``. Each span attribute
-then arrives as its encoded ``KeyValue``, which the mapper reads without building protobuf
-objects for it (see :mod:`semconv.keyvalue`); everything else decodes as usual. The schema is
-derived from opentelemetry-proto's own descriptors, in a private pool.
+``TraceRequest`` is ``ExportTraceServiceRequest`` with one change: ``ScopeSpans.spans`` is declared
+``repeated bytes``, which has the same wire encoding as ``repeated Span``. Each span then arrives
+encoded, and the mapper reads it without building protobuf objects for it or its attributes
+(see :mod:`semconv.encoded_span`). The schema is derived from opentelemetry-proto's own
+descriptors, in a private pool.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ def _trace_request_class() -> Any:
     for module in (common_pb2, resource_pb2):
         pool.Add(descriptor_pb2.FileDescriptorProto.FromString(module.DESCRIPTOR.serialized_pb))
     trace = descriptor_pb2.FileDescriptorProto.FromString(trace_pb2.DESCRIPTOR.serialized_pb)
-    span = next(message for message in trace.message_type if message.name == "Span")
-    attributes = next(field for field in span.field if field.name == "attributes")
-    attributes.type = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
-    attributes.ClearField("type_name")
+    scope_spans = next(message for message in trace.message_type if message.name == "ScopeSpans")
+    spans = next(field for field in scope_spans.field if field.name == "spans")
+    spans.type = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
+    spans.ClearField("type_name")
     pool.Add(trace)
     pool.Add(descriptor_pb2.FileDescriptorProto.FromString(trace_service_pb2.DESCRIPTOR.serialized_pb))
     name = trace_service_pb2.ExportTraceServiceRequest.DESCRIPTOR.full_name

@@ -2,10 +2,10 @@
 
 Reading a span's attributes through protobuf objects costs two message wrappers and three
 field lookups per attribute: the largest single part of mapping a span. The collector decodes
-requests with span attributes left encoded (see :mod:`collector.wire`); :func:`key_value` reads
-the plain form SDKs write (each field once, in field order, every value one member of the
-``AnyValue`` oneof), and anything else (fields out of order, repeated or unknown) goes to
-protobuf.
+requests with spans left encoded (see :mod:`collector.wire` and :mod:`semconv.encoded_span`);
+:func:`key_value_at` reads an attribute in the plain form SDKs write (each field once, in field
+order, every value one member of the ``AnyValue`` oneof), and anything else (fields out of
+order, repeated or unknown) goes to protobuf.
 """
 
 from __future__ import annotations
@@ -39,21 +39,22 @@ class _Other:
 _OTHER: Final = _Other()
 
 
-def key_value(data: bytes) -> tuple[str, Any] | None:
-    """(key, value) of an encoded ``KeyValue`` in its plain form; None for any other form.
+def key_value_at(data: bytes, pos: int, end: int) -> tuple[str, Any] | None:
+    """(key, value) of the ``KeyValue`` encoded in ``data[pos:end]`` in its plain form; None for
+    any other form. No copy of the encoding is made.
 
     The value is what :func:`semconv.values.any_value` gives for it. Raises IndexError or
     ValueError on bytes that may not be a ``KeyValue`` at all (cut short, invalid UTF-8): the
     caller's protobuf decoding says what is wrong, if anything.
     """
-    read = _key_value(data, 0, len(data), 0)
+    read = _key_value(data, pos, end, 0)
     return None if isinstance(read, _Other) else read
 
 
 def _key_value(data: bytes, pos: int, end: int, depth: int) -> tuple[str, Any] | _Other:
     if pos == end or data[pos] != _KEY:
         return _OTHER
-    length, start = _varint(data, pos + 1)
+    length, start = varint(data, pos + 1)
     stop = start + length
     if stop > end:
         return _OTHER
@@ -62,7 +63,7 @@ def _key_value(data: bytes, pos: int, end: int, depth: int) -> tuple[str, Any] |
         return key, None
     if data[stop] != _VALUE:
         return _OTHER
-    length, start = _varint(data, stop + 1)
+    length, start = varint(data, stop + 1)
     if start + length != end:
         return _OTHER
     value = _any_value(data, start, end, depth)
@@ -75,14 +76,14 @@ def _any_value(data: bytes, pos: int, end: int, depth: int) -> Any:
         return None
     tag = data[pos]
     if tag == _INT:
-        number, after = _varint(data, pos + 1)
+        number, after = varint(data, pos + 1)
         return (number - (1 << 64) if number >= _INT64_SIGN else number) if after == end else _OTHER
     if tag == _BOOL:
-        number, after = _varint(data, pos + 1)
+        number, after = varint(data, pos + 1)
         return number != 0 if after == end else _OTHER
     if tag == _FLOAT:
         return _DOUBLE.unpack_from(data, pos + 1)[0] if pos + 9 == end else _OTHER
-    length, start = _varint(data, pos + 1)  # the other members are length-delimited
+    length, start = varint(data, pos + 1)  # the other members are length-delimited
     if start + length != end:
         return _OTHER
     if tag == _STRING:
@@ -97,7 +98,7 @@ def _any_value(data: bytes, pos: int, end: int, depth: int) -> Any:
     while pos < end:
         if data[pos] != _ITEM:
             return _OTHER
-        length, start = _varint(data, pos + 1)
+        length, start = varint(data, pos + 1)
         pos = start + length
         if pos > end:
             return _OTHER
@@ -114,7 +115,7 @@ def _any_value(data: bytes, pos: int, end: int, depth: int) -> Any:
     return items if tag == _ARRAY else pairs
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
+def varint(data: bytes, pos: int) -> tuple[int, int]:
     """The varint at ``pos`` (cut to 64 bits, as protobuf reads it) and the position after it.
 
     Raises IndexError when it runs past the end, ValueError when it is longer than ten bytes.

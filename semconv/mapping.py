@@ -14,9 +14,12 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
 from semconv.attrs import as_bool, as_str
 from semconv.context import DEFAULT_ENVIRONMENT, context, normalize_environment, resource_facts
 from semconv.dialects import genai
+from semconv.encoded_span import EncodedSpan, read_span
 from semconv.extract import Extract, SpanView, merge
 from semconv.registry import dialects_for
 from semconv.values import any_value, attributes, to_json
@@ -140,7 +143,7 @@ def map_span(resource: ResourceContext, scope: ScopeContext, span: Any, out: Map
     ``read=False`` skips the dialects and the trace context: the generic row only, every
     attribute kept as it came (the fallback for a span whose reading failed).
     """
-    attrs = attributes(span.attributes)
+    attrs = span.attributes if isinstance(span, EncodedSpan) else attributes(span.attributes)
     e = (
         _read(SpanView.of(attrs, resource.attributes, scope.name, scope.version, span, resource.facts), out)
         if read
@@ -245,7 +248,10 @@ def map_traces_request(request: Any) -> MappedSpans:
         for scope_spans in resource_spans.scope_spans:
             scope_message = scope_spans.scope
             scope = ScopeContext(scope_message.name, scope_message.version)
-            for span in scope_spans.spans:
+            for item in scope_spans.spans:
+                # Spans left encoded (collector.wire.TraceRequest) are read here; a damaged one
+                # raises protobuf's DecodeError for the whole request, as decoding it would have.
+                span = item if item.__class__ is not bytes else read_span(item) or Span.FromString(item)
                 try:
                     map_span(resource, scope, span, out)
                 except Exception:  # a mapping bug must never drop a span (or fail its batch): keep it unread

@@ -7,10 +7,7 @@ import json
 from collections.abc import Iterable
 from typing import Any, Final
 
-from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from orjson import OPT_NON_STR_KEYS, JSONEncodeError, dumps  # names, not orjson.x: one lookup fewer per call
-
-from semconv.keyvalue import key_value
 
 
 def any_value(value: Any) -> Any:
@@ -37,22 +34,9 @@ def any_value(value: Any) -> Any:
 
 
 def attributes(key_values: Iterable[Any]) -> dict[str, Any]:
-    """Decode repeated ``KeyValue`` into a dict (a repeated key keeps its last value).
-
-    An item may also be an encoded ``KeyValue`` (the span attributes of
-    :data:`collector.wire.TraceRequest`).
-    """
+    """Decode repeated ``KeyValue`` into a dict (a repeated key keeps its last value)."""
     out: dict[str, Any] = {}
     for kv in key_values:
-        if isinstance(kv, bytes):
-            try:
-                plain = key_value(kv)
-            except (IndexError, ValueError):
-                plain = None  # maybe damaged: protobuf's decoding below says how
-            if plain is not None:
-                out[plain[0]] = plain[1]
-                continue
-            kv = KeyValue.FromString(kv)
         value = kv.value
         # This runs once per attribute of every span. Most values are non-empty strings: a
         # non-empty string_value can only mean the string case of the oneof, so one field read

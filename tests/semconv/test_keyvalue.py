@@ -11,11 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from collector.wire import TraceRequest
-from semconv.keyvalue import key_value
+from semconv.keyvalue import key_value_at
 from semconv.mapping import map_traces_request
-from semconv.values import attributes
 from tests.fuzz.test_fuzz_otlp import EXTREME_VALUES, dialect_sweep
 from tests.test_native_mapper import _bench_requests
 
@@ -25,23 +25,37 @@ def _same(mine: object, theirs: object) -> bool:
     return repr(mine) == repr(theirs) and type(mine) is type(theirs)
 
 
-def _both_ways(raw: list[bytes]) -> tuple[object, object]:
-    """attributes() of encoded KeyValues, read directly and through protobuf messages (or the error)."""
+def key_value(raw: bytes) -> tuple[str, object] | None:
+    return key_value_at(raw, 0, len(raw))
 
-    def outcome(items: list) -> object:
+
+def _length_delimited(field: int, payload: bytes) -> bytes:
+    size, prefix = len(payload), bytearray([field << 3 | 2])
+    while size >= 0x80:
+        prefix.append(size & 0x7F | 0x80)
+        size >>= 7
+    prefix.append(size)
+    return bytes(prefix) + payload
+
+
+def _both_ways(raw: list[bytes]) -> tuple[object, object]:
+    """The rows of a span whose attributes are ``raw`` (encoded KeyValues, maybe damaged), mapped
+    as the pipeline maps it (collector.wire.TraceRequest: the span read from its encoding) and
+    through the real request type; DecodeError where decoding fails."""
+    span = Span(trace_id=b"t" * 16, span_id=b"s" * 8, name="s").SerializeToString()
+    span += b"".join(_length_delimited(9, item) for item in raw)
+    request = TraceRequest()
+    request.resource_spans.add().scope_spans.add().spans.append(span)
+    payload = request.SerializeToString()
+
+    def outcome(request_type: type) -> object:
         try:
-            return attributes(items)
+            mapped = map_traces_request(request_type.FromString(payload))
         except DecodeError:
             return DecodeError
+        return mapped.observations, mapped.traces, mapped.warnings
 
-    def as_messages() -> list:
-        try:
-            return [KeyValue.FromString(item) for item in raw]
-        except DecodeError:
-            return []
-
-    messages = as_messages()
-    return outcome(raw), outcome(messages) if len(messages) == len(raw) else DecodeError
+    return outcome(TraceRequest), outcome(ExportTraceServiceRequest)
 
 
 @pytest.mark.parametrize("value", EXTREME_VALUES, ids=range(len(EXTREME_VALUES)))
@@ -108,7 +122,7 @@ def test_other_encodings_are_left_to_protobuf():
         "deeper than 32 lists": KeyValue(key="deep", value=_nested(40)).SerializeToString(),
     }
     for name, raw in unusual.items():
-        with contextlib.suppress(IndexError, ValueError):  # what attributes() hands to protobuf too
+        with contextlib.suppress(IndexError, ValueError):  # the span reader hands these to protobuf too
             assert key_value(raw) is None, name
         mine, theirs = _both_ways([raw])
         assert _same(mine, theirs), name
@@ -161,7 +175,7 @@ def test_requests_map_to_the_same_rows_either_way():
         )
 
 
-def test_the_wire_request_refuses_what_the_real_one_refuses():
+def test_the_pipeline_refuses_what_the_real_request_refuses():
     request = ExportTraceServiceRequest()
     request.resource_spans.add().scope_spans.add().spans.add(name="s", trace_id=b"t" * 16)
     payload = request.SerializeToString()
@@ -170,4 +184,4 @@ def test_the_wire_request_refuses_what_the_real_one_refuses():
             ExportTraceServiceRequest.FromString(payload[:cut])
         except DecodeError:
             with pytest.raises(DecodeError):
-                TraceRequest.FromString(payload[:cut])
+                map_traces_request(TraceRequest.FromString(payload[:cut]))

@@ -1,0 +1,186 @@
+"""Reading an encoded OTLP ``Span`` straight from its bytes.
+
+Through protobuf, every field the mapper reads is a lookup on a message wrapper, and every
+attribute a wrapper (or a bytes object) of its own. The collector decodes trace requests with
+their spans left encoded (see :mod:`collector.wire`); :func:`read_span` reads the form SDKs
+write — each field at most once, attributes in their plain form (:mod:`semconv.keyvalue`) —
+into a :class:`EncodedSpan` with the fields the mapper reads, attributes already a dict.
+
+Anything else goes to protobuf (the caller decodes the span with ``Span.FromString``): a span
+with events or links, a field repeated or unknown, an enum value the mapper has no name for,
+an attribute in another form, or damage. Protobuf then gives the same span it always did, or
+the ``DecodeError``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from semconv.keyvalue import key_value_at, varint
+
+# Field numbers of opentelemetry.proto.trace.v1.Span and Span.Status.
+_TRACE_ID: Final = 1
+_SPAN_ID: Final = 2
+_TRACE_STATE: Final = 3
+_PARENT_SPAN_ID: Final = 4
+_NAME: Final = 5
+_KIND: Final = 6
+_START: Final = 7
+_END: Final = 8
+_ATTRIBUTES: Final = 9
+_DROPPED_ATTRIBUTES: Final = 10
+_DROPPED_EVENTS: Final = 12
+_DROPPED_LINKS: Final = 14
+_STATUS: Final = 15
+_FLAGS: Final = 16
+_STATUS_MESSAGE: Final = 2
+_STATUS_CODE: Final = 3
+# Wire types.
+_VARINT: Final = 0
+_FIXED64: Final = 1
+_LENGTH: Final = 2
+_FIXED32: Final = 5
+
+_MAX_KIND: Final = 5  # SPAN_KIND_CONSUMER
+_MAX_STATUS_CODE: Final = 2  # STATUS_CODE_ERROR
+
+
+class EncodedStatus:
+    """``Span.status`` as the mapper reads it."""
+
+    def __init__(self, code: int, message: str) -> None:
+        self.code = code
+        self.message = message
+
+
+_NO_STATUS: Final = EncodedStatus(0, "")  # never changed: shared by the spans without a status
+
+
+class EncodedSpan:
+    """The fields of a ``Span`` the mapper reads, under protobuf's names; ``attributes`` is a dict.
+
+    A span read this way has no events and no links (those spans go to protobuf).
+    """
+
+    def __init__(
+        self,
+        trace_id: bytes,
+        span_id: bytes,
+        parent_span_id: bytes,
+        name: str,
+        kind: int,
+        start_time_unix_nano: int,
+        end_time_unix_nano: int,
+        attributes: dict[str, Any],
+        status: EncodedStatus,
+    ) -> None:
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.parent_span_id = parent_span_id
+        self.name = name
+        self.kind = kind
+        self.start_time_unix_nano = start_time_unix_nano
+        self.end_time_unix_nano = end_time_unix_nano
+        self.attributes = attributes
+        self.status = status
+        self.events: tuple[Any, ...] = ()
+        self.links: tuple[Any, ...] = ()
+
+
+def read_span(data: bytes) -> EncodedSpan | None:
+    """The span encoded in ``data`` in the form SDKs write; None for any other form or damage."""
+    try:
+        return _read_span(data)
+    except (IndexError, ValueError):  # cut short, invalid UTF-8, an overlong varint: protobuf says
+        return None
+
+
+def _read_span(data: bytes) -> EncodedSpan | None:
+    end = len(data)
+    pos = 0
+    seen = 0  # bit per singular field: a field met twice goes to protobuf
+    trace_id = span_id = parent_span_id = b""
+    name = ""
+    kind = start = stop_time = 0
+    status = _NO_STATUS
+    attributes: dict[str, Any] = {}
+    while pos < end:
+        tag, pos = varint(data, pos)
+        field = tag >> 3
+        wire = tag & 7
+        if field != _ATTRIBUTES:
+            if field > _FLAGS or seen & (1 << field):
+                return None
+            seen |= 1 << field
+        if wire == _LENGTH:
+            length, start_at = varint(data, pos)
+            pos = start_at + length
+            if pos > end:
+                return None
+            if field == _ATTRIBUTES:
+                pair = key_value_at(data, start_at, pos)
+                if pair is None:
+                    return None
+                attributes[pair[0]] = pair[1]
+            elif field == _TRACE_ID:
+                trace_id = data[start_at:pos]
+            elif field == _SPAN_ID:
+                span_id = data[start_at:pos]
+            elif field == _PARENT_SPAN_ID:
+                parent_span_id = data[start_at:pos]
+            elif field == _NAME:
+                name = data[start_at:pos].decode()
+            elif field == _TRACE_STATE:
+                data[start_at:pos].decode()  # not mapped, but protobuf refuses invalid UTF-8 in it
+            elif field == _STATUS:
+                read = _read_status(data, start_at, pos)
+                if read is None:
+                    return None
+                status = read
+            else:
+                return None  # events, links, or a field of another wire type
+        elif wire == _VARINT:
+            value, pos = varint(data, pos)
+            if field == _KIND and value <= _MAX_KIND:
+                kind = value
+            elif field not in (_DROPPED_ATTRIBUTES, _DROPPED_EVENTS, _DROPPED_LINKS):
+                return None
+        elif wire == _FIXED64 and field in (_START, _END):
+            if pos + 8 > end:
+                return None
+            value = int.from_bytes(data[pos : pos + 8], "little")
+            pos += 8
+            if field == _START:
+                start = value
+            else:
+                stop_time = value
+        elif wire == _FIXED32 and field == _FLAGS:
+            pos += 4
+            if pos > end:
+                return None
+        else:
+            return None
+    return EncodedSpan(trace_id, span_id, parent_span_id, name, kind, start, stop_time, attributes, status)
+
+
+def _read_status(data: bytes, pos: int, end: int) -> EncodedStatus | None:
+    code = 0
+    message = ""
+    seen = 0
+    while pos < end:
+        tag, pos = varint(data, pos)
+        if tag == (_STATUS_MESSAGE << 3 | _LENGTH) and not seen & 1:
+            seen |= 1
+            length, start_at = varint(data, pos)
+            pos = start_at + length
+            if pos > end:
+                return None
+            message = data[start_at:pos].decode()
+        elif tag == (_STATUS_CODE << 3 | _VARINT) and not seen & 2:
+            seen |= 2
+            code, pos = varint(data, pos)
+            if code > _MAX_STATUS_CODE:
+                return None
+        else:
+            return None
+    return EncodedStatus(code, message)

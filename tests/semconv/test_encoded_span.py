@@ -1,0 +1,145 @@
+"""semconv.encoded_span and collector.wire: spans read from their encoding map exactly as protobuf's do."""
+
+from __future__ import annotations
+
+from google.protobuf.message import DecodeError
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+from collector.wire import TraceRequest
+from semconv.encoded_span import EncodedSpan, read_span
+from semconv.mapping import map_traces_request
+from tests.semconv.test_keyvalue import _length_delimited, _values
+
+
+def _request(*spans: bytes) -> bytes:
+    request = TraceRequest()
+    scope = request.resource_spans.add().scope_spans.add()
+    scope.scope.name = "tests"
+    scope.spans.extend(spans)
+    return request.SerializeToString()
+
+
+def _both_ways(payload: bytes) -> tuple[str, str]:
+    """repr of the rows the pipeline maps (spans read from their encoding) and of protobuf's, or DecodeError."""
+
+    def outcome(request_type: type) -> str:
+        try:
+            mapped = map_traces_request(request_type.FromString(payload))
+        except DecodeError:
+            return "DecodeError"
+        return repr((mapped.observations, mapped.traces, mapped.warnings))
+
+    return outcome(TraceRequest), outcome(ExportTraceServiceRequest)
+
+
+def test_a_plain_span_is_read_without_protobuf():
+    span = Span(
+        trace_id=bytes(range(16)),
+        span_id=b"\x01" * 8,
+        parent_span_id=b"\x02" * 8,
+        name="chat gpt-4o ✓",
+        kind=Span.SPAN_KIND_CLIENT,
+        start_time_unix_nano=2**64 - 1,
+        end_time_unix_nano=1,
+        attributes=[KeyValue(key="gen_ai.request.model", value=AnyValue(string_value="gpt-4o"))],
+        status=Status(code=Status.STATUS_CODE_ERROR, message="boom"),
+        trace_state="k=v",
+        flags=0x101,
+        dropped_attributes_count=3,
+    )
+    read = read_span(span.SerializeToString())
+    assert isinstance(read, EncodedSpan)
+    assert (read.trace_id, read.span_id, read.parent_span_id) == (span.trace_id, span.span_id, span.parent_span_id)
+    assert (read.name, read.kind, read.start_time_unix_nano, read.end_time_unix_nano) == (
+        "chat gpt-4o ✓",
+        3,
+        2**64 - 1,
+        1,
+    )
+    assert read.attributes == {"gen_ai.request.model": "gpt-4o"}
+    assert (read.status.code, read.status.message) == (2, "boom")
+    assert (read.events, read.links) == ((), ())
+    empty = read_span(b"")
+    assert empty is not None and (empty.name, empty.kind, empty.status.code, empty.attributes) == ("", 0, 0, {})
+
+
+def test_other_forms_are_left_to_protobuf():
+    name = _length_delimited(5, b"n")
+    unusual = {
+        "events": Span(name="n", events=[Span.Event(name="e")]).SerializeToString(),
+        "links": Span(name="n", links=[Span.Link(trace_id=b"t" * 16)]).SerializeToString(),
+        "a field twice": name + name,
+        "an unknown field": name + b"\xa0\x01\x01",  # field 20, varint
+        "start time as a varint": name + b"\x38\x05",
+        "a kind without a name": Span(kind=9).SerializeToString(),
+        "a status code without a name": Span(status=Status(code=7)).SerializeToString(),
+        "a status field twice": _length_delimited(15, b"\x18\x01\x18\x02"),
+        "an unknown status field": _length_delimited(15, b"\x20\x01"),
+        "an attribute in another form": _length_delimited(9, b"\x12\x00" + b"\x0a\x01k"),
+        "a group": name + b"\x1b\x1c",
+        "invalid UTF-8 in the name": _length_delimited(5, b"\xff"),
+        "invalid UTF-8 in the trace state": _length_delimited(3, b"\xc3\x28"),
+        "cut short": Span(name="name").SerializeToString()[:-1],
+        "an eleven-byte varint": b"\x30" + b"\xff" * 10 + b"\x01",
+    }
+    for label, encoded in unusual.items():
+        assert read_span(encoded) is None, label
+        mine, theirs = _both_ways(_request(encoded))
+        assert mine == theirs, label
+    assert _both_ways(_request(_length_delimited(5, b"\xff")))[0] == "DecodeError"
+
+
+_ids = st.binary(max_size=20)
+_times = st.integers(0, 2**64 - 1)
+_statuses = st.one_of(
+    st.none(),
+    st.builds(lambda code, message: Status(code=code, message=message), st.integers(0, 3), st.text(max_size=6)),
+)
+
+
+@st.composite
+def _spans(draw: st.DrawFn) -> bytes:
+    span = Span(
+        trace_id=draw(_ids),
+        span_id=draw(_ids),
+        parent_span_id=draw(st.one_of(st.just(b""), _ids)),
+        name=draw(st.text(max_size=8)),
+        kind=draw(st.integers(0, 6)),
+        start_time_unix_nano=draw(_times),
+        end_time_unix_nano=draw(st.one_of(st.just(0), _times)),
+        trace_state=draw(st.text(max_size=4)),
+        flags=draw(st.integers(0, 2**32 - 1)),
+        dropped_attributes_count=draw(st.integers(0, 5)),
+        attributes=[
+            KeyValue(key=k, value=v)
+            for k, v in draw(
+                st.lists(st.tuples(st.sampled_from(["user.id", "session.id", "gen_ai.request.model", "x"]), _values))
+            )
+        ],
+    )
+    status = draw(_statuses)
+    if status is not None:
+        span.status.CopyFrom(status)
+    if draw(st.integers(0, 9)) == 0:
+        span.events.add(name="exception").attributes.add(key="exception.message", value=AnyValue(string_value="m"))
+    return span.SerializeToString()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_spans(), min_size=1, max_size=3))
+def test_any_spans_map_as_protobuf_maps_them(spans):
+    mine, theirs = _both_ways(_request(*spans))
+    assert mine == theirs
+
+
+@settings(max_examples=200, deadline=None)
+@given(_spans(), st.integers(0, 2**16), st.binary(min_size=1, max_size=3))
+def test_damaged_spans_fail_or_map_as_protobuf_does(span, where, noise):
+    # Damage inside a span whose length still adds up: the request decodes, the span may not.
+    at = where % (len(span) + 1)
+    mine, theirs = _both_ways(_request(span[:at] + noise + span[at + len(noise) :]))
+    assert mine == theirs
