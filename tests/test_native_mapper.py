@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -102,12 +103,24 @@ def test_an_edited_source_changes_the_digest(tmp_path):
 # ---------------------------------------------------------------- same rows, compiled or plain
 
 
-def _bench_requests() -> list[bytes]:
+def _bench_module() -> Any:
     spec = importlib.util.spec_from_file_location("bench_mapping", ROOT / "bench" / "mapping.py")
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def _bench_requests() -> list[bytes]:
+    bench = _bench_module()
     return [bench.build_request(512) for _ in range(4)]
+
+
+def test_the_mapping_bench_measures_this_build():
+    bench = _bench_module()
+    figures = bench.measure([bench.build_request(512)], 1)
+    assert figures["build"] == (str(native.active_build()) if native.active_build() else None)
+    assert all(figures[key][0] > 0 for key in ("map", "priced", "walk"))
 
 
 def _sweep_requests() -> list[bytes]:
