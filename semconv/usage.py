@@ -60,23 +60,16 @@ def disjoint(
     cached = (cache_read or 0) + (cache_write or 0)
     input = _without_parts(input, input_audio, cached, input_includes_cache)
     output = _without_parts(output, output_audio, reasoning, output_includes_reasoning)
-    # Straight-line code rather than a loop over (bucket, count) pairs: in the compiled build
+    # One call per bucket rather than a loop over (bucket, count) pairs: in the compiled build
     # such a loop boxes a tuple per pair and iterates generically.
     usage: dict[str, int] = {}
-    if input is not None:
-        usage["input"] = input
-    if cache_read is not None:
-        usage["cache_read"] = cache_read
-    if cache_write is not None:
-        usage["cache_write"] = cache_write
-    if input_audio is not None:
-        usage["input_audio"] = input_audio
-    if output is not None:
-        usage["output"] = output
-    if reasoning is not None:
-        usage["reasoning"] = reasoning
-    if output_audio is not None:
-        usage["output_audio"] = output_audio
+    _put(usage, "input", input)
+    _put(usage, "cache_read", cache_read)
+    _put(usage, "cache_write", cache_write)
+    _put(usage, "input_audio", input_audio)
+    _put(usage, "output", output)
+    _put(usage, "reasoning", reasoning)
+    _put(usage, "output_audio", output_audio)
     if not usage and reported_total is None and not extra:
         return None
     usage["total"] = sum(usage.values())
@@ -115,6 +108,11 @@ def disjoint_counts(
         output_includes_reasoning=output_includes_reasoning,
         extra=extra,
     )
+
+
+def _put(usage: dict[str, int], bucket: str, count: int | None) -> None:
+    if count is not None:
+        usage[bucket] = count
 
 
 def _without_parts(total: int | None, audio: int | None, inner: int | None, inclusive: bool) -> int | None:
