@@ -35,7 +35,7 @@ from collector import native
 from collector.batch import price
 from collector.pricing import PriceTable
 from collector.wire import pipeline_request_type
-from semconv.encoded_span import EncodedSpan, read_span
+from semconv.encoded_span import from_message, read_span
 from semconv.mapping import map_traces_request
 from semconv.values import attributes
 from tests.otlp_helpers import kv, make_span
@@ -169,11 +169,13 @@ def measure(payloads: list[bytes], repeats: int) -> dict[str, Any]:
                 attributes(resource_spans.resource.attributes)
                 for scope_spans in resource_spans.scope_spans:
                     for item in scope_spans.spans:  # encoded spans (compiled) are read as the mapper reads them
-                        span = read_span(item) or Span.FromString(item) if item.__class__ is bytes else item
+                        if item.__class__ is bytes:
+                            span = read_span(item) or from_message(Span.FromString(item))
+                        else:
+                            span = from_message(item)
                         ids = span.trace_id.hex(), span.span_id.hex(), span.parent_span_id.hex()
                         fields = span.name, span.start_time_unix_nano, span.end_time_unix_nano, span.status.code
-                        attrs = span.attributes if isinstance(span, EncodedSpan) else attributes(span.attributes)
-                        read.append((ids, fields, attrs))
+                        read.append((ids, fields, span.attributes))
                 read.clear()
         return spans / (time.perf_counter() - started)
 

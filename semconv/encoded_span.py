@@ -4,12 +4,12 @@ Through protobuf, every field the mapper reads is a lookup on a message wrapper,
 attribute a wrapper (or a bytes object) of its own. The collector decodes trace requests with
 their spans left encoded (see :mod:`collector.wire`); :func:`read_span` reads the form SDKs
 write — each field at most once, attributes in their plain form (:mod:`semconv.keyvalue`) —
-into a :class:`EncodedSpan` with the fields the mapper reads, attributes already a dict.
+into a :class:`SpanData`: the fields the mapper reads, attributes already a dict.
 
-Anything else goes to protobuf (the caller decodes the span with ``Span.FromString``): a span
-with events or links, a field repeated or unknown, an enum value the mapper has no name for,
-an attribute in another form, or damage. Protobuf then gives the same span it always did, or
-the ``DecodeError``.
+Anything else goes to protobuf (the caller decodes the span with ``Span.FromString`` and takes
+its fields with :func:`from_message`): a span with events or links, a field repeated or
+unknown, an enum value the mapper has no name for, an attribute in another form, or damage.
+Protobuf then gives the same span it always did, or the ``DecodeError``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from semconv.keyvalue import key_value_at, varint
+from semconv.values import attributes as decode_attributes
 
 # Field numbers of opentelemetry.proto.trace.v1.Span and Span.Status.
 _TRACE_ID: Final = 1
@@ -56,10 +57,10 @@ class EncodedStatus:
 _NO_STATUS: Final = EncodedStatus(0, "")  # never changed: shared by the spans without a status
 
 
-class EncodedSpan:
+class SpanData:
     """The fields of a ``Span`` the mapper reads, under protobuf's names; ``attributes`` is a dict.
 
-    A span read this way has no events and no links (those spans go to protobuf).
+    ``events`` and ``links`` are protobuf's (a span read from its encoding has none).
     """
 
     def __init__(
@@ -73,6 +74,8 @@ class EncodedSpan:
         end_time_unix_nano: int,
         attributes: dict[str, Any],
         status: EncodedStatus,
+        events: Any = (),
+        links: Any = (),
     ) -> None:
         self.trace_id = trace_id
         self.span_id = span_id
@@ -83,11 +86,29 @@ class EncodedSpan:
         self.end_time_unix_nano = end_time_unix_nano
         self.attributes = attributes
         self.status = status
-        self.events: tuple[Any, ...] = ()
-        self.links: tuple[Any, ...] = ()
+        self.events = events
+        self.links = links
 
 
-def read_span(data: bytes) -> EncodedSpan | None:
+def from_message(span: Any) -> SpanData:
+    """The fields of a protobuf ``Span`` (one :func:`read_span` leaves to protobuf)."""
+    status = span.status
+    return SpanData(
+        span.trace_id,
+        span.span_id,
+        span.parent_span_id,
+        span.name,
+        span.kind,
+        span.start_time_unix_nano,
+        span.end_time_unix_nano,
+        decode_attributes(span.attributes),
+        EncodedStatus(status.code, status.message),
+        span.events,
+        span.links,
+    )
+
+
+def read_span(data: bytes) -> SpanData | None:
     """The span encoded in ``data`` in the form SDKs write; None for any other form or damage."""
     try:
         return _read_span(data)
@@ -95,7 +116,7 @@ def read_span(data: bytes) -> EncodedSpan | None:
         return None
 
 
-def _read_span(data: bytes) -> EncodedSpan | None:
+def _read_span(data: bytes) -> SpanData | None:
     end = len(data)
     pos = 0
     seen = 0  # bit per singular field: a field met twice goes to protobuf
@@ -160,7 +181,7 @@ def _read_span(data: bytes) -> EncodedSpan | None:
                 return None
         else:
             return None
-    return EncodedSpan(trace_id, span_id, parent_span_id, name, kind, start, stop_time, attributes, status)
+    return SpanData(trace_id, span_id, parent_span_id, name, kind, start, stop_time, attributes, status)
 
 
 def _read_status(data: bytes, pos: int, end: int) -> EncodedStatus | None:

@@ -7,11 +7,12 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
+from semconv.encoded_span import SpanData
 from semconv.shapes import KeySet, key_memo, key_set
 
 
 class SpanView:
-    """A span as dialects see it: decoded attributes plus the raw protobuf message.
+    """A span as dialects see it: decoded attributes plus the span's other fields.
 
     A plain class (native in the compiled build, see :class:`Extract`): one is made per span.
     """
@@ -22,7 +23,7 @@ class SpanView:
         resource: dict[str, Any],
         scope_name: str,
         scope_version: str,
-        span: Any,
+        span: SpanData,
         keys: KeySet,
         namespaces: frozenset[str] = frozenset(),
         resource_facts: dict[str, Any] | None = None,
@@ -43,7 +44,7 @@ class SpanView:
         resource: dict[str, Any],
         scope_name: str,
         scope_version: str,
-        span: Any,
+        span: SpanData,
         resource_facts: dict[str, Any] | None = None,
     ) -> SpanView:
         keys = key_set(attributes)

@@ -19,7 +19,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from semconv.attrs import as_bool, as_str
 from semconv.context import DEFAULT_ENVIRONMENT, context, normalize_environment, resource_facts
 from semconv.dialects import genai
-from semconv.encoded_span import EncodedSpan, read_span
+from semconv.encoded_span import SpanData, from_message, read_span
 from semconv.extract import Extract, SpanView, merge
 from semconv.registry import dialects_for
 from semconv.values import any_value, attributes, to_json
@@ -79,7 +79,7 @@ def _time_or_none(micros: int | None) -> int | None:
     return micros if micros is not None and _MIN_MICROS <= micros <= _MAX_MICROS else None
 
 
-def _events(span: Any) -> tuple[str | None, str | None]:
+def _events(span: SpanData) -> tuple[str | None, str | None]:
     """Events as JSON, and the message of an ``exception`` event if there is one."""
     span_events = span.events
     if not span_events:
@@ -94,7 +94,7 @@ def _events(span: Any) -> tuple[str | None, str | None]:
     return to_json(events), exception_message
 
 
-def _links(span: Any) -> str | None:
+def _links(span: SpanData) -> str | None:
     span_links = span.links
     if not span_links:
         return None
@@ -137,13 +137,15 @@ def _tags(value: Any) -> list[str] | None:
     return [tag for tag in (as_str(item) for item in items) if tag is not None]
 
 
-def map_span(resource: ResourceContext, scope: ScopeContext, span: Any, out: MappedSpans, *, read: bool = True) -> None:
+def map_span(
+    resource: ResourceContext, scope: ScopeContext, span: SpanData, out: MappedSpans, *, read: bool = True
+) -> None:
     """Append the observation (and, when the span carries trace facts, the trace row) to ``out``.
 
     ``read=False`` skips the dialects and the trace context: the generic row only, every
     attribute kept as it came (the fallback for a span whose reading failed).
     """
-    attrs = span.attributes if isinstance(span, EncodedSpan) else attributes(span.attributes)
+    attrs = span.attributes
     e = (
         _read(SpanView.of(attrs, resource.attributes, scope.name, scope.version, span, resource.facts), out)
         if read
@@ -251,7 +253,10 @@ def map_traces_request(request: Any) -> MappedSpans:
             for item in scope_spans.spans:
                 # Spans left encoded (collector.wire.TraceRequest) are read here; a damaged one
                 # raises protobuf's DecodeError for the whole request, as decoding it would have.
-                span = item if item.__class__ is not bytes else read_span(item) or Span.FromString(item)
+                if item.__class__ is bytes:
+                    span = read_span(item) or from_message(Span.FromString(item))
+                else:
+                    span = from_message(item)
                 try:
                     map_span(resource, scope, span, out)
                 except Exception:  # a mapping bug must never drop a span (or fail its batch): keep it unread

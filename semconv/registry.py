@@ -7,7 +7,10 @@ GenAI. For every field the first dialect that states a value wins (see
 
 from __future__ import annotations
 
+from typing import Final
+
 from semconv.dialects import genai, langfuse, mlflow, openinference, openlit, openllmetry, pydantic_ai, vercel
+from semconv.encoded_span import EncodedStatus, SpanData
 from semconv.extract import Dialect, SpanView, namespaces_of
 from semconv.shapes import key_memo, key_set
 
@@ -21,6 +24,10 @@ DIALECTS: tuple[Dialect, ...] = (
     openlit.DIALECT,
     genai.DIALECT,
 )
+
+
+# What a skeleton view (see _candidates) holds for the span: by_keys reads none of it.
+_NO_SPAN: Final = SpanData(b"", b"", b"", "", 0, 0, 0, {}, EncodedStatus(0, ""))
 
 
 def dialects_for(view: SpanView) -> list[Dialect]:
@@ -43,7 +50,7 @@ def _candidates(keys: tuple[str, ...], scoped: tuple[str, tuple[Dialect, ...]]) 
     """
     scope_name, dialects = scoped
     interned = key_set(keys)
-    skeleton = SpanView(dict.fromkeys(keys), {}, scope_name, "", None, interned, namespaces_of.of(interned))
+    skeleton = SpanView(dict.fromkeys(keys), {}, scope_name, "", _NO_SPAN, interned, namespaces_of.of(interned))
     candidates = []
     for dialect in dialects:
         verdict = dialect.by_keys(skeleton) if dialect.by_keys is not None else None

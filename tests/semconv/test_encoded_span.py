@@ -10,7 +10,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from collector.wire import TraceRequest
-from semconv.encoded_span import EncodedSpan, read_span
+from semconv.encoded_span import SpanData, from_message, read_span
 from semconv.mapping import map_traces_request
 from tests.semconv.test_keyvalue import _length_delimited, _values
 
@@ -52,7 +52,7 @@ def test_a_plain_span_is_read_without_protobuf():
         dropped_attributes_count=3,
     )
     read = read_span(span.SerializeToString())
-    assert isinstance(read, EncodedSpan)
+    assert isinstance(read, SpanData)
     assert (read.trace_id, read.span_id, read.parent_span_id) == (span.trace_id, span.span_id, span.parent_span_id)
     assert (read.name, read.kind, read.start_time_unix_nano, read.end_time_unix_nano) == (
         "chat gpt-4o ✓",
@@ -63,6 +63,10 @@ def test_a_plain_span_is_read_without_protobuf():
     assert read.attributes == {"gen_ai.request.model": "gpt-4o"}
     assert (read.status.code, read.status.message) == (2, "boom")
     assert (read.events, read.links) == ((), ())
+    message = from_message(span)  # a span protobuf decoded: the same fields
+    for name in ("trace_id", "span_id", "parent_span_id", "name", "kind", "start_time_unix_nano", "end_time_unix_nano"):
+        assert getattr(message, name) == getattr(read, name), name
+    assert (message.attributes, message.status.code, message.status.message) == (read.attributes, 2, "boom")
     empty = read_span(b"")
     assert empty is not None and (empty.name, empty.kind, empty.status.code, empty.attributes) == ("", 0, 0, {})
 

@@ -9,6 +9,7 @@ import pytest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 
 from semconv.dialects import openlit
+from semconv.encoded_span import from_message
 from semconv.extract import SpanView
 from semconv.mapping import map_traces_request
 from tests.otlp_helpers import kv, make_span, trace_request
@@ -67,7 +68,7 @@ def _raw(obs: dict) -> dict:
     ],
 )
 def test_recognition(attrs, scope, resource, recognised):
-    view = SpanView.of(attrs, resource, scope, "", make_span())
+    view = SpanView.of(attrs, resource, scope, "", from_message(make_span()))
     assert openlit.DIALECT.matches(view) is recognised
 
 

@@ -94,10 +94,11 @@ def test_type(attrs, expected):
     ],
 )
 def test_recognition(attrs, scope, recognised):
+    from semconv.encoded_span import from_message
     from semconv.extract import SpanView
 
     span = make_span(attributes=attrs)
-    view = SpanView.of(attrs, {}, scope, "", span)
+    view = SpanView.of(attrs, {}, scope, "", from_message(span))
     assert openllmetry.DIALECT.matches(view) is recognised
 
 
