@@ -135,18 +135,19 @@ def unflatten(flat: dict[str, Any]) -> Any:
     """
     root: dict[str, Any] = {}
     for key, value in flat.items():
-        if "." not in key:
-            root[key] = value
-            continue
-        node = root
-        *parents, last = key.split(".")
-        for part in parents:
-            child = node.get(part)
-            if child.__class__ is not dict:
-                child = node[part] = {}
-            node = child
-        node[last] = value
+        _place(root, tuple(key.split(".")), value)
     return _lists(root)
+
+
+def _place(root: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    """Put ``value`` at ``path`` under ``root``, making (or replacing scalars with) dicts on the way."""
+    node = root
+    for part in path[:-1]:
+        child = node.get(part)
+        if child.__class__ is not dict:
+            child = node[part] = {}
+        node = child
+    node[path[-1]] = value
 
 
 def _lists(node: dict[str, Any]) -> Any:
@@ -206,14 +207,8 @@ def _nested(item: _Nested, attrs: dict[str, Any]) -> Any:
     """One nested item of a flattened list, as :func:`unflatten` builds it, from planned paths."""
     has_lists, paths = item
     root: dict[str, Any] = {}
-    for parts, key in paths:
-        node = root
-        for part in parts[:-1]:
-            child = node.get(part)
-            if child.__class__ is not dict:
-                child = node[part] = {}
-            node = child
-        node[parts[-1]] = attrs[key]
+    for path, key in paths:
+        _place(root, path, attrs[key])
     return _lists(root) if has_lists else root
 
 

@@ -46,7 +46,7 @@ _MAX_KIND: Final = 5  # SPAN_KIND_CONSUMER
 _MAX_STATUS_CODE: Final = 2  # STATUS_CODE_ERROR
 
 
-class EncodedStatus:
+class SpanStatus:
     """``Span.status`` as the mapper reads it."""
 
     def __init__(self, code: int, message: str) -> None:
@@ -54,7 +54,7 @@ class EncodedStatus:
         self.message = message
 
 
-_NO_STATUS: Final = EncodedStatus(0, "")  # never changed: shared by the spans without a status
+NO_STATUS: Final = SpanStatus(0, "")  # never changed: shared by every span without a status
 
 
 class SpanData:
@@ -73,7 +73,7 @@ class SpanData:
         start_time_unix_nano: int,
         end_time_unix_nano: int,
         attributes: dict[str, Any],
-        status: EncodedStatus,
+        status: SpanStatus,
         events: Any = (),
         links: Any = (),
     ) -> None:
@@ -102,7 +102,7 @@ def from_message(span: Any) -> SpanData:
         span.start_time_unix_nano,
         span.end_time_unix_nano,
         decode_attributes(span.attributes),
-        EncodedStatus(status.code, status.message),
+        SpanStatus(status.code, status.message) if status.code or status.message else NO_STATUS,
         span.events,
         span.links,
     )
@@ -123,7 +123,7 @@ def _read_span(data: bytes) -> SpanData | None:
     trace_id = span_id = parent_span_id = b""
     name = ""
     kind = start = stop_time = 0
-    status = _NO_STATUS
+    status = NO_STATUS
     attributes: dict[str, Any] = {}
     while pos < end:
         tag, pos = varint(data, pos)
@@ -184,7 +184,7 @@ def _read_span(data: bytes) -> SpanData | None:
     return SpanData(trace_id, span_id, parent_span_id, name, kind, start, stop_time, attributes, status)
 
 
-def _read_status(data: bytes, pos: int, end: int) -> EncodedStatus | None:
+def _read_status(data: bytes, pos: int, end: int) -> SpanStatus | None:
     code = 0
     message = ""
     seen = 0
@@ -204,4 +204,4 @@ def _read_status(data: bytes, pos: int, end: int) -> EncodedStatus | None:
                 return None
         else:
             return None
-    return EncodedStatus(code, message)
+    return SpanStatus(code, message)

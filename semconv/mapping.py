@@ -19,7 +19,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from semconv.attrs import as_bool, as_str
 from semconv.context import DEFAULT_ENVIRONMENT, context, normalize_environment, resource_facts
 from semconv.dialects import genai
-from semconv.encoded_span import SpanData, from_message, read_span
+from semconv.encoded_span import SpanData, SpanStatus, from_message, read_span
 from semconv.extract import Extract, SpanView, merge
 from semconv.registry import dialects_for
 from semconv.values import any_value, attributes, to_json
@@ -106,7 +106,7 @@ def _links(span: SpanData) -> str | None:
     )
 
 
-def _status_message(status: Any, attrs: dict[str, Any], exception_message: str | None) -> str | None:
+def _status_message(status: SpanStatus, attrs: dict[str, Any], exception_message: str | None) -> str | None:
     if status.message:
         return status.message
     if status.code == STATUS_CODE_ERROR:
@@ -155,7 +155,7 @@ def map_span(
     span_id = span.span_id.hex()
     parent_id = span.parent_span_id.hex() or None
     events_json, exception_message = _events(span)
-    status = span.status  # each read of a message field makes a new wrapper: read it once
+    status = span.status
     end = span.end_time_unix_nano
     start = _micros(span.start_time_unix_nano)
     environment = as_str(e.environment) or resource.environment
@@ -214,12 +214,12 @@ def map_span(
     trace: dict[str, Any] | None = None
     if is_root or has_facts:
         # A root's own input/output are the trace's unless a dialect says otherwise: their JSON is reused.
-        trace_input = _json_or_none(e.trace_input) if e.trace_input is not None else None
-        if e.trace_input is None and is_root:
-            trace_input = observation["input"]
-        trace_output = _json_or_none(e.trace_output) if e.trace_output is not None else None
-        if e.trace_output is None and is_root:
-            trace_output = observation["output"]
+        trace_input = observation["input"] if is_root else None
+        if e.trace_input is not None:
+            trace_input = _json_or_none(e.trace_input)
+        trace_output = observation["output"] if is_root else None
+        if e.trace_output is not None:
+            trace_output = _json_or_none(e.trace_output)
         trace = {
             "id": trace_id,
             "observation_id": span_id,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Final
 
 from semconv.dialects import genai, langfuse, mlflow, openinference, openlit, openllmetry, pydantic_ai, vercel
-from semconv.encoded_span import EncodedStatus, SpanData
+from semconv.encoded_span import NO_STATUS, SpanData
 from semconv.extract import Dialect, SpanView, namespaces_of
 from semconv.shapes import key_memo, key_set
 
@@ -27,7 +27,7 @@ DIALECTS: tuple[Dialect, ...] = (
 
 
 # What a skeleton view (see _candidates) holds for the span: by_keys reads none of it.
-_NO_SPAN: Final = SpanData(b"", b"", b"", "", 0, 0, 0, {}, EncodedStatus(0, ""))
+_NO_SPAN: Final = SpanData(b"", b"", b"", "", 0, 0, 0, {}, NO_STATUS)
 
 
 def dialects_for(view: SpanView) -> list[Dialect]:

@@ -2,38 +2,13 @@
 
 from __future__ import annotations
 
-from google.protobuf.message import DecodeError
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from collector.wire import TraceRequest
 from semconv.encoded_span import SpanData, from_message, read_span
-from semconv.mapping import map_traces_request
-from tests.semconv.test_keyvalue import _length_delimited, _values
-
-
-def _request(*spans: bytes) -> bytes:
-    request = TraceRequest()
-    scope = request.resource_spans.add().scope_spans.add()
-    scope.scope.name = "tests"
-    scope.spans.extend(spans)
-    return request.SerializeToString()
-
-
-def _both_ways(payload: bytes) -> tuple[str, str]:
-    """repr of the rows the pipeline maps (spans read from their encoding) and of protobuf's, or DecodeError."""
-
-    def outcome(request_type: type) -> str:
-        try:
-            mapped = map_traces_request(request_type.FromString(payload))
-        except DecodeError:
-            return "DecodeError"
-        return repr((mapped.observations, mapped.traces, mapped.warnings))
-
-    return outcome(TraceRequest), outcome(ExportTraceServiceRequest)
+from tests.semconv.test_keyvalue import _length_delimited, _values, map_both_ways, request_of
 
 
 def test_a_plain_span_is_read_without_protobuf():
@@ -92,9 +67,9 @@ def test_other_forms_are_left_to_protobuf():
     }
     for label, encoded in unusual.items():
         assert read_span(encoded) is None, label
-        mine, theirs = _both_ways(_request(encoded))
+        mine, theirs = map_both_ways(request_of(encoded))
         assert mine == theirs, label
-    assert _both_ways(_request(_length_delimited(5, b"\xff")))[0] == "DecodeError"
+    assert map_both_ways(request_of(_length_delimited(5, b"\xff")))[0] == "DecodeError"
 
 
 _ids = st.binary(max_size=20)
@@ -136,7 +111,7 @@ def _spans(draw: st.DrawFn) -> bytes:
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_spans(), min_size=1, max_size=3))
 def test_any_spans_map_as_protobuf_maps_them(spans):
-    mine, theirs = _both_ways(_request(*spans))
+    mine, theirs = map_both_ways(request_of(*spans))
     assert mine == theirs
 
 
@@ -145,5 +120,5 @@ def test_any_spans_map_as_protobuf_maps_them(spans):
 def test_damaged_spans_fail_or_map_as_protobuf_does(span, where, noise):
     # Damage inside a span whose length still adds up: the request decodes, the span may not.
     at = where % (len(span) + 1)
-    mine, theirs = _both_ways(_request(span[:at] + noise + span[at + len(noise) :]))
+    mine, theirs = map_both_ways(request_of(span[:at] + noise + span[at + len(noise) :]))
     assert mine == theirs
