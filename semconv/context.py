@@ -139,7 +139,13 @@ def _alias_plan(keys: tuple[str, ...]) -> Plan:
 def context(view: SpanView) -> Extract:
     """Session, user, tags, environment, release and version of one span."""
     attrs = view.attributes
-    found: dict[str, Any] = {}
+    # One local per field rather than a dict of them: this runs for every span.
+    session_id: str | None = None
+    user_id: str | None = None
+    tags: list[str] | None = None
+    environment: str | None = None
+    release: str | None = None
+    version: str | None = None
     consumed: set[str] = set()
     for field, aliases in _alias_plan.of(view.keys):
         for key in aliases:  # the best-ranked alias with a value wins
@@ -147,22 +153,32 @@ def context(view: SpanView) -> Extract:
             if value is None or value == "" or value == []:
                 continue
             if field == "tags":
-                found[field] = parse_tags(parse_json_any(value) if ".metadata." in key else value)
+                tags = parse_tags(parse_json_any(value) if ".metadata." in key else value)
+            elif field == "session_id":
+                session_id = _text(key, value)
+            elif field == "user_id":
+                user_id = _text(key, value)
+            elif field == "environment":
+                environment = _text(key, value)
+            elif field == "release":
+                release = _text(key, value)
             else:
-                found[field] = _text(key, value)
+                version = _text(key, value)
             consumed.add(key)
             break
     defaults = view.resource_facts if view.resource_facts is not None else resource_facts(view.resource)
-    for field, value in defaults.items():
-        if found.get(field) is None:
-            found[field] = value
-    environment = found.get("environment")
+    if environment is None:
+        environment = defaults.get("environment")
+    if release is None:
+        release = defaults.get("release")
+    if version is None:
+        version = defaults.get("version")
     return Extract(
-        session_id=found.get("session_id"),
-        user_id=found.get("user_id"),
-        tags=found.get("tags") or None,
+        session_id=session_id,
+        user_id=user_id,
+        tags=tags or None,
         environment=normalize_environment(environment) if environment else None,
-        release=found.get("release"),
-        version=found.get("version"),
+        release=release,
+        version=version,
         consumed=consumed,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
@@ -146,14 +146,13 @@ class Extract:
         self.consumed = consumed
 
 
-def merge(extracts: Iterable[Extract]) -> Extract:
+def merge(readings: list[Extract]) -> Extract:
     """Combine readings given highest precedence first.
 
     For each field the first non-None value wins; metadata dicts are merged key by key (higher
     precedence wins a key); tags are unioned; consumed keys are unioned. A reading that reports
     ``aggregated_usage`` claims the span's usage: lower readings cannot bill it as ``usage``.
     """
-    readings = list(extracts)
     claim = _usage_claim(readings)
     merged = Extract()
     metadata: dict[str, Any] = {}
@@ -219,7 +218,7 @@ def merge(extracts: Iterable[Extract]) -> Extract:
             trace_metadata = {**r.trace_metadata, **trace_metadata}
         if r.tags:
             tags.extend(r.tags)
-        consumed |= r.consumed
+        consumed.update(r.consumed)  # a set method: |= with a set of unknown kind is a generic call
     merged.metadata = metadata or None
     merged.trace_metadata = trace_metadata or None
     merged.tags = list(dict.fromkeys(tags)) if tags else None

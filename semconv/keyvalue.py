@@ -3,7 +3,7 @@
 Reading a span's attributes through protobuf objects costs two message wrappers and three
 field lookups per attribute: the largest single part of mapping a span. The collector decodes
 requests with spans left encoded (see :mod:`collector.wire` and :mod:`semconv.encoded_span`);
-:func:`key_value_at` reads an attribute in the plain form SDKs write (each field once, in field
+:func:`read_key_value` reads an attribute in the plain form SDKs write (each field once, in field
 order, every value one member of the ``AnyValue`` oneof), and anything else (fields out of
 order, repeated or unknown) goes to protobuf.
 """
@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import base64
 import struct
+import sys
 from typing import Any, Final
 
 _DOUBLE = struct.Struct("<d")
 _UINT64: Final = (1 << 64) - 1
 _INT64_SIGN: Final = 1 << 63
+_MAX_SHORT: Final = (1 << 62) - 1  # the largest int the compiled build holds unboxed
 _MAX_DEPTH: Final = 32  # deeper values are left to protobuf (which bounds nesting itself)
 
 # Tags (field number << 3 | wire type) of the plain encodings. Final: compiled as constants.
@@ -39,35 +41,58 @@ class _Other:
 _OTHER: Final = _Other()
 
 
-def key_value_at(data: bytes, pos: int, end: int) -> tuple[str, Any] | None:
-    """(key, value) of the ``KeyValue`` encoded in ``data[pos:end]`` in its plain form; None for
-    any other form. No copy of the encoding is made.
+def read_key_value(data: bytes, pos: int, end: int, into: dict[str, Any]) -> bool:
+    """Put the key and value of the ``KeyValue`` encoded in ``data[pos:end]`` into ``into``
+    (a key already there takes the new value); False, leaving ``into`` in any state, when the
+    encoding is not the plain form. No copy of the encoding is made.
 
     The value is what :func:`semconv.values.any_value` gives for it. Raises IndexError or
     ValueError on bytes that may not be a ``KeyValue`` at all (cut short, invalid UTF-8): the
     caller's protobuf decoding says what is wrong, if anything.
     """
-    read = _key_value(data, pos, end, 0)
-    return None if isinstance(read, _Other) else read
+    return _key_value(data, pos, end, 0, into)
 
 
-def _key_value(data: bytes, pos: int, end: int, depth: int) -> tuple[str, Any] | _Other:
+# Attribute keys repeat from span to span: each distinct key is decoded once and every span
+# gets the same interned str (whose hash is kept, and which dict lookups by a literal key match
+# by identity). Bounded like semconv.shapes: long keys are not kept, a full table starts over.
+_KEY_TEXT: Final[dict[bytes, str]] = {}
+_MAX_KEYS: Final = 4096
+_MAX_KEY_BYTES: Final = 256
+
+
+def _key_text(raw: bytes) -> str:
+    text = _KEY_TEXT.get(raw)
+    if text is None:
+        text = raw.decode()
+        if len(raw) <= _MAX_KEY_BYTES:
+            if len(_KEY_TEXT) >= _MAX_KEYS:
+                _KEY_TEXT.clear()
+            text = _KEY_TEXT[raw] = sys.intern(text)
+    return text
+
+
+def _key_value(data: bytes, pos: int, end: int, depth: int, into: dict[str, Any]) -> bool:
     if pos == end or data[pos] != _KEY:
-        return _OTHER
+        return False
     length, start = varint(data, pos + 1)
     stop = start + length
     if stop > end:
-        return _OTHER
-    key = data[start:stop].decode()
+        return False
+    key = _key_text(data[start:stop])
     if stop == end:  # no value: an empty AnyValue
-        return key, None
+        into[key] = None
+        return True
     if data[stop] != _VALUE:
-        return _OTHER
+        return False
     length, start = varint(data, stop + 1)
     if start + length != end:
-        return _OTHER
+        return False
     value = _any_value(data, start, end, depth)
-    return _OTHER if isinstance(value, _Other) else (key, value)
+    if isinstance(value, _Other):
+        return False
+    into[key] = value
+    return True
 
 
 def _any_value(data: bytes, pos: int, end: int, depth: int) -> Any:
@@ -77,7 +102,10 @@ def _any_value(data: bytes, pos: int, end: int, depth: int) -> Any:
     tag = data[pos]
     if tag == _INT:
         number, after = varint(data, pos + 1)
-        return (number - (1 << 64) if number >= _INT64_SIGN else number) if after == end else _OTHER
+        if after != end:
+            return _OTHER
+        # A small number settles it by a short-int comparison (against 2**63 it takes the big-int path).
+        return number - (1 << 64) if number > _MAX_SHORT and number >= _INT64_SIGN else number
     if tag == _BOOL:
         number, after = varint(data, pos + 1)
         return number != 0 if after == end else _OTHER
@@ -107,11 +135,8 @@ def _any_value(data: bytes, pos: int, end: int, depth: int) -> Any:
             if isinstance(item, _Other):
                 return _OTHER
             items.append(item)
-        else:
-            pair = _key_value(data, start, pos, depth + 1)
-            if isinstance(pair, _Other):
-                return _OTHER
-            pairs[pair[0]] = pair[1]
+        elif not _key_value(data, start, pos, depth + 1, pairs):
+            return _OTHER
     return items if tag == _ARRAY else pairs
 
 

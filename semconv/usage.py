@@ -72,7 +72,16 @@ def disjoint(
     _put(usage, "output_audio", output_audio)
     if not usage and reported_total is None and not extra:
         return None
-    usage["total"] = sum(usage.values())
+    # The sum of what was put, added natively (sum() over the dict's values is a generic call).
+    usage["total"] = (
+        (input or 0)
+        + (cache_read or 0)
+        + (cache_write or 0)
+        + (input_audio or 0)
+        + (output or 0)
+        + (reasoning or 0)
+        + (output_audio or 0)
+    )
     if not extra:
         return usage
     for key, value in extra.items():

@@ -14,14 +14,19 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyVa
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from collector.wire import TraceRequest
-from semconv.keyvalue import key_value_at
+from semconv.keyvalue import read_key_value
 from semconv.mapping import map_traces_request
 from tests.fuzz.test_fuzz_otlp import EXTREME_VALUES, dialect_sweep
 from tests.test_native_mapper import _bench_requests
 
 
 def key_value(raw: bytes) -> tuple[str, object] | None:
-    return key_value_at(raw, 0, len(raw))
+    """The one (key, value) ``raw`` encodes, or None when it is not in the plain form."""
+    into: dict[str, object] = {}
+    if not read_key_value(raw, 0, len(raw), into):
+        return None
+    ((key, value),) = into.items()
+    return key, value
 
 
 def _length_delimited(field: int, payload: bytes) -> bytes:
