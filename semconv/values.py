@@ -71,15 +71,22 @@ def to_json(value: Any) -> str | None:
     if value is None:
         return None
     try:
+        # Without options first: what spans carry (str keys, JSON types) needs none, and a call
+        # with keyword arguments costs orjson a third more. Anything else raises and comes below.
+        return dumps(value).decode()
+    except JSONEncodeError:
+        pass
+    try:
         return dumps(value, default=str, option=_OPTIONS).decode()
     except JSONEncodeError:
         return dumps(_clip(value, MAX_JSON_DEPTH), default=str, option=_OPTIONS).decode()
 
 
 def _clip(value: Any, depth: int) -> Any:
-    """``value`` with its containers below ``depth`` levels replaced by their JSON text."""
+    """``value`` with its containers below ``depth`` levels replaced by their JSON text, and
+    integers beyond 64 bits (which orjson refuses) by their digits."""
     if not isinstance(value, list | dict):
-        return value
+        return _in_range(value)
     if depth <= 0:
         try:
             return json.dumps(value, ensure_ascii=False, default=str)
@@ -87,4 +94,9 @@ def _clip(value: Any, depth: int) -> Any:
             return "<nested too deep>"
     if isinstance(value, list):
         return [_clip(item, depth - 1) for item in value]
-    return {key: _clip(item, depth - 1) for key, item in value.items()}
+    return {_in_range(key): _clip(item, depth - 1) for key, item in value.items()}
+
+
+def _in_range(value: Any) -> Any:
+    """An integer beyond 64 bits as its digits; any other value as it is."""
+    return str(value) if isinstance(value, int) and not -(2**63) <= value < 2**64 else value
