@@ -182,7 +182,7 @@ def extract(view: SpanView) -> Extract:
         root=True
         if as_bool(attrs.get("langfuse.internal.as_root")) or as_bool(attrs.get("langfuse.internal.is_app_root"))
         else None,
-        consumed=set(_langfuse_keys.of(view.keys)),
+        consumed=_langfuse_keys.of(view.keys),
     )
 
 

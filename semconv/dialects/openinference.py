@@ -26,7 +26,7 @@ from typing import Any, Final
 from semconv.attrs import as_float, as_int, as_str, first, indexed, parse_json, parse_json_any, with_prefix
 from semconv.extract import Dialect, Extract, SpanView
 from semconv.messages import normalize_messages, prepend_system
-from semconv.shapes import KeySet
+from semconv.shapes import KeySet, key_memo
 from semconv.usage import disjoint_counts
 
 KIND: Final = "openinference.span.kind"
@@ -313,9 +313,21 @@ def _rerank_io(attrs: dict[str, Any], input_value: Any, output_value: Any, used:
 _TOKEN_KEYS: Final = {bucket: TOKEN_PREFIX + suffix for bucket, suffix in USAGE_KEYS.items()}
 
 
-def _usage(attrs: dict[str, Any]) -> tuple[dict[str, int] | None, set[str]]:
-    counts: dict[str, Any] = {bucket: attrs.get(key) for bucket, key in _TOKEN_KEYS.items()}
-    used = {_TOKEN_KEYS[bucket] for bucket, value in counts.items() if value is not None and as_int(value) is not None}
+@key_memo
+def _token_plan(keys: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """(bucket, key) of every ``llm.token_count.*`` key present: the keys decide, so planned per key set."""
+    present = frozenset(keys)
+    return tuple((bucket, key) for bucket, key in _TOKEN_KEYS.items() if key in present)
+
+
+def _usage(attrs: dict[str, Any], keys: KeySet) -> tuple[dict[str, int] | None, set[str]]:
+    counts: dict[str, Any] = {}
+    used: set[str] = set()
+    for bucket, key in _token_plan.of(keys):
+        value = attrs[key]
+        counts[bucket] = value
+        if value is not None and as_int(value) is not None:
+            used.add(key)
     return disjoint_counts(counts), used
 
 
@@ -391,7 +403,7 @@ def extract(view: SpanView) -> Extract:
     provider, provider_keys = _first_key(attrs, PROVIDER_KEYS)
     params, param_keys = _parameters(attrs)
     input_value, output_value, io_keys = _io(attrs, view.keys, kind)
-    usage, usage_keys = _usage(attrs)
+    usage, usage_keys = _usage(attrs, view.keys)
     cost, cost_keys = _cost(attrs, view.keys)
     user_metadata, metadata_keys = _metadata(attrs)
     metadata = user_metadata
@@ -402,6 +414,11 @@ def extract(view: SpanView) -> Extract:
             metadata = {**(metadata or {}), "aggregated_cost": cost}
             cost = None
     name = as_str(attrs.get("tool.name")) if kind == "TOOL" else None
+    consumed = model_keys  # a fresh set: the others join it by set.update, a direct call when compiled
+    for keys in (provider_keys, param_keys, io_keys, usage_keys, cost_keys, metadata_keys):
+        consumed.update(keys)
+    if name:
+        consumed.add("tool.name")
     return Extract(
         type=kind,
         name=name,
@@ -415,9 +432,7 @@ def extract(view: SpanView) -> Extract:
         cost=cost,
         metadata=metadata,
         trace_metadata=dict(user_metadata) if user_metadata else None,
-        consumed=model_keys.union(  # one call, not a new set per |
-            provider_keys, param_keys, io_keys, usage_keys, cost_keys, metadata_keys, ("tool.name",) if name else ()
-        ),
+        consumed=consumed,
     )
 
 
