@@ -32,23 +32,24 @@ _NO_SPAN: Final = SpanData(b"", b"", b"", "", 0, 0, 0, {}, NO_STATUS)
 
 def dialects_for(view: SpanView) -> list[Dialect]:
     """The dialects that recognise ``view``, highest precedence first."""
-    return [
-        dialect
-        for dialect, sure in _candidates.of(view.keys, (view.scope_name, DIALECTS))
-        if sure or dialect.matches(view)
-    ]
+    known, candidates = _candidates.of(view.keys, view.scope_name)
+    if known is not DIALECTS:  # DIALECTS was replaced since (tests do): work it out, not from the memo
+        known, candidates = _find_candidates(view.keys.keys, view.scope_name)
+    return [dialect for dialect, sure in candidates if sure or dialect.matches(view)]
 
 
-@key_memo
-def _candidates(keys: tuple[str, ...], scoped: tuple[str, tuple[Dialect, ...]]) -> tuple[tuple[Dialect, bool], ...]:
-    """(dialect, True) for every dialect that the keys and scope name recognise, (dialect, False)
-    for every one whose ``matches`` must see the span, highest precedence first: the dialects
-    they rule out are left out.
+Candidates = tuple[tuple[Dialect, ...], tuple[tuple[Dialect, bool], ...]]
+
+
+def _find_candidates(keys: tuple[str, ...], scope_name: str) -> Candidates:
+    """``DIALECTS`` (as it is now) and, of them, (dialect, True) for every dialect that the keys
+    and scope name recognise, (dialect, False) for every one whose ``matches`` must see the
+    span, highest precedence first: the dialects they rule out are left out.
 
     ``by_keys`` is asked on a skeleton view holding only what it may read: the keys (without
-    values) and the scope name. ``scoped``: the scope name and the dialects to ask.
+    values) and the scope name.
     """
-    scope_name, dialects = scoped
+    dialects = DIALECTS
     interned = key_set(keys)
     skeleton = SpanView(dict.fromkeys(keys), {}, scope_name, "", _NO_SPAN, interned, namespaces_of.of(interned))
     candidates = []
@@ -56,4 +57,7 @@ def _candidates(keys: tuple[str, ...], scoped: tuple[str, tuple[Dialect, ...]]) 
         verdict = dialect.by_keys(skeleton) if dialect.by_keys is not None else None
         if verdict is not False:
             candidates.append((dialect, verdict is True))
-    return tuple(candidates)
+    return dialects, tuple(candidates)
+
+
+_candidates: Final = key_memo(_find_candidates)

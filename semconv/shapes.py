@@ -64,11 +64,15 @@ class KeyMemo(Generic[T]):
     facts of the same key set.
     """
 
-    __slots__ = ("_compute", "_memo")
+    __slots__ = ("_by_arg", "_compute", "_memo", "_size")
 
     def __init__(self, compute: Callable[..., T]) -> None:
         self._compute = compute
-        self._memo: dict[Any, T] = {}
+        # KeySet -> fact, and arg -> (KeySet -> fact): a lookup hashes a KeySet (by identity) and
+        # the arg as they are, never a new (keys, arg) tuple.
+        self._memo: dict[KeySet, T] = {}
+        self._by_arg: dict[Any, dict[KeySet, T]] = {}
+        self._size = 0  # facts kept in all: at most MAX_KEY_SETS
 
     def of(self, attrs: KeySet | Mapping[str, Any], arg: Any = None) -> T:
         """The fact for ``attrs``' keys (and ``arg``, when not None).
@@ -78,14 +82,20 @@ class KeyMemo(Generic[T]):
         of a lookup, and this runs several times per span).
         """
         keys = attrs if isinstance(attrs, KeySet) else key_set(attrs)
-        memo_key = keys if arg is None else (keys, arg)
-        found = self._memo.get(memo_key, _MISSING)
+        memo = self._memo if arg is None else self._by_arg.get(arg)
+        found = _MISSING if memo is None else memo.get(keys, _MISSING)
         if found is _MISSING:
             found = self._compute(keys.keys) if arg is None else self._compute(keys.keys, arg)
             if keys.kept:
-                if len(self._memo) >= MAX_KEY_SETS:
+                if self._size >= MAX_KEY_SETS:
                     self._memo.clear()
-                self._memo[memo_key] = found
+                    self._by_arg.clear()
+                    self._size = 0
+                    memo = None if arg is not None else self._memo
+                if memo is None:
+                    memo = self._by_arg[arg] = {}
+                memo[keys] = found
+                self._size += 1
         return found
 
 
