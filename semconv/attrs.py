@@ -12,11 +12,20 @@ from semconv.values import to_json
 MAX_FLATTENED_ITEMS: Final = 10_000  # bounds what a hostile "x.999999999.y" key can allocate
 
 
+def is_blank(value: Any) -> bool:
+    """None or the empty string: an attribute that states nothing.
+
+    Not ``value == ""``: comparing a value of unknown type is a generic (costly) call in the
+    compiled build, and this runs for most attributes read.
+    """
+    return value is None or (isinstance(value, str) and not value)
+
+
 def first(attrs: dict[str, Any], keys: tuple[str, ...]) -> Any:
     """The value of the first key present with a non-empty value, else None."""
     for key in keys:
         value = attrs.get(key)
-        if value is not None and value != "":
+        if not is_blank(value):
             return value
     return None
 
@@ -94,10 +103,10 @@ def as_float(value: Any) -> float | None:
 
 def as_str(value: Any) -> str | None:
     """A string for an id-like value (numbers are stringified, containers JSON-encoded)."""
-    if value is None or value == "":
-        return None
     if isinstance(value, str):
-        return value
+        return value or None
+    if value is None:
+        return None
     if isinstance(value, bool | int | float):
         return str(value).lower() if isinstance(value, bool) else str(value)
     return to_json(value)

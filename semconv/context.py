@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
-from semconv.attrs import as_str, parse_json, parse_json_any
+from semconv.attrs import as_str, is_blank, parse_json, parse_json_any
 from semconv.extract import Extract, SpanView
 from semconv.shapes import Plan, key_memo, ranked_present
 
@@ -62,7 +62,7 @@ def _text(key: str, value: Any) -> str | None:
 def _first_text(attrs: dict[str, Any], keys: tuple[str, ...], used: set[str]) -> str | None:
     for key in keys:
         value = attrs.get(key)
-        if value is not None and value != "":
+        if not is_blank(value):
             used.add(key)
             return _text(key, value)
     return None
@@ -150,7 +150,7 @@ def context(view: SpanView) -> Extract:
     for field, aliases in _alias_plan.of(view.keys):
         for key in aliases:  # the best-ranked alias with a value wins
             value = attrs[key]
-            if value is None or value == "" or value == []:
+            if is_blank(value) or (isinstance(value, list) and not value):
                 continue
             if field == "tags":
                 tags = parse_tags(parse_json_any(value) if ".metadata." in key else value)

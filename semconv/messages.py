@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from semconv.attrs import is_blank
 from semconv.values import to_json
 
 Message = dict[str, Any]
@@ -184,7 +185,7 @@ def normalize_messages(value: Any, default_role: str | None = None) -> Any:
 
 def system_message(instructions: Any) -> Message | None:
     """``gen_ai.system_instructions`` (parts list or string) as a system message."""
-    if instructions is None or instructions == "" or instructions == []:
+    if is_blank(instructions) or (isinstance(instructions, list) and not instructions):
         return None
     if isinstance(instructions, str):
         return {"role": "system", "content": instructions}

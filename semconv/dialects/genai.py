@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from semconv.attrs import as_float, first, parse_json, parse_json_any
+from semconv.attrs import as_float, first, is_blank, parse_json, parse_json_any
 from semconv.extract import Dialect, Extract, SpanView
 from semconv.messages import normalize_messages, prepend_system
 from semconv.shapes import KeySet, Plan, key_memo, ranked_present
@@ -119,7 +119,7 @@ def usage_from(
     for bucket, aliases in _usage_plan.of(attrs if keys is None else keys, prefix):
         for key in aliases:
             value = attrs[key]
-            if value is not None and value != "":
+            if not is_blank(value):
                 best[bucket] = value
                 break
     if not best:

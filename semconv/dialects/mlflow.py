@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from semconv.attrs import as_float, as_int, as_str, parse_json_any, with_prefix
+from semconv.attrs import as_float, as_int, as_str, is_blank, parse_json_any, with_prefix
 from semconv.extract import Dialect, Extract, SpanView
 from semconv.messages import normalize_messages, prepend_system
 from semconv.parameters import PARAMETER_NAMES
@@ -110,7 +110,7 @@ def extract(view: SpanView) -> Extract:
 def _decoded(attrs: dict[str, Any], key: str, consumed: set[str]) -> Any:
     """The JSON-decoded value of an ``mlflow.*`` key (None if absent); the key counts as read."""
     value = attrs.get(key)
-    if value is None or value == "":
+    if is_blank(value):
         return None
     consumed.add(key)
     return parse_json_any(value)

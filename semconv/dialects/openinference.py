@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from semconv.attrs import as_float, as_int, as_str, first, indexed, parse_json, parse_json_any, with_prefix
+from semconv.attrs import as_float, as_int, as_str, first, indexed, is_blank, parse_json, parse_json_any, with_prefix
 from semconv.extract import Dialect, Extract, SpanView
 from semconv.messages import normalize_messages, prepend_system
 from semconv.shapes import KeySet, key_memo
@@ -186,7 +186,7 @@ def _value(attrs: dict[str, Any], side: str) -> tuple[Any, set[str]]:
     """``input.value``/``output.value``: JSON when typed so or when it is an object/array."""
     key = side + ".value"
     value = attrs.get(key)
-    if value is None or value == "":
+    if is_blank(value):
         return None, set()
     mime = attrs.get(side + ".mime_type")
     if isinstance(value, str):

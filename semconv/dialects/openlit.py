@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from semconv.attrs import as_float, as_str, first, parse_json, parse_json_any
+from semconv.attrs import as_float, as_str, first, is_blank, parse_json, parse_json_any
 from semconv.context import ENVIRONMENT_KEYS, normalize_environment
 from semconv.dialects import genai
 from semconv.extract import Dialect, Extract, SpanView
@@ -96,7 +96,7 @@ def _usage(attrs: dict[str, Any]) -> dict[str, int] | None:
 def _with_reasoning(attrs: dict[str, Any]) -> tuple[Any, set[str]]:
     """genai's output with ``gen_ai.content.reasoning`` added to the last assistant message."""
     reasoning = attrs.get(REASONING)
-    if reasoning is None or reasoning == "":
+    if is_blank(reasoning):
         return None, set()
     _, output = genai.content_from_attributes(dict(attrs))
     if not isinstance(output, list):
@@ -134,7 +134,7 @@ def _fallback_io(attrs: dict[str, Any], kind: str | None) -> tuple[Any, Any, set
 def _environment(attrs: dict[str, Any]) -> tuple[str | None, set[str]]:
     """Old OpenLIT's span-level ``gen_ai.environment``, unless a standard environment key is on the span."""
     value = attrs.get(LEGACY_ENVIRONMENT)
-    if value is None or value == "" or first(attrs, ENVIRONMENT_KEYS) is not None:
+    if is_blank(value) or first(attrs, ENVIRONMENT_KEYS) is not None:
         return None, set()
     return normalize_environment(value), {LEGACY_ENVIRONMENT}
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from semconv.attrs import as_int, as_str, first, indexed, parse_json, parse_json_any, with_prefix
+from semconv.attrs import as_int, as_str, first, indexed, is_blank, parse_json, parse_json_any, with_prefix
 from semconv.context import SESSION_KEYS, USER_KEYS
 from semconv.dialects import genai
 from semconv.extract import Dialect, Extract, SpanView
@@ -183,7 +183,7 @@ def _messages(attrs: dict[str, Any], prefixes: tuple[str, ...], default_role: st
 
 def _entity(attrs: dict[str, Any], key: str) -> tuple[Any, set[str]]:
     value = attrs.get(key)
-    if value is None or value == "":
+    if is_blank(value):
         return None, set()
     return normalize_messages(parse_json_any(value)), {key}
 

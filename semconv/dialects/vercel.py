@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from semconv.attrs import as_float, as_int, as_str, first, parse_json, parse_json_any, with_prefix
+from semconv.attrs import as_float, as_int, as_str, first, is_blank, parse_json, parse_json_any, with_prefix
 from semconv.dialects import genai
 from semconv.extract import Dialect, Extract, SpanView
 from semconv.messages import normalize_message, normalize_messages, prepend_system
@@ -284,7 +284,7 @@ def _input(attrs: dict[str, Any]) -> tuple[Any, set[str]]:
     """do*: ``ai.prompt.messages``; outer: ``ai.prompt``; tool: ``ai.toolCall.args``; embed/rerank values."""
     for key in INPUT_KEYS:
         value = attrs.get(key)
-        if value is None or value == "":
+        if is_blank(value):
             continue
         if key == "ai.prompt.messages":
             return normalize_messages(parse_json(value)), {key}
