@@ -61,27 +61,20 @@ def disjoint(
     input = _without_parts(input, input_audio, cached, input_includes_cache)
     output = _without_parts(output, output_audio, reasoning, output_includes_reasoning)
     # One call per bucket rather than a loop over (bucket, count) pairs: in the compiled build
-    # such a loop boxes a tuple per pair and iterates generically.
+    # such a loop boxes a tuple per pair and iterates generically. The total adds as native ints.
     usage: dict[str, int] = {}
-    _put(usage, "input", input)
-    _put(usage, "cache_read", cache_read)
-    _put(usage, "cache_write", cache_write)
-    _put(usage, "input_audio", input_audio)
-    _put(usage, "output", output)
-    _put(usage, "reasoning", reasoning)
-    _put(usage, "output_audio", output_audio)
+    summed = (
+        _put(usage, "input", input)
+        + _put(usage, "cache_read", cache_read)
+        + _put(usage, "cache_write", cache_write)
+        + _put(usage, "input_audio", input_audio)
+        + _put(usage, "output", output)
+        + _put(usage, "reasoning", reasoning)
+        + _put(usage, "output_audio", output_audio)
+    )
     if not usage and reported_total is None and not extra:
         return None
-    # The sum of what was put, added natively (sum() over the dict's values is a generic call).
-    usage["total"] = (
-        (input or 0)
-        + (cache_read or 0)
-        + (cache_write or 0)
-        + (input_audio or 0)
-        + (output or 0)
-        + (reasoning or 0)
-        + (output_audio or 0)
-    )
+    usage["total"] = summed
     if not extra:
         return usage
     for key, value in extra.items():
@@ -119,9 +112,12 @@ def disjoint_counts(
     )
 
 
-def _put(usage: dict[str, int], bucket: str, count: int | None) -> None:
-    if count is not None:
-        usage[bucket] = count
+def _put(usage: dict[str, int], bucket: str, count: int | None) -> int:
+    """Put ``count`` (unless None) under ``bucket``; what it adds to the total."""
+    if count is None:
+        return 0
+    usage[bucket] = count
+    return count
 
 
 def _without_parts(total: int | None, audio: int | None, inner: int | None, inclusive: bool) -> int | None:
