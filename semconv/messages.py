@@ -23,6 +23,9 @@ Message = dict[str, Any]
 
 _TEXT_TYPES: Final = frozenset({"text", "input_text", "output_text"})
 _REASONING_TYPES: Final = frozenset({"reasoning", "thinking"})
+# Message fields kept as they are (which also keeps normalising idempotent). Typed as a tuple of
+# any length: the compiled build indexes it, where a loop over a literal tuple iterates generically.
+_KEPT: Final[tuple[str, ...]] = ("name", "finish_reason", "reasoning", "tool_results")
 
 
 def _json_text(value: Any) -> str:
@@ -147,11 +150,15 @@ def normalize_message(raw: Any, default_role: str | None = None) -> list[Message
     if not isinstance(role, str):
         return []
     extra: dict[str, Any] = {}
-    for key in ("name", "finish_reason", "reasoning", "tool_results"):  # also keeps normalising idempotent
-        if raw.get(key) is not None:
-            extra[key] = raw[key]
-    if raw.get("tool_call_id") is not None or (raw.get("id") is not None and role == "tool"):
-        extra["tool_call_id"] = raw.get("tool_call_id", raw.get("id"))
+    for key in _KEPT:
+        value = raw.get(key)
+        if value is not None:
+            extra[key] = value
+    tool_call_id = raw.get("tool_call_id")
+    if tool_call_id is not None:
+        extra["tool_call_id"] = tool_call_id
+    elif role == "tool" and raw.get("id") is not None:  # a tool message's "id" names its call
+        extra["tool_call_id"] = None if "tool_call_id" in raw else raw["id"]
     parts = raw.get("parts")
     if isinstance(parts, list):  # OTel GenAI >= 1.37
         return _from_parts(role, parts, extra)
@@ -160,10 +167,13 @@ def normalize_message(raw: Any, default_role: str | None = None) -> list[Message
         messages = _from_parts(role, content, extra)
     else:
         messages = [{"role": role, "content": _content_text(content) if content is not None else None, **extra}]
-    calls = [c for c in (_openai_tool_call(c) for c in raw.get("tool_calls") or ()) if c is not None]
-    if calls and messages:
-        messages[-1].setdefault("tool_calls", []).extend(calls)
+    tool_calls = raw.get("tool_calls")
+    if tool_calls:
+        calls = [call for call in map(_openai_tool_call, tool_calls) if call is not None]
+        if calls and messages:
+            messages[-1].setdefault("tool_calls", []).extend(calls)
     return messages
+
 
 
 def normalize_messages(value: Any, default_role: str | None = None) -> Any:

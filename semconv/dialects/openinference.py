@@ -94,6 +94,8 @@ RERANK_INPUT: Final = "reranker.input_documents."
 RERANK_OUTPUT: Final = "reranker.output_documents."
 EMBEDDINGS: Final = "embedding.embeddings."
 JSON_MIME: Final = "application/json"
+# Message fields kept as they are (a tuple of any length: compiled, a loop indexes it).
+_MESSAGE_FIELDS: Final[tuple[str, ...]] = ("name", "tool_call_id", "finish_reason")
 
 
 # Decoded attributes and JSON hold dicts, never other mappings: they are tested as ``dict``
@@ -151,9 +153,10 @@ def _message(item: Any, default_role: str) -> dict[str, Any] | None:
         raw["content"] = [p for p in (_part(c) for c in contents) if p is not None]
     else:
         raw["content"] = message.get("content")
-    for key in ("name", "tool_call_id", "finish_reason"):
-        if message.get(key) is not None:
-            raw[key] = message[key]
+    for key in _MESSAGE_FIELDS:
+        value = message.get(key)
+        if value is not None:
+            raw[key] = value
     calls = _tool_calls(message)
     if calls:
         raw["tool_calls"] = calls

@@ -42,6 +42,8 @@ REQUEST_TYPES: Final = {
 }
 CUSTOM_OPERATIONS: Final = {"execute_task": "AGENT", "llm_request": "GENERATION", "vector_db_retrieve": "RETRIEVER"}
 SPAN_KINDS: Final = {"workflow": "CHAIN", "task": "SPAN", "agent": "AGENT", "tool": "TOOL"}
+# Message fields kept as they are (a tuple of any length: compiled, a loop indexes it).
+_MESSAGE_FIELDS: Final[tuple[str, ...]] = ("tool_call_id", "finish_reason", "name")
 
 # Keys that only OpenLLMetry writes (recognition without the traceloop namespace).
 SURE_KEYS = (
@@ -139,9 +141,10 @@ def _message(item: Any, default_role: str) -> dict[str, Any] | None:
     }
     if raw["content"] is None and item.get("refusal") is not None:
         raw["content"] = item["refusal"]
-    for key in ("tool_call_id", "finish_reason", "name"):
-        if item.get(key) is not None:
-            raw[key] = item[key]
+    for key in _MESSAGE_FIELDS:
+        value = item.get(key)
+        if value is not None:
+            raw[key] = value
     calls = _calls(item)
     if calls:
         raw["tool_calls"] = calls
