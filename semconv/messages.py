@@ -175,7 +175,6 @@ def normalize_message(raw: Any, default_role: str | None = None) -> list[Message
     return messages
 
 
-
 def normalize_messages(value: Any, default_role: str | None = None) -> Any:
     """A list (or single dict) of chat messages normalised; anything else returned unchanged.
 
