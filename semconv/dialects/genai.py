@@ -279,7 +279,7 @@ def extract(view: SpanView) -> Extract:
         aggregated_usage=aggregated,
         cost={"total": cost} if cost is not None else None,
         completion_start_time=view.start_us + int(ttft * 1_000_000) if ttft is not None and ttft >= 0 else None,
-        consumed=_consumed_keys.of(view.keys) | {"gen_ai.usage.cost"} if cost else _consumed_keys.of(view.keys),
+        consumed=(_consumed_keys.of(view.keys) | {"gen_ai.usage.cost"}) if cost else _consumed_keys.of(view.keys),
     )
 
 
