@@ -169,7 +169,7 @@ def measure(payloads: list[bytes], repeats: int) -> dict[str, Any]:
                 attributes(resource_spans.resource.attributes)
                 for scope_spans in resource_spans.scope_spans:
                     for item in scope_spans.spans:  # encoded spans (compiled) are read as the mapper reads them
-                        if item.__class__ is bytes:
+                        if type(item) is bytes:
                             span = read_span(item) or from_message(Span.FromString(item))
                         else:
                             span = from_message(item)

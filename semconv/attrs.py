@@ -69,7 +69,7 @@ MAX_COUNT: Final = 2**53
 
 def as_int(value: Any) -> int | None:
     """A non-negative count (at most :data:`MAX_COUNT`) from an int, float or numeric string; None otherwise."""
-    if value.__class__ is int:  # the usual case first (bool is a subclass of int, not int itself)
+    if type(value) is int:  # the usual case first (bool is a subclass of int, not int itself)
         return value if 0 <= value <= MAX_COUNT else None
     if isinstance(value, bool) or value is None:
         return None
@@ -153,7 +153,7 @@ def _place(root: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     node = root
     for part in path[:-1]:
         child = node.get(part)
-        if child.__class__ is not dict:
+        if type(child) is not dict:
             child = node[part] = {}
         node = child
     node[path[-1]] = value
@@ -169,8 +169,8 @@ def _lists(node: dict[str, Any]) -> Any:
     if numeric:
         indices = sorted(map(int, node))
         if indices[-1] < MAX_FLATTENED_ITEMS:
-            return [_lists(v) if v.__class__ is dict else v for v in (node[str(i)] for i in indices)]
-    return {k: _lists(v) if v.__class__ is dict else v for k, v in node.items()}
+            return [_lists(v) if type(v) is dict else v for v in (node[str(i)] for i in indices)]
+    return {k: _lists(v) if type(v) is dict else v for k, v in node.items()}
 
 
 # An item of a flattened list: the key of a scalar item, or a nested one: whether any of its
@@ -198,13 +198,13 @@ def _index_plan(keys: tuple[str, ...], prefix: str) -> _IndexPlan:
             groups[index] = key  # the item itself is a scalar
             continue
         item = groups.get(index)
-        if item.__class__ is not dict:
+        if type(item) is not dict:
             item = groups[index] = {}
         item[rest] = key
     items: list[_Item] = []
     for index in sorted(groups):
         group = groups[index]
-        if group.__class__ is str:
+        if type(group) is str:
             items.append(group)
             continue
         paths = tuple((tuple(rest.split(".")), key) for rest, key in group.items())

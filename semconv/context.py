@@ -91,7 +91,7 @@ _MAX_NORMALIZED: Final = 1024
 
 def normalize_environment(value: Any) -> str:
     """Langfuse's environment rule: lower-case, no ``langfuse`` prefix, [a-z0-9_-], ≤ 40 chars."""
-    if value.__class__ is str:
+    if type(value) is str:
         found = _NORMALIZED.get(value)
         if found is None:
             found = _normalize_environment(value)

@@ -221,7 +221,9 @@ def merge(readings: list[Extract]) -> Extract:
         consumed.update(r.consumed)  # a set method: |= with a set of unknown kind is a generic call
     merged.metadata = metadata or None
     merged.trace_metadata = trace_metadata or None
-    merged.tags = list(dict.fromkeys(tags)) if tags else None
+    merged.tags = (
+        list({tag: None for tag in tags}) if tags else None
+    )  # unique, in order (dict.fromkeys is a generic call)
     merged.consumed = consumed
     return merged
 

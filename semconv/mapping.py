@@ -253,7 +253,7 @@ def map_traces_request(request: Any) -> MappedSpans:
             for item in scope_spans.spans:
                 # Spans left encoded (collector.wire.TraceRequest) are read here; a damaged one
                 # raises protobuf's DecodeError for the whole request, as decoding it would have.
-                if item.__class__ is bytes:
+                if type(item) is bytes:
                     span = read_span(item) or from_message(Span.FromString(item))
                 else:
                     span = from_message(item)
