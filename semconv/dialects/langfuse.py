@@ -124,11 +124,18 @@ def _cost(details: Any) -> dict[str, float] | None:
     return cost or None
 
 
+# prefix -> (its metadata key, the prefix of its metadata.* keys), spelled out once, not per span.
+_METADATA_KEYS: Final = {
+    prefix: (prefix + "metadata", prefix + "metadata.") for prefix in (OBSERVATION, TRACE, "langfuse.")
+}
+
+
 def _metadata(attrs: dict[str, Any], keys: KeySet, prefix: str, decode_all: bool) -> dict[str, Any] | None:
     """``<prefix>metadata`` (a JSON object) merged with ``<prefix>metadata.<key>`` values."""
-    blob = parse_json(attrs.get(prefix + "metadata"))
+    blob_key, parts_prefix = _METADATA_KEYS[prefix]
+    blob = parse_json(attrs.get(blob_key))
     merged: dict[str, Any] = dict(blob) if isinstance(blob, dict) else {}
-    parts = with_prefix(attrs, prefix + "metadata.", keys=keys)
+    parts = with_prefix(attrs, parts_prefix, keys=keys)
     if parts:
         decoded = {k: parse_json_any(v) if decode_all else parse_json(v) for k, v in parts.items()}
         nested = unflatten(decoded)
