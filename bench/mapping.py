@@ -29,13 +29,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from collector import native
 from collector.batch import price
 from collector.pricing import PriceTable
 from collector.wire import pipeline_request_type
-from semconv.encoded_span import from_message, read_span
+from semconv.encoded_span import span_data
 from semconv.mapping import map_traces_request
 from semconv.values import attributes
 from tests.otlp_helpers import kv, make_span
@@ -169,10 +168,7 @@ def measure(payloads: list[bytes], repeats: int) -> dict[str, Any]:
                 attributes(resource_spans.resource.attributes)
                 for scope_spans in resource_spans.scope_spans:
                     for item in scope_spans.spans:  # encoded spans (compiled) are read as the mapper reads them
-                        if type(item) is bytes:
-                            span = read_span(item) or from_message(Span.FromString(item))
-                        else:
-                            span = from_message(item)
+                        span = span_data(item)
                         ids = span.trace_id.hex(), span.span_id.hex(), span.parent_span_id.hex()
                         fields = span.name, span.start_time_unix_nano, span.end_time_unix_nano, span.status.code
                         read.append((ids, fields, span.attributes))

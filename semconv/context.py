@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from semconv.attrs import as_str, is_blank, parse_json, parse_json_any
 from semconv.extract import Extract, SpanView
-from semconv.shapes import Plan, key_memo, ranked_present
+from semconv.shapes import Plan, key_memo, ranked_present, remember
 
 SESSION_KEYS = (
     "langfuse.session.id",
@@ -96,9 +96,7 @@ def normalize_environment(value: Any) -> str:
         if found is None:
             found = _normalize_environment(value)
             if len(value) <= 256:
-                if len(_NORMALIZED) >= _MAX_NORMALIZED:
-                    _NORMALIZED.clear()
-                _NORMALIZED[value] = found
+                remember(_NORMALIZED, value, found, _MAX_NORMALIZED)
         return found
     return _normalize_environment(value)
 

@@ -6,8 +6,8 @@ their spans left encoded (see :mod:`collector.wire`); :func:`read_span` reads th
 write — each field at most once, attributes in their plain form (:mod:`semconv.keyvalue`) —
 into a :class:`SpanData`: the fields the mapper reads, attributes already a dict.
 
-Anything else goes to protobuf (the caller decodes the span with ``Span.FromString`` and takes
-its fields with :func:`from_message`): a span with events or links, a field repeated or
+Anything else goes to protobuf (:func:`span_data` decodes the span with ``Span.FromString`` and
+takes its fields with :func:`from_message`): a span with events or links, a field repeated or
 unknown, an enum value the mapper has no name for, an attribute in another form, or damage.
 Protobuf then gives the same span it always did, or the ``DecodeError``.
 """
@@ -15,6 +15,8 @@ Protobuf then gives the same span it always did, or the ``DecodeError``.
 from __future__ import annotations
 
 from typing import Any, Final
+
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from semconv.keyvalue import read_key_value, varint
 from semconv.values import attributes as decode_attributes
@@ -106,6 +108,16 @@ def from_message(span: Any) -> SpanData:
         span.events,
         span.links,
     )
+
+
+def span_data(item: Any) -> SpanData:
+    """The :class:`SpanData` of one item of ``ScopeSpans.spans``: an encoded span
+    (:data:`collector.wire.TraceRequest`), read from its bytes or else through protobuf, or a
+    protobuf ``Span``. A damaged encoding raises protobuf's ``DecodeError``, as decoding it would.
+    """
+    if type(item) is bytes:
+        return read_span(item) or from_message(Span.FromString(item))
+    return from_message(item)
 
 
 def read_span(data: bytes) -> SpanData | None:

@@ -221,9 +221,8 @@ def merge(readings: list[Extract]) -> Extract:
         consumed.update(r.consumed)  # a set method: |= with a set of unknown kind is a generic call
     merged.metadata = metadata or None
     merged.trace_metadata = trace_metadata or None
-    merged.tags = (
-        list({tag: None for tag in tags}) if tags else None
-    )  # unique, in order (dict.fromkeys is a generic call)
+    # Unique, in order: a dict comprehension compiles to direct calls, dict.fromkeys to a generic one.
+    merged.tags = list({tag: None for tag in tags}) if tags else None
     merged.consumed = consumed
     return merged
 

@@ -15,6 +15,8 @@ import struct
 import sys
 from typing import Any, Final
 
+from semconv.shapes import remember
+
 _DOUBLE = struct.Struct("<d")
 _UINT64: Final = (1 << 64) - 1
 _INT64_SIGN: Final = 1 << 63
@@ -55,7 +57,7 @@ def read_key_value(data: bytes, pos: int, end: int, into: dict[str, Any]) -> boo
 
 # Attribute keys repeat from span to span: each distinct key is decoded once and every span
 # gets the same interned str (whose hash is kept, and which dict lookups by a literal key match
-# by identity). Bounded like semconv.shapes: long keys are not kept, a full table starts over.
+# by identity). Long keys are not kept.
 _KEY_TEXT: Final[dict[bytes, str]] = {}
 _MAX_KEYS: Final = 4096
 _MAX_KEY_BYTES: Final = 256
@@ -66,9 +68,7 @@ def _key_text(raw: bytes) -> str:
     if text is None:
         text = raw.decode()
         if len(raw) <= _MAX_KEY_BYTES:
-            if len(_KEY_TEXT) >= _MAX_KEYS:
-                _KEY_TEXT.clear()
-            text = _KEY_TEXT[raw] = sys.intern(text)
+            text = remember(_KEY_TEXT, raw, sys.intern(text), _MAX_KEYS)
     return text
 
 

@@ -14,12 +14,10 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from opentelemetry.proto.trace.v1.trace_pb2 import Span
-
 from semconv.attrs import as_bool, as_str
 from semconv.context import DEFAULT_ENVIRONMENT, context, normalize_environment, resource_facts
 from semconv.dialects import genai
-from semconv.encoded_span import SpanData, SpanStatus, from_message, read_span
+from semconv.encoded_span import SpanData, SpanStatus, span_data
 from semconv.extract import Extract, SpanView, merge
 from semconv.registry import dialects_for
 from semconv.values import any_value, attributes, to_json
@@ -251,12 +249,7 @@ def map_traces_request(request: Any) -> MappedSpans:
             scope_message = scope_spans.scope
             scope = ScopeContext(scope_message.name, scope_message.version)
             for item in scope_spans.spans:
-                # Spans left encoded (collector.wire.TraceRequest) are read here; a damaged one
-                # raises protobuf's DecodeError for the whole request, as decoding it would have.
-                if type(item) is bytes:
-                    span = read_span(item) or from_message(Span.FromString(item))
-                else:
-                    span = from_message(item)
+                span = span_data(item)  # a damaged encoded span fails the whole request, as decoding it would
                 try:
                     map_span(resource, scope, span, out)
                 except Exception:  # a mapping bug must never drop a span (or fail its batch): keep it unread

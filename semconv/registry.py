@@ -34,7 +34,7 @@ def dialects_for(view: SpanView) -> list[Dialect]:
     """The dialects that recognise ``view``, highest precedence first."""
     known, candidates = _candidates.of(view.keys, view.scope_name)
     if known is not DIALECTS:  # DIALECTS was replaced since (tests do): work it out, not from the memo
-        known, candidates = _find_candidates(view.keys.keys, view.scope_name)
+        _, candidates = _find_candidates(view.keys.keys, view.scope_name)
     return [dialect for dialect, sure in candidates if sure or dialect.matches(view)]
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final, Generic, TypeVar
 
 T = TypeVar("T")
+K = TypeVar("K")
 
 MAX_KEY_SETS: Final = 1024  # per memo (key sets times arguments)
 MAX_KEY_CHARS: Final = 4096  # larger key sets (rare, possibly hostile) are computed each time, not kept
@@ -49,10 +50,20 @@ def key_set(attrs: Mapping[str, Any] | tuple[Any, ...]) -> KeySet:
     if found is None:
         found = KeySet(keys, _chars(keys) <= MAX_KEY_CHARS)
         if found.kept:
-            if len(_KEY_SETS) >= MAX_KEY_SETS:
-                _KEY_SETS.clear()
-            _KEY_SETS[keys] = found
+            remember(_KEY_SETS, keys, found, MAX_KEY_SETS)
     return found
+
+
+def remember(table: dict[K, T], key: K, value: T, limit: int) -> T:
+    """``value``, kept under ``key`` in ``table``, a cache of results worked out once and shared.
+
+    Whatever clients send, such a table holds at most ``limit`` entries: a full one starts over
+    (the entries are worked out again as they come back).
+    """
+    if len(table) >= limit:
+        table.clear()
+    table[key] = value
+    return value
 
 
 class KeyMemo(Generic[T]):
@@ -87,14 +98,14 @@ class KeyMemo(Generic[T]):
         if found is _MISSING:
             found = self._compute(keys.keys) if arg is None else self._compute(keys.keys, arg)
             if keys.kept:
-                if self._size >= MAX_KEY_SETS:
+                if self._size >= MAX_KEY_SETS:  # bounded in all, across the args
                     self._memo.clear()
                     self._by_arg.clear()
                     self._size = 0
-                    memo = None if arg is not None else self._memo
-                if memo is None:
-                    memo = self._by_arg[arg] = {}
-                memo[keys] = found
+                if arg is None:
+                    self._memo[keys] = found
+                else:
+                    self._by_arg.setdefault(arg, {})[keys] = found
                 self._size += 1
         return found
 
