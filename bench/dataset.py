@@ -11,11 +11,12 @@ flush. Here a span is "ingested" 0-5 s after it ends and the simulated collector
 ``flush_seconds`` of simulated time (default 60 s — kinder than the real 1 s flush interval, which
 at this low rate would write about one file per export). So each partition gets one file per
 minute that saw data for it. Columns are built as lists, turned into Arrow in bulk and written
-with :func:`storage.parquet_writer.write_parquet` (the collector's writer options: zstd, bloom filter on
-the trace id, page index, no dictionaries for long text) into the collector's layout
+with :func:`storage.parquet_writer.write_parquet` (the collector's flush-file options: LZ4, bloom
+filters on the lookup ids, page index, no dictionaries for long text) into the collector's layout
 (:func:`storage.parquet_writer.partition_dir`, ``part-<ms>-<writer>-<n>.parquet``), rows of a file
-sorted by the table's clustering column: the files ``PartitionedWriter.flush`` would write, without
-its per-row path and without an fsync per file. Days are generated in parallel processes.
+in the order they were ingested: the files ``PartitionedWriter.flush`` would write, without its
+per-row path and without an fsync per file. ``--compact`` in ``bench/query.py`` turns them into
+what compaction leaves (sorted, zstd). Days are generated in parallel processes.
 
 A ``bench-dataset.json`` manifest in the data directory records the parameters, dates, file and
 row counts and sample ids, so a later run can reuse the data.
@@ -37,7 +38,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from storage.parquet_writer import partition_dir, write_parquet
+from storage.parquet_writer import FLUSH_COMPRESSION, partition_dir, write_parquet
 from storage.schema import OBSERVATIONS, TABLES, TRACES
 
 MANIFEST = "bench-dataset.json"
@@ -358,12 +359,12 @@ def _write_flushes(
         while hi < len(order) and keys[order[hi]] == key:
             hi += 1
         flush, p, day = key
-        part = sorted_table.slice(lo, hi - lo).sort_by(table_spec.sort_by)
+        part = sorted_table.slice(lo, hi - lo)
         directory = partition_dir(root, table_name, projects[p], (epoch + dt.timedelta(days=day)).isoformat())
         directory.mkdir(parents=True, exist_ok=True)
         seq += 1
         path = directory / f"part-{(flush + 1) * flush_us // 1000}-{writer}-{seq:06d}.parquet"
-        write_parquet(part, path, table_spec)
+        write_parquet(part, path, table_spec, compression=FLUSH_COMPRESSION)
         stats.files += 1
         stats.bytes += path.stat().st_size
         lo = hi

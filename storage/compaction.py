@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from storage.fsutil import fsync_dir, publish
 from storage.parquet_writer import (
+    COMPACTED_FILE_PREFIX,
     parquet_options,
     partition_date,
     quarantine_damaged_files,
@@ -164,14 +165,21 @@ class Compactor:
         return bool(self.retention_days) and date is not None and (today - date).days >= self.retention_days
 
     def _select(self, partition: Path, date: dt.date | None, today: dt.date, now: float) -> list[Path]:
-        """Files worth merging: many small ones, or any several once the day is over and quiet."""
+        """Files worth merging: many small ones, or any several once the day is over and quiet.
+
+        A quiet day's only file is rewritten once if it is a flush file (LZ4, unsorted), so every
+        settled partition ends as compacted files.
+        """
         sizes = {f: f.stat() for f in sorted(partition.glob("*.parquet"))}
-        if len(sizes) < 2:
+        if not sizes:
             return []
-        small = [f for f, st in sizes.items() if st.st_size < self.small_file_bytes]
         settled = (
             date is not None and date < today and all(now - st.st_mtime > self.settle_seconds for st in sizes.values())
         )
+        if len(sizes) == 1:
+            (only,) = sizes
+            return [only] if settled and not only.name.startswith(COMPACTED_FILE_PREFIX) else []
+        small = [f for f, st in sizes.items() if st.st_size < self.small_file_bytes]
         chosen = list(sizes) if settled else small if len(small) >= self.min_files else []
         budget, capped = MAX_MERGE_BYTES, []
         for f in sorted(chosen, key=lambda f: sizes[f].st_size):
@@ -204,7 +212,7 @@ class Compactor:
         Parquet writer a row group at a time, so memory stays bounded whatever the partition size.
         """
         key = ", ".join(spec.key)
-        final = partition / f"part-c{int(time.time() * 1000)}-{uuid.uuid4().hex[:8]}.parquet"
+        final = partition / f"{COMPACTED_FILE_PREFIX}{int(time.time() * 1000)}-{uuid.uuid4().hex[:8]}.parquet"
         rows_in = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
         spill = self.root / "tmp" / "duckdb"
         spill.mkdir(parents=True, exist_ok=True)

@@ -22,13 +22,12 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from storage.parquet_writer import partition_date
+from storage.parquet_writer import COMPACTED_FILE_PREFIX, partition_date
 from storage.partition_index import PartitionIndex, distinct_count
 from storage.schema import TABLES, TRACE_COLUMN, TableSpec
 
 _PROJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # Compaction's output files are named so (see storage/compaction.py); each key occurs once in them.
-COMPACTED_FILE_PREFIX = "part-c"
 HIVE_OPTIONS = "hive_partitioning = true, hive_types = {'project_id': 'VARCHAR', 'date': 'DATE'}"
 _SCHEMA_CACHE_FILES = 100_000  # files whose schema is remembered; past that the memo starts over
 

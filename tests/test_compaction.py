@@ -84,6 +84,28 @@ def test_a_finished_quiet_day_is_merged_whole(tmp_path):
     assert len(_files(tmp_path, yesterday)) == 1
 
 
+def test_a_quiet_days_only_flush_file_is_rewritten_once_as_a_compacted_file(tmp_path):
+    writer = PartitionedWriter(tmp_path)
+    rows = [_observation(f"s{i}", f"t{(i * 7) % 5}", TODAY_US - DAY_US + i, "x") for i in range(10)]
+    _write(writer, [*rows, _observation("s0", "t0", TODAY_US - DAY_US, "retried")], 1)
+    _write(writer, [_observation("today", "t", TODAY_US, "x")], 2)
+    yesterday = (dt.datetime.fromtimestamp(NOW, dt.UTC).date() - dt.timedelta(days=1)).isoformat()
+    [flushed] = _files(tmp_path, yesterday)
+    assert pq.ParquetFile(flushed).metadata.row_group(0).column(0).compression == "LZ4"
+    compactor = Compactor(tmp_path, min_files=8, settle_seconds=0)
+
+    stats = compactor.run_once(now=time.time() + 1)
+    assert (stats.partitions, stats.files_in, stats.files_out) == (1, 1, 1)  # today's lone file is left alone
+    [compacted] = _files(tmp_path, yesterday)
+    assert compacted.name.startswith("part-c")
+    table = pq.read_table(compacted)
+    assert table.num_rows == 10
+    assert table.column("trace_id").to_pylist() == sorted(table.column("trace_id").to_pylist())
+    assert pq.ParquetFile(compacted).metadata.row_group(0).column(0).compression == "ZSTD"
+    assert compactor.run_once(now=time.time() + 1).partitions == 0  # once only
+    assert _files(tmp_path, yesterday) == [compacted]
+
+
 def test_retention_deletes_whole_old_partitions_only(tmp_path):
     writer = PartitionedWriter(tmp_path)
     _write(
