@@ -25,6 +25,63 @@ from semconv.values import any_value, attributes, to_json
 STATUS_CODE_ERROR: Final = 2
 _SPAN_KINDS: Final = {0: None, 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
 
+# Rows are displays that start from one of these (``{**_OBSERVATION_ROW, ...}``). Compiled, a
+# plain display of this size is a presized dict with general keys, and the writer's lookups by
+# column name (equal strs, not the same objects) then take CPython's generic comparison. A dict
+# made from a str-keyed one keeps the str-only layout: a third smaller, and Arrow converts it
+# about a quarter faster. Each must hold exactly the keys of its display (a test checks).
+_OBSERVATION_ROW: Final[dict[str, Any]] = dict.fromkeys(
+    (
+        "id",
+        "trace_id",
+        "parent_observation_id",
+        "type",
+        "name",
+        "start_time",
+        "end_time",
+        "completion_start_time",
+        "level",
+        "status_message",
+        "version",
+        "environment",
+        "model",
+        "provider",
+        "model_parameters",
+        "input",
+        "output",
+        "metadata",
+        "usage_details",
+        "prompt_name",
+        "prompt_version",
+        "service_name",
+        "scope_name",
+        "scope_version",
+        "span_kind",
+        "attributes",
+        "resource_attributes",
+        "events",
+        "links",
+    )
+)
+_TRACE_ROW: Final[dict[str, Any]] = dict.fromkeys(
+    (
+        "id",
+        "observation_id",
+        "timestamp",
+        "name",
+        "user_id",
+        "session_id",
+        "tags",
+        "input",
+        "output",
+        "metadata",
+        "release",
+        "version",
+        "environment",
+        "public",
+    )
+)
+
 
 @dataclass
 class MappedSpans:
@@ -162,6 +219,7 @@ def map_span(
         metadata = {**(metadata or {}), "aggregated_usage": e.aggregated_usage}
     unmapped = {k: v for k, v in attrs.items() if k not in e.consumed} if e.consumed else attrs
     observation: dict[str, Any] = {
+        **_OBSERVATION_ROW,
         "id": span_id,
         "trace_id": trace_id,
         "parent_observation_id": parent_id,
@@ -219,6 +277,7 @@ def map_span(
         if e.trace_output is not None:
             trace_output = _json_or_none(e.trace_output)
         trace = {
+            **_TRACE_ROW,
             "id": trace_id,
             "observation_id": span_id,
             "timestamp": start,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 
 import pytest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
@@ -234,3 +235,18 @@ def test_merge_takes_every_field_of_extract(field):
         assert getattr(merged, field) == value("high")
     if field not in COMBINED:  # a reading that does not say leaves the field to the next one
         assert getattr(merge([Extract(), low]), field) == value("low")
+
+
+def test_rows_start_from_str_keyed_templates_of_exactly_their_keys():
+    """Rows are built as ``{**template, ...}`` so they keep CPython's str-only dict layout (smaller,
+    and faster for the writer's lookups by column name); a key added to a row but not to its
+    template, or left in the template only, would silently lose that."""
+    out = _map(make_span(TRACE, ROOT, name="root"))
+    [observation], [trace] = out.observations, out.traces
+    assert list(observation) == list(semconv.mapping._OBSERVATION_ROW)
+    assert list(trace) == list(semconv.mapping._TRACE_ROW)
+    for row in (observation, trace):
+        str_keyed = {}
+        for key, value in row.items():  # inserting str keys one by one gives the str-only layout
+            str_keyed[key] = value
+        assert sys.getsizeof(row) == sys.getsizeof(str_keyed)
