@@ -50,6 +50,10 @@ def test_sigkill_under_load_keeps_every_acknowledged_span_exactly_once(tmp_path,
     finally:
         client.kill()
     assert server.terminate() == 0
+    wal = server.data_dir / "wal"
+    committed = int((wal / "consumers" / "parquet.offset").read_text())
+    end = max(int(segment.stem) + segment.stat().st_size for segment in wal.glob("*.wal"))
+    assert committed == end, f"the clean stop left {end - committed} bytes of WAL unprocessed"
 
     acked = _acked(acked_path)
     assert len(acked) == 120 * 25
