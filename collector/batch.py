@@ -270,6 +270,6 @@ def process_in_worker(records: list[WalRecord]) -> BatchResult:
     return _processor.process(records)
 
 
-def compact(root: str, retention_days: int) -> CompactionStats:
+def compact(root: str, retention_days: int, budget_seconds: float | None = None) -> CompactionStats:
     """One compaction and retention pass over the tables (run on a worker by the collector)."""
-    return Compactor(root, retention_days=retention_days).run_once()
+    return Compactor(root, retention_days=retention_days).run_once(budget_seconds=budget_seconds)

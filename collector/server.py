@@ -35,6 +35,9 @@ from storage.wal import WriteAheadLog
 
 log = logging.getLogger("spanfuse.server")
 
+# A compaction pass starts no merge after this long, so a stop waits for one merge at most.
+COMPACTION_PASS_SECONDS = 10.0
+
 
 def spanfuse_version() -> str:
     try:
@@ -169,13 +172,21 @@ class Server:
     def _maintain(self) -> None:
         self._warm_trace_index()
         exporter = self.config.exporters.parquet
-        while not self._stopping.wait(exporter.compaction_interval):
+        wait = exporter.compaction_interval
+        while not self._stopping.wait(wait):
+            wait, started = exporter.compaction_interval, time.monotonic()
             try:
                 assert self.pipeline is not None
-                stats = self.pipeline.run_task(compact, str(self.data_dir), exporter.retention_days)
+                stats = self.pipeline.run_task(
+                    compact, str(self.data_dir), exporter.retention_days, COMPACTION_PASS_SECONDS
+                )
             except Exception:
                 log.exception("compaction failed")
                 continue
+            if stats.unfinished:
+                # Behind: go on after a pause as long as the pass, so that compaction keeps up while
+                # taking at most half of one worker from ingest.
+                wait = min(wait, time.monotonic() - started)
             for table, seconds in stats.durations:
                 self.telemetry.compactions.labels(table).inc()
                 self.telemetry.compaction_seconds.observe(seconds)

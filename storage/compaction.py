@@ -60,13 +60,15 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 @dataclass
 class CompactionStats:
-    partitions: int = 0
+    partitions: int = 0  # partitions merged (once or more)
+    merges: int = 0
     files_in: int = 0
     files_out: int = 0
     rows_out: int = 0
     partitions_deleted: int = 0
     files_quarantined: int = 0
     durations: list[tuple[str, float]] = field(default_factory=list)
+    unfinished: bool = False  # the pass ran out of time with merges left to do
 
 
 def partitions(root: Path, table: str) -> list[Path]:
@@ -79,6 +81,11 @@ def _partition_date(partition: Path) -> dt.date | None:
         return partition_date(partition)
     except ValueError:
         return None
+
+
+def _last_compacted(partition: Path) -> float:
+    """When compaction last wrote a file into ``partition`` (0 if never): the least recent goes first."""
+    return max((f.stat().st_mtime for f in partition.glob(f"{COMPACTED_FILE_PREFIX}*.parquet")), default=0.0)
 
 
 class _Deduplicator:
@@ -117,11 +124,20 @@ class Compactor:
         self.retention_days = retention_days
         self.settle_seconds = settle_seconds
 
-    def run_once(self, now: float | None = None) -> CompactionStats:
+    def run_once(self, now: float | None = None, *, budget_seconds: float | None = None) -> CompactionStats:
+        """One pass: retention, then merges until no partition has files worth merging.
+
+        A busy partition gets as many merges as it needs (each one capped at ``MAX_MERGE_BYTES``), so
+        its small files never pile up faster than passes take them. Partitions take turns, one merge
+        each per round, the one compacted least recently first. After ``budget_seconds`` no new merge
+        starts: ``stats.unfinished`` says so, and the next pass goes on from there.
+        """
         now = time.time() if now is None else now
+        deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
         stats = CompactionStats()
         today = dt.datetime.fromtimestamp(now, dt.UTC).date()
         stats.files_quarantined += len(quarantine_damaged_files(self.root))
+        pending: list[tuple[TableSpec, Path, dt.date | None]] = []
         for name, spec in TABLES.items():
             for partition in partitions(self.root, name):
                 date = _partition_date(partition)
@@ -130,27 +146,46 @@ class Compactor:
                     fsync_dir(partition.parent)
                     stats.partitions_deleted += 1
                     log.info("retention deleted partition=%s", partition.relative_to(self.root))
-                    continue
+                else:
+                    pending.append((spec, partition, date))
+        merged: set[Path] = set()
+        pending.sort(key=lambda item: _last_compacted(item[1]))  # a pass out of time starves none
+        while pending:
+            again = []
+            for spec, partition, date in pending:
                 chosen = self._select(partition, date, today, now)
-                if chosen:
-                    started = time.perf_counter()
-                    try:
-                        rows = self.merge(spec, partition, chosen)
-                    except (OSError, duckdb.Error, pa.ArrowException) as exc:
-                        # Raised on a file whose footer looked whole but whose data is not: find
-                        # and quarantine it; the partition is merged again next pass.
-                        bad = self._quarantine_unreadable(chosen)
-                        stats.files_quarantined += len(bad)
-                        log.error("compaction of partition=%s failed error=%s", partition.relative_to(self.root), exc)
-                        if not bad:
-                            raise
-                        continue
-                    stats.durations.append((name, time.perf_counter() - started))
-                    stats.partitions += 1
-                    stats.files_in += len(chosen)
-                    stats.files_out += 1
-                    stats.rows_out += rows
+                if not chosen:
+                    continue
+                if deadline is not None and stats.merges and time.monotonic() > deadline:
+                    stats.unfinished = True
+                    return stats
+                if self._merge_counted(spec, partition, chosen, stats):
+                    merged.add(partition)
+                    again.append((spec, partition, date))
+            pending = again
+        stats.partitions = len(merged)
         return stats
+
+    def _merge_counted(self, spec: TableSpec, partition: Path, chosen: list[Path], stats: CompactionStats) -> bool:
+        """:meth:`merge` ``chosen`` and count it in ``stats``; False if it failed on a damaged file."""
+        started = time.perf_counter()
+        try:
+            rows = self.merge(spec, partition, chosen)
+        except (OSError, duckdb.Error, pa.ArrowException) as exc:
+            # Raised on a file whose footer looked whole but whose data is not: find and quarantine
+            # it; the partition is merged again next pass.
+            bad = self._quarantine_unreadable(chosen)
+            stats.files_quarantined += len(bad)
+            log.error("compaction of partition=%s failed error=%s", partition.relative_to(self.root), exc)
+            if not bad:
+                raise
+            return False
+        stats.durations.append((spec.name, time.perf_counter() - started))
+        stats.merges += 1
+        stats.files_in += len(chosen)
+        stats.files_out += 1
+        stats.rows_out += rows
+        return True
 
     def _quarantine_unreadable(self, files: list[Path]) -> list[Path]:
         """Read each of ``files`` whole; quarantine (and return) the ones that cannot be read."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from storage import compaction
 from storage.compaction import Compactor, partitions
 from storage.parquet_writer import PartitionedWriter
 from storage.query import TableQuery
@@ -166,3 +167,60 @@ def test_rows_written_after_compaction_still_fold_with_the_compacted_file(tmp_pa
     rows = query.query("p", "SELECT id, name FROM {observations} ORDER BY id")
     assert len(rows) == 9 and {r["name"] for r in rows if r["id"] == "a"} == {"v8"}
     query.close()
+
+
+def test_one_pass_keeps_merging_while_a_partition_has_enough_small_files(tmp_path, monkeypatch):
+    # A busy day writes small files faster than one merge (capped in bytes) per pass takes them:
+    # a pass goes on until fewer than ``min_files`` small files are left.
+    writer = PartitionedWriter(tmp_path)
+    for seq in range(24):
+        _write(writer, [_observation(f"s{seq}-{i}", f"t{i}", TODAY_US + seq, "x") for i in range(20)], seq)
+    date = dt.datetime.fromtimestamp(NOW, dt.UTC).date().isoformat()
+    one_file = max(f.stat().st_size for f in _files(tmp_path, date))
+    monkeypatch.setattr(compaction, "MAX_MERGE_BYTES", 4 * one_file)  # a merge takes about four files
+
+    stats = Compactor(tmp_path, min_files=4).run_once(now=NOW)
+    assert stats.merges > 1 and not stats.unfinished
+    assert len(_files(tmp_path, date)) < 24 // 4  # a merge per pass would have left 21
+    assert Compactor(tmp_path, min_files=4).run_once(now=NOW).merges == 0  # nothing was left for later
+    query = TableQuery(tmp_path)
+    assert query.query("p", "SELECT count(*) AS n, count(DISTINCT id) AS ids FROM {observations}") == [
+        {"n": 480, "ids": 480}
+    ]
+    query.close()
+
+
+def test_a_pass_out_of_time_says_so_and_the_next_one_goes_on(tmp_path, monkeypatch):
+    writer = PartitionedWriter(tmp_path)
+    for seq in range(12):
+        _write(writer, [_observation(f"s{seq}", "t", TODAY_US + seq, "x")], seq)
+    date = dt.datetime.fromtimestamp(NOW, dt.UTC).date().isoformat()
+    monkeypatch.setattr(compaction, "MAX_MERGE_BYTES", 2 * max(f.stat().st_size for f in _files(tmp_path, date)))
+    compactor = Compactor(tmp_path, min_files=2)
+
+    first = compactor.run_once(now=NOW, budget_seconds=0)  # out of time after its first merge
+    assert (first.merges, first.unfinished) == (1, True)
+    assert len(_files(tmp_path, date)) == 11
+    second = compactor.run_once(now=NOW)
+    assert second.merges > 1 and not second.unfinished
+    assert len(_files(tmp_path, date)) <= 11 - second.merges
+    assert compactor.run_once(now=NOW).merges == 0
+
+
+def test_passes_out_of_time_take_turns_between_busy_partitions(tmp_path, monkeypatch):
+    writer = PartitionedWriter(tmp_path)
+    for seq in range(6):
+        for project in ("a", "b"):
+            _write(writer, [_observation(f"{project}{seq}", "t", TODAY_US + seq, "x")], seq, project)
+    date = dt.datetime.fromtimestamp(NOW, dt.UTC).date().isoformat()
+    largest = max(f.stat().st_size for p in ("a", "b") for f in _files(tmp_path, date, p))
+    monkeypatch.setattr(compaction, "MAX_MERGE_BYTES", 2 * largest)
+    compactor = Compactor(tmp_path, min_files=2)
+
+    merged_by_pass = []
+    for _ in range(4):
+        before = {p: len(_files(tmp_path, date, p)) for p in ("a", "b")}
+        assert compactor.run_once(now=NOW, budget_seconds=0).merges == 1
+        time.sleep(0.01)  # the next compacted file is visibly newer
+        merged_by_pass.append(next(p for p in ("a", "b") if len(_files(tmp_path, date, p)) < before[p]))
+    assert merged_by_pass == ["a", "b", "a", "b"]
