@@ -3,8 +3,9 @@
 Starts ``python -m collector serve`` as a child process on fixed loopback ports (data in a temporary
 directory), then for every transport (gRPC, HTTP protobuf) and client count runs one step: N load
 generator processes send pre-built GenAI ``ExportTraceServiceRequest`` payloads back to back for a
-bounded time. After each step it polls the Parquet files until every acknowledged span is readable.
-Finally it stops the server with SIGTERM and reports how long the clean shutdown took.
+bounded time. After each step it polls the Parquet files until every acknowledged span is readable,
+then counts the observation files; CPU time is reported per acknowledged span for the collector
+process, its workers (batches and compaction) and the load clients. Finally it stops the server with SIGTERM and reports how long the clean shutdown took.
 
 Run from the repository root::
 
@@ -19,6 +20,7 @@ import argparse
 import base64
 import contextlib
 import datetime as dt
+import glob
 import json
 import math
 import multiprocessing as mp
@@ -418,6 +420,7 @@ def client_main(spec: ClientSpec, templates: list[Template], ready: Any, go: Any
     acked = requests = retryable = errors = partially_rejected = 0
     reasons: Counter[str] = Counter()
     started = finished = 0.0
+    cpu_started = 0.0
     failure = ""
     try:
         sender.warm_up()
@@ -425,6 +428,7 @@ def client_main(spec: ClientSpec, templates: list[Template], ready: Any, go: Any
         if not go.wait(timeout=120):
             raise RuntimeError("the step never started")
         started = time.monotonic()
+        cpu_started = time.process_time()
         deadline = started + spec.seconds
         index = spec.first_template
         while time.monotonic() < deadline and requests < spec.max_requests:
@@ -466,6 +470,7 @@ def client_main(spec: ClientSpec, templates: list[Template], ready: Any, go: Any
                 "errors": errors,
                 "reasons": dict(reasons),
                 "latencies_ms": latencies,
+                "cpu_seconds": time.process_time() - cpu_started if started else 0.0,
             }
         )
 
@@ -675,6 +680,9 @@ class StepResult:
     expected_rows_total: int
     peak_rss_mib: float
     server_cpu_cores: float
+    worker_cpu_cores: float
+    cpu_us_per_span: dict[str, float]  # CPU time per acknowledged span: server, workers, clients
+    observation_files: int  # Parquet files of the observations table once the step is queryable
     wal_fsyncs: int
     wal_fsync_seconds: float
     parquet_flushes: int
@@ -693,6 +701,18 @@ def percentile(sorted_values: list[float], pct: float) -> float | None:
 
 def _delta(after: dict[str, float], before: dict[str, float], name: str) -> float:
     return after.get(name, 0.0) - before.get(name, 0.0)
+
+
+def _descendants_cpu(process: psutil.Process) -> dict[int, float]:
+    """CPU seconds (user + system) of each process below ``process``: the pipeline's workers."""
+    seconds = {}
+    for child in process.children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except psutil.Error:
+            continue  # ended meanwhile
+        seconds[child.pid] = times.user + times.system
+    return seconds
 
 
 def _wait_ready(ready: Any, workers: list[Any], timeout: float) -> None:
@@ -744,6 +764,7 @@ def run_step(
         _wait_ready(ready, workers, timeout=120)
         metrics_before = server.metrics()
         cpu_before = server_ps.cpu_times()
+        workers_before = _descendants_cpu(server_ps)
         step_start = time.monotonic()
         go.set()
         for _ in range(clients):
@@ -765,7 +786,9 @@ def run_step(
     expected = expected_before + acked
     visible_at, rows_visible, distinct_visible = rows.wait_for(expected, QUERYABLE_TIMEOUT_SECONDS + 2 * args.seconds)
     step_end = visible_at if visible_at is not None else time.monotonic()
+    observation_files = len(glob.glob(rows.pattern, recursive=True))
     cpu_after = server_ps.cpu_times()
+    workers_after = _descendants_cpu(server_ps)
     metrics_after = server.metrics()
     latencies = sorted(lat for o in outcomes for lat in o["latencies_ms"])
     reasons: Counter[str] = Counter()
@@ -773,6 +796,7 @@ def run_step(
         reasons.update(o["reasons"])
     queryable_seconds = visible_at - step_start if visible_at is not None else None
     cpu_seconds = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
+    worker_seconds = sum(cpu - workers_before.get(pid, 0.0) for pid, cpu in workers_after.items())
     counters = (
         "spanfuse_requests_total",
         "spanfuse_accepted_items_total",
@@ -802,6 +826,16 @@ def run_step(
         expected_rows_total=expected,
         peak_rss_mib=sampler.peak(step_start, step_end) / MIB,
         server_cpu_cores=cpu_seconds / (step_end - step_start) if step_end > step_start else 0.0,
+        worker_cpu_cores=worker_seconds / (step_end - step_start) if step_end > step_start else 0.0,
+        observation_files=observation_files,
+        cpu_us_per_span={
+            name: seconds * 1e6 / acked if acked else 0.0
+            for name, seconds in (
+                ("server", cpu_seconds),
+                ("workers", worker_seconds),
+                ("clients", sum(o["cpu_seconds"] for o in outcomes)),
+            )
+        },
         wal_fsyncs=int(_delta(metrics_after, metrics_before, "spanfuse_wal_fsyncs_total")),
         wal_fsync_seconds=_delta(metrics_after, metrics_before, "spanfuse_wal_fsync_seconds_total"),
         parquet_flushes=int(_delta(metrics_after, metrics_before, "spanfuse_flushes_total")),
@@ -850,6 +884,9 @@ def print_table(console: Console, steps: list[StepResult], overall_peak_mib: flo
         "spans/s queryable",
         "peak RSS MiB",
         "server CPU",
+        "workers CPU",
+        "CPU µs/span srv/wrk/cli",
+        "obs files",
         "fsyncs",
         "flush s",
     )
@@ -869,6 +906,9 @@ def print_table(console: Console, steps: list[StepResult], overall_peak_mib: flo
             _fmt(s.spans_per_s_queryable),
             _fmt(s.peak_rss_mib, 1),
             _fmt(s.server_cpu_cores, 2),
+            _fmt(s.worker_cpu_cores, 2),
+            "/".join(_fmt(v, 1) for v in s.cpu_us_per_span.values()),
+            str(s.observation_files),
             str(s.wal_fsyncs),
             _fmt(s.parquet_flush_seconds, 2),
         )

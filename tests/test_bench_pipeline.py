@@ -30,3 +30,9 @@ def test_the_drain_bench_waits_for_the_whole_backlog(monkeypatch):
     figures = _load("drain", monkeypatch).drain(3, 1)
     assert figures["spans_per_s"] > 0 and figures["seconds"] > 0
     assert figures["workers_cpu"] > 0  # the batches ran in the worker process
+
+
+def test_the_compaction_bench_compacts_what_the_batches_wrote(monkeypatch):
+    figures = _load("compaction", monkeypatch).measure(4)
+    assert figures["files"] > 1 and figures["batch_us"] > 0 and figures["compaction_us"] > 0
+    assert 0 < figures["compacted_bytes"] < figures["flushed_bytes"]

@@ -1,0 +1,88 @@
+"""Compaction's CPU per span next to a worker's batch: the share of a worker's time it takes.
+
+Every span a collector stores is written twice: once by a worker's batch into a flush file (LZ4,
+arrival order), and once more when compaction merges those files into one sorted zstd file. This
+runs both on the ingest benchmark's requests (`bench/worker_batch.py`'s records) in one process:
+batches of 4 records into a temporary directory, then `storage.compaction.Compactor.merge` over
+every partition, as a worker does every `compaction_interval`. It prints CPU time per span of each
+(median of the repeats) and bytes per span on disk before and after.
+
+    .venv/bin/python bench/compaction.py [--records 64] [--repeats 3] [--code DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+SPANS_PER_RECORD = 512
+RECORDS_PER_BATCH = 4
+
+
+def _disk_bytes(root: Path) -> int:
+    return sum(f.stat().st_size for f in (root / "tables").rglob("*.parquet"))
+
+
+def measure(records: int) -> dict[str, float]:
+    """Write ``records`` records as flush files, then compact them; CPU µs per span of each step."""
+    import worker_batch  # bench/worker_batch.py, beside this file
+
+    from collector.batch import BatchProcessor
+    from storage.compaction import Compactor, partitions
+    from storage.schema import TABLES
+
+    batch = worker_batch._records(records)
+    spans = records * SPANS_PER_RECORD
+    with tempfile.TemporaryDirectory() as data:
+        root = Path(data)
+        processor = BatchProcessor(root)
+        started = time.process_time()
+        for first in range(0, records, RECORDS_PER_BATCH):
+            processor.process(batch[first : first + RECORDS_PER_BATCH])
+        batches = time.process_time() - started
+        flushed = _disk_bytes(root)
+        compactor = Compactor(root)
+        files = 0
+        started = time.process_time()
+        for name, spec in TABLES.items():
+            for partition in partitions(root, name):
+                inputs = sorted(partition.glob("*.parquet"))
+                files += len(inputs)
+                compactor.merge(spec, partition, inputs)
+        compaction = time.process_time() - started
+        return {
+            "batch_us": batches / spans * 1e6,
+            "compaction_us": compaction / spans * 1e6,
+            "files": files,
+            "flushed_bytes": flushed / spans,
+            "compacted_bytes": _disk_bytes(root) / spans,
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=64, help="records of 512 spans per repeat")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--code", type=Path, default=Path(__file__).resolve().parent.parent, help="checkout to run")
+    args = parser.parse_args()
+    sys.path[:0] = [str(args.code), str(Path(__file__).resolve().parent)]
+    runs: list[dict[str, Any]] = [measure(args.records) for _ in range(args.repeats)]
+
+    def median(key: str) -> float:
+        return statistics.median(run[key] for run in runs)
+
+    batch, compaction = median("batch_us"), median("compaction_us")
+    print(f"{args.code}: {args.records * SPANS_PER_RECORD:,} spans per repeat, medians of {args.repeats}")
+    files, flushed = runs[0]["files"], median("flushed_bytes")
+    print(f"  worker batches  {batch:6.1f} µs/span CPU -> {files} flush files, {flushed:,.0f} B/span")
+    print(f"  compaction      {compaction:6.1f} µs/span CPU -> {median('compacted_bytes'):,.0f} B/span")
+    print(f"  compaction / batch: {compaction / batch:.2f}")
+
+
+if __name__ == "__main__":
+    main()
