@@ -150,7 +150,7 @@ class Compactor:
                     pending.append((spec, partition, date))
         merged: set[Path] = set()
         pending.sort(key=lambda item: _last_compacted(item[1]))  # a pass out of time starves none
-        while pending:
+        while pending and not stats.unfinished:
             again = []
             for spec, partition, date in pending:
                 chosen = self._select(partition, date, today, now)
@@ -158,7 +158,7 @@ class Compactor:
                     continue
                 if deadline is not None and stats.merges and time.monotonic() > deadline:
                     stats.unfinished = True
-                    return stats
+                    break
                 if self._merge_counted(spec, partition, chosen, stats):
                     merged.add(partition)
                     again.append((spec, partition, date))

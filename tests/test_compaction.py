@@ -199,7 +199,7 @@ def test_a_pass_out_of_time_says_so_and_the_next_one_goes_on(tmp_path, monkeypat
     compactor = Compactor(tmp_path, min_files=2)
 
     first = compactor.run_once(now=NOW, budget_seconds=0)  # out of time after its first merge
-    assert (first.merges, first.unfinished) == (1, True)
+    assert (first.partitions, first.merges, first.unfinished) == (1, 1, True)
     assert len(_files(tmp_path, date)) == 11
     second = compactor.run_once(now=NOW)
     assert second.merges > 1 and not second.unfinished
