@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-SPANS_PER_RECORD = 512
 RECORDS_PER_BATCH = 4
 
 
@@ -36,8 +35,8 @@ def measure(records: int) -> dict[str, float]:
     from storage.compaction import Compactor, partitions
     from storage.schema import TABLES
 
-    batch = worker_batch._records(records)
-    spans = records * SPANS_PER_RECORD
+    batch = worker_batch.wal_records(records)
+    spans = records * worker_batch.SPANS_PER_RECORD
     with tempfile.TemporaryDirectory() as data:
         root = Path(data)
         processor = BatchProcessor(root)
@@ -56,6 +55,7 @@ def measure(records: int) -> dict[str, float]:
                 compactor.merge(spec, partition, inputs)
         compaction = time.process_time() - started
         return {
+            "spans": spans,
             "batch_us": batches / spans * 1e6,
             "compaction_us": compaction / spans * 1e6,
             "files": files,
@@ -77,7 +77,7 @@ def main() -> None:
         return statistics.median(run[key] for run in runs)
 
     batch, compaction = median("batch_us"), median("compaction_us")
-    print(f"{args.code}: {args.records * SPANS_PER_RECORD:,} spans per repeat, medians of {args.repeats}")
+    print(f"{args.code}: {runs[0]['spans']:,} spans per repeat, medians of {args.repeats}")
     files, flushed = runs[0]["files"], median("flushed_bytes")
     print(f"  worker batches  {batch:6.1f} µs/span CPU -> {files} flush files, {flushed:,.0f} B/span")
     print(f"  compaction      {compaction:6.1f} µs/span CPU -> {median('compacted_bytes'):,.0f} B/span")

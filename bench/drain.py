@@ -1,8 +1,8 @@
 """The Parquet pipeline draining a WAL backlog with no client load: spans/s with N worker processes.
 
-Appends records of the ingest benchmark's 512-span requests (`bench/ingest.py`'s templates, fresh
-ids) to a WAL in a temporary directory, then starts `collector.pipeline.ParquetPipeline` on it and
-times until the pipeline has committed the whole backlog (every span durable in Parquet). Worker
+Appends the ingest benchmark's 512-span requests (`bench/worker_batch.py`'s payloads, fresh ids)
+to a WAL in a temporary directory, then starts `collector.pipeline.ParquetPipeline` on it and times
+until the pipeline has committed the whole backlog (every span durable in Parquet). Worker
 start-up (about a second of CPU) is inside the time, as it is after a collector restart.
 
     .venv/bin/python bench/drain.py [--records 600] [--workers 2] [--rounds 1] [--code DIR]
@@ -21,12 +21,10 @@ from pathlib import Path
 
 import psutil
 
-SPANS_PER_RECORD = 512
-
 
 def drain(records: int, workers: int) -> dict[str, float]:
     """Fill a WAL with ``records`` requests, drain it; spans/s and CPU seconds of both sides."""
-    import ingest  # bench/ingest.py, beside this file
+    import worker_batch  # bench/worker_batch.py, beside this file
 
     from collector.pipeline import CONSUMER, ParquetPipeline
     from collector.telemetry import Telemetry
@@ -36,12 +34,7 @@ def drain(records: int, workers: int) -> dict[str, float]:
         root = Path(tmp)
         wal = WriteAheadLog(root / "wal")
         wal.open()
-        now = time.time_ns()
-        templates = [ingest.build_template(seed, SPANS_PER_RECORD, now) for seed in range(8)]
-        appended = [
-            wal.append(Signal.TRACES, "bench", ingest.fresh_payload(templates[i % len(templates)]))
-            for i in range(records)
-        ]
+        appended = [wal.append(Signal.TRACES, "bench", payload) for payload in worker_batch.payloads(records)]
         end = max(future.result() for future in appended)
         pipeline = ParquetPipeline(wal, root, Telemetry(), workers=workers, flush_interval=1.0)
         me = psutil.Process()
@@ -56,7 +49,8 @@ def drain(records: int, workers: int) -> dict[str, float]:
         pipeline.stop()
         wal.close()
     return {
-        "spans_per_s": records * SPANS_PER_RECORD / seconds,
+        "spans": records * worker_batch.SPANS_PER_RECORD,
+        "spans_per_s": records * worker_batch.SPANS_PER_RECORD / seconds,
         "seconds": seconds,
         "collector_cpu": cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system,
         "workers_cpu": worker_cpu,
@@ -75,9 +69,8 @@ def main() -> None:
     for _ in range(args.rounds):
         figures = drain(args.records, args.workers)
         rates.append(figures["spans_per_s"])
-        spans = args.records * SPANS_PER_RECORD
         print(
-            f"{args.code}: {figures['spans_per_s']:,.0f} spans/s drained ({spans:,} spans "
+            f"{args.code}: {figures['spans_per_s']:,.0f} spans/s drained ({figures['spans']:,.0f} spans "
             f"in {figures['seconds']:.2f} s, workers: {args.workers}); "
             f"CPU: collector {figures['collector_cpu']:.2f} s, workers {figures['workers_cpu']:.2f} s"
         )

@@ -5,7 +5,8 @@ directory), then for every transport (gRPC, HTTP protobuf) and client count runs
 generator processes send pre-built GenAI ``ExportTraceServiceRequest`` payloads back to back for a
 bounded time. After each step it polls the Parquet files until every acknowledged span is readable,
 then counts the observation files; CPU time is reported per acknowledged span for the collector
-process, its workers (batches and compaction) and the load clients. Finally it stops the server with SIGTERM and reports how long the clean shutdown took.
+process, its workers (batches and compaction) and the load clients. Finally it stops the server
+with SIGTERM and reports how long the clean shutdown took.
 
 Run from the repository root::
 

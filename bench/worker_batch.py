@@ -30,19 +30,24 @@ from typing import Any
 SPANS_PER_RECORD = 512
 
 
-def _records(count: int) -> list[Any]:
-    """``count`` WAL records of ingest-benchmark requests (8 templates, fresh ids in each)."""
+def payloads(count: int) -> list[bytes]:
+    """``count`` ingest-benchmark requests of 512 spans (8 templates, fresh ids in each)."""
     import ingest  # bench/ingest.py, beside this file
-
-    from storage.wal import Signal, WalRecord
 
     now = time.time_ns()
     templates = [ingest.build_template(seed, SPANS_PER_RECORD, now) for seed in range(8)]
-    records = []
-    for index in range(count):
-        payload = ingest.fresh_payload(templates[index % len(templates)])
-        records.append(WalRecord(index, index + 1, Signal.TRACES, "bench", now, payload))
-    return records
+    return [ingest.fresh_payload(templates[index % len(templates)]) for index in range(count)]
+
+
+def wal_records(count: int) -> list[Any]:
+    """:func:`payloads` as the WAL records a pipeline worker is handed."""
+    from storage.wal import Signal, WalRecord
+
+    now = time.time_ns()
+    return [
+        WalRecord(index, index + 1, Signal.TRACES, "bench", now, payload)
+        for index, payload in enumerate(payloads(count))
+    ]
 
 
 def measure(records: int, repeats: int, *, process: bool = True) -> dict[str, Any]:
@@ -53,7 +58,7 @@ def measure(records: int, repeats: int, *, process: bool = True) -> dict[str, An
     from collector import native
     from collector.batch import BatchProcessor
 
-    batch = _records(records + 1)
+    batch = wal_records(records + 1)
     with tempfile.TemporaryDirectory() as data:
         processor = BatchProcessor(data)
         processor.process(batch[:1])  # warm: first conversions, price lookups, file creation

@@ -147,7 +147,7 @@ class ParquetPipeline:
                 elif not batch and not self._inflight and self.reader.position != self.wal.committed().get(CONSUMER):
                     self._commit(self.reader.position)  # nothing pending (a commit failed, or only damage was read)
         if self._drain_on_stop:
-            self._drain_backlog(batch)
+            self._drain_backlog(batch, batch_bytes)
         elif batch:
             self._submit(batch)
         while self._inflight:
@@ -156,18 +156,17 @@ class ParquetPipeline:
         if backlog > 0:
             log.warning("parquet consumer stopped with %d WAL bytes unprocessed; they land at the next start", backlog)
 
-    def _drain_backlog(self, batch: list[WalRecord]) -> None:
-        """Process ``batch`` and what follows it in the WAL, until caught up, a batch fails, or
-        ``drain_seconds`` pass."""
+    def _drain_backlog(self, batch: list[WalRecord], batch_bytes: int) -> None:
+        """Process ``batch`` (``batch_bytes`` of WAL) and what follows it in the WAL, until caught
+        up, a batch fails, or ``drain_seconds`` pass."""
         deadline = time.monotonic() + self.drain_seconds
         while not self._rewound and time.monotonic() < deadline:
-            batch_bytes = sum(r.next_offset - r.offset for r in batch)
             batch.extend(self.reader.read(_BATCH_BYTES - batch_bytes))
             self._report_damage()
             if not batch:
                 break
             self._submit(batch)
-            batch = []
+            batch, batch_bytes = [], 0
             self._settle(block=len(self._inflight) > self.workers)
 
     def _submit(self, batch: list[WalRecord]) -> None:

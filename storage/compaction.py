@@ -130,7 +130,8 @@ class Compactor:
         A busy partition gets as many merges as it needs (each one capped at ``MAX_MERGE_BYTES``), so
         its small files never pile up faster than passes take them. Partitions take turns, one merge
         each per round, the one compacted least recently first. After ``budget_seconds`` no new merge
-        starts: ``stats.unfinished`` says so, and the next pass goes on from there.
+        starts (a pass makes one at least): ``stats.unfinished`` says so, and the next pass goes on
+        from there.
         """
         now = time.time() if now is None else now
         deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
