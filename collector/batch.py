@@ -29,6 +29,7 @@ from collector.pricing import PriceTable, PricingEntry
 from collector.wire import pipeline_request_type
 from semconv import legacy
 from semconv.mapping import map_logs_request, map_traces_request
+from semconv.trace_facts import fold_request_facts
 from storage.compaction import CompactionStats, Compactor
 from storage.parquet_writer import PartitionedWriter, quarantine_named_in
 from storage.query import TableQuery
@@ -148,7 +149,7 @@ class BatchProcessor:
             for observation in mapped.observations:
                 price(observation, self.prices, record.project_id)
             self.writer.add("observations", record.project_id, mapped.observations, ingest)
-            self.writer.add("traces", record.project_id, mapped.traces, ingest)
+            self.writer.add("traces", record.project_id, fold_request_facts(mapped.traces), ingest)
             if mapped.warnings:
                 result.warnings_by_project[record.project_id] += mapped.warnings
         elif record.signal == Signal.LOGS:
