@@ -36,6 +36,7 @@ from storage.query import TableQuery
 from storage.wal import Signal, WalRecord
 
 log = logging.getLogger("spanfuse.pipeline")
+_STOP_POLL_SECONDS = 0.2  # how soon a compaction pass notices its collector stopping
 
 
 @dataclass
@@ -241,15 +242,19 @@ class BatchProcessor:
 
 # ---------------------------------------------------------------- worker-process side
 _processor: BatchProcessor | None = None
+_stopping: Any = None  # the collector's stop event, in a worker process
 
 
-def init_worker(root: str, pricing: list[dict[str, Any]]) -> None:
-    """Process-pool initializer: one processor per worker process, which ends with the collector."""
-    global _processor
+def init_worker(root: str, pricing: list[dict[str, Any]], stopping: Any = None) -> None:
+    """Process-pool initializer: one processor per worker process, which ends with the collector.
+
+    ``stopping`` is an event the collector sets when it stops (it ends compaction passes)."""
+    global _processor, _stopping
     _exit_with_parent()
     _processor = BatchProcessor(
         root, [PricingEntry.model_validate(entry) for entry in pricing], wait_for_earlier_batches=True
     )
+    _stopping = stopping
 
 
 def _exit_with_parent() -> None:
@@ -271,6 +276,35 @@ def process_in_worker(records: list[WalRecord]) -> BatchResult:
     return _processor.process(records)
 
 
-def compact(root: str, retention_days: int, budget_seconds: float | None = None) -> CompactionStats:
-    """One compaction and retention pass over the tables (run on a worker by the collector)."""
-    return Compactor(root, retention_days=retention_days).run_once(budget_seconds=budget_seconds)
+def compact(
+    root: str, retention_days: int, budget_seconds: float | None = None, stopping: Any = None
+) -> CompactionStats:
+    """One compaction and retention pass over the tables (run on a worker by the collector).
+
+    Once the event ``stopping`` is set the pass ends at once, its merge in progress abandoned (its
+    files stay as they were): a stopping collector neither waits for a merge nor keeps a worker
+    from draining the WAL."""
+    compactor = Compactor(root, retention_days=retention_days)
+    if stopping is None:
+        return compactor.run_once(budget_seconds=budget_seconds)
+    if stopping.is_set():
+        compactor.interrupt()
+    finished = threading.Event()
+
+    def watch() -> None:
+        while not finished.is_set():
+            if stopping.wait(_STOP_POLL_SECONDS):
+                compactor.interrupt()
+                return
+
+    watcher = threading.Thread(target=watch, name="compaction-stop", daemon=True)
+    watcher.start()
+    try:
+        return compactor.run_once(budget_seconds=budget_seconds)
+    finally:
+        finished.set()
+
+
+def compact_in_worker(root: str, retention_days: int, budget_seconds: float | None = None) -> CompactionStats:
+    """:func:`compact` in a pool worker, ended by the collector's stop event (see :func:`init_worker`)."""
+    return compact(root, retention_days, budget_seconds, _stopping)

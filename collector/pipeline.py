@@ -20,22 +20,27 @@ import multiprocessing
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any, TypeVar
 
-from collector.batch import BatchProcessor, BatchResult, init_worker, process_in_worker
+from collector.batch import (
+    BatchProcessor,
+    BatchResult,
+    compact,
+    compact_in_worker,
+    init_worker,
+    process_in_worker,
+)
 from collector.pricing import PricingEntry
 from collector.telemetry import Telemetry
+from storage.compaction import CompactionStats
 from storage.parquet_writer import quarantine_damaged_files
 from storage.wal import WalReader, WalRecord, WriteAheadLog
 
 log = logging.getLogger("spanfuse.pipeline")
 
 CONSUMER = "parquet"
-T = TypeVar("T")
 _BATCH_BYTES = 16 * 1024 * 1024  # a batch is cut at this size or when the flush interval ends
 _RETRY_SECONDS = 1.0
 DRAIN_SECONDS = 20.0  # a clean stop processes the WAL's backlog for this long at most
@@ -73,6 +78,8 @@ class ParquetPipeline:
         self._inflight: deque[tuple[int, Future[BatchResult]]] = deque()
         self._rewound = False  # set after a failure: the records being gathered are read again
         self._drain_on_stop = True  # whether stop() processes the WAL's backlog first (not when paused)
+        self._context = multiprocessing.get_context("forkserver")
+        self._stopping = self._context.Event()  # set first thing in stop(): ends compaction passes
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -87,6 +94,7 @@ class ParquetPipeline:
     def stop(self) -> None:
         """Finish: process the WAL's backlog (unless paused; see the module docstring), commit."""
         self._drain_on_stop = self._resume.is_set()
+        self._stopping.set()  # first: a worker busy compacting is freed for the drain
         self._stop.set()
         self._resume.set()
         self._thread.join()
@@ -102,19 +110,21 @@ class ParquetPipeline:
     def resume(self) -> None:
         self._resume.set()
 
-    def run_task(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a CPU-heavy storage task (e.g. compaction) on a worker, or here with ``workers: 0``."""
+    def compact(self, retention_days: int, budget_seconds: float | None = None) -> CompactionStats:
+        """One compaction and retention pass, on a worker (here with ``workers: 0``); :meth:`stop` ends it."""
         if self._pool is None:
-            return fn(*args)
-        return self._pool.submit(fn, *args).result()
+            return compact(str(self.root), retention_days, budget_seconds, self._stopping)
+        return self._pool.submit(compact_in_worker, str(self.root), retention_days, budget_seconds).result()
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # forkserver: workers never fork this process's gRPC and server threads.
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["collector.batch"])
+        self._context.set_forkserver_preload(["collector.batch"])
         pricing = [entry.model_dump(mode="json") for entry in self.pricing]
         return ProcessPoolExecutor(
-            self.workers, mp_context=context, initializer=init_worker, initargs=(str(self.root), pricing)
+            self.workers,
+            mp_context=self._context,
+            initializer=init_worker,
+            initargs=(str(self.root), pricing, self._stopping),
         )
 
     # ------------------------------------------------------------------ the loop

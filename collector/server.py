@@ -20,7 +20,6 @@ from collector import native
 from collector.api.common import ApiContext
 from collector.app import create_app
 from collector.auth import Authenticator
-from collector.batch import compact
 from collector.config import MIB, Config
 from collector.forwarder import WalForwarder, build_forwarders, drop_stale_consumers
 from collector.http_server import HttpServer
@@ -35,7 +34,7 @@ from storage.wal import WriteAheadLog
 
 log = logging.getLogger("spanfuse.server")
 
-# A compaction pass starts no merge after this long, so a stop waits for one merge at most.
+# A compaction pass starts no merge after this long (a stop ends it at once).
 COMPACTION_PASS_SECONDS = 10.0
 
 
@@ -177,9 +176,7 @@ class Server:
             wait, started = exporter.compaction_interval, time.monotonic()
             try:
                 assert self.pipeline is not None
-                stats = self.pipeline.run_task(
-                    compact, str(self.data_dir), exporter.retention_days, COMPACTION_PASS_SECONDS
-                )
+                stats = self.pipeline.compact(exporter.retention_days, COMPACTION_PASS_SECONDS)
             except Exception:
                 log.exception("compaction failed")
                 continue

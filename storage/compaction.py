@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import shutil
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -106,6 +107,10 @@ class _Deduplicator:
         return batch.filter(keep)
 
 
+class MergeInterrupted(Exception):
+    """A merge abandoned by :meth:`Compactor.interrupt`; its input files are untouched."""
+
+
 class Compactor:
     """Merges small files and applies retention; call :meth:`run_once` periodically."""
 
@@ -123,6 +128,18 @@ class Compactor:
         self.small_file_bytes = small_file_bytes
         self.retention_days = retention_days
         self.settle_seconds = settle_seconds
+        # Set by interrupt() (from another thread): the merge in progress ends and none starts.
+        self._interrupted = False
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._lock = threading.Lock()
+
+    def interrupt(self) -> None:
+        """End the pass soon, from any thread: the merge in progress is abandoned (its files stay as
+        they were, nothing is lost) and no other starts. For a collector that is stopping."""
+        with self._lock:
+            self._interrupted = True
+            if self._con is not None:
+                self._con.interrupt()  # a sort in progress ends now; streaming checks the flag
 
     def run_once(self, now: float | None = None, *, budget_seconds: float | None = None) -> CompactionStats:
         """One pass: retention, then merges until no partition has files worth merging.
@@ -131,7 +148,7 @@ class Compactor:
         its small files never pile up faster than passes take them. Partitions take turns, one merge
         each per round, the one compacted least recently first. After ``budget_seconds`` no new merge
         starts (a pass makes one at least): ``stats.unfinished`` says so, and the next pass goes on
-        from there.
+        from there. :meth:`interrupt` ends the pass at once, its merge in progress abandoned.
         """
         now = time.time() if now is None else now
         deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
@@ -157,7 +174,7 @@ class Compactor:
                 chosen = self._select(partition, date, today, now)
                 if not chosen:
                     continue
-                if deadline is not None and stats.merges and time.monotonic() > deadline:
+                if self._interrupted or (deadline is not None and stats.merges and time.monotonic() > deadline):
                     stats.unfinished = True
                     break
                 if self._merge_counted(spec, partition, chosen, stats):
@@ -172,6 +189,10 @@ class Compactor:
         started = time.perf_counter()
         try:
             rows = self.merge(spec, partition, chosen)
+        except MergeInterrupted:
+            log.info("compaction interrupted partition=%s", partition.relative_to(self.root))
+            stats.unfinished = True
+            return False
         except (OSError, duckdb.Error, pa.ArrowException) as exc:
             # Raised on a file whose footer looked whole but whose data is not: find and quarantine
             # it; the partition is merged again next pass.
@@ -260,6 +281,11 @@ class Compactor:
                 "preserve_insertion_order": False,
             }
         )
+        with self._lock:
+            if self._interrupted:
+                con.close()
+                raise MergeInterrupted
+            self._con = con
         rows_out = 0
         deleted, params = self._deleted_traces(spec, partition), {"files": [str(f) for f in files]}
         if deleted:
@@ -282,6 +308,8 @@ class Compactor:
                 pending: list[pa.RecordBatch] = []
                 pending_rows = 0
                 for batch in reader:
+                    if self._interrupted:
+                        raise MergeInterrupted
                     batch = dedup(batch)
                     pending.append(batch)
                     pending_rows += batch.num_rows
@@ -295,7 +323,13 @@ class Compactor:
 
         try:
             publish(final, write)
+        except Exception:
+            if self._interrupted:  # however DuckDB or Arrow reported it
+                raise MergeInterrupted from None
+            raise
         finally:
+            with self._lock:
+                self._con = None
             con.close()
         for f in files:
             if f != final:

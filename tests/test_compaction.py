@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
+import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from collector.batch import compact, compact_in_worker, init_worker
 from storage import compaction
 from storage.compaction import Compactor, partitions
 from storage.parquet_writer import PartitionedWriter
@@ -224,3 +228,74 @@ def test_passes_out_of_time_take_turns_between_busy_partitions(tmp_path, monkeyp
         time.sleep(0.01)  # the next compacted file is visibly newer
         merged_by_pass.append(next(p for p in ("a", "b") if len(_files(tmp_path, date, p)) < before[p]))
     assert merged_by_pass == ["a", "b", "a", "b"]
+
+
+def _big_partition(root: Path, files: int, rows_per_file: int) -> tuple[str, list[Path], dict[Path, bytes]]:
+    writer = PartitionedWriter(root)
+    for seq in range(files):
+        rows = [_observation(f"s{seq}-{n}", f"t{n % 97}", TODAY_US + n, "x") for n in range(rows_per_file)]
+        _write(writer, rows, seq)
+    date = dt.datetime.fromtimestamp(NOW, dt.UTC).date().isoformat()
+    inputs = _files(root, date)
+    return date, inputs, {f: f.read_bytes() for f in inputs}
+
+
+def _left_as_it_was(root: Path, date: str, contents: dict[Path, bytes]) -> None:
+    assert _files(root, date) == sorted(contents)
+    assert all(f.read_bytes() == data for f, data in contents.items())
+    assert not [p for p in root.rglob("*") if p.is_file() and ".tmp" in p.name]
+
+
+def test_an_interrupted_merge_leaves_its_files_as_they_were_and_the_next_pass_merges_them(tmp_path, monkeypatch):
+    """A stopping collector interrupts compaction: the merge being streamed is abandoned."""
+    date, _, contents = _big_partition(tmp_path, files=8, rows_per_file=4_000)  # 4 row groups streamed
+    compactor = Compactor(tmp_path, min_files=8)
+    deduplicate = compaction._Deduplicator.__call__
+
+    def interrupted_after_first_batch(self, batch):
+        compactor.interrupt()  # as the collector's stop would, from another thread
+        return deduplicate(self, batch)
+
+    monkeypatch.setattr(compaction._Deduplicator, "__call__", interrupted_after_first_batch)
+    stats = compactor.run_once(now=NOW)
+    assert (stats.unfinished, stats.merges, stats.files_quarantined) == (True, 0, 0)
+    _left_as_it_was(tmp_path, date, contents)
+
+    monkeypatch.setattr(compaction._Deduplicator, "__call__", deduplicate)
+    stats = Compactor(tmp_path, min_files=8).run_once(now=NOW)
+    assert (stats.merges, stats.rows_out) == (1, 32_000)
+    assert TableQuery(tmp_path).query("p", "SELECT count(*) AS n FROM {observations}") == [{"n": 32_000}]
+
+
+def test_an_interrupt_from_another_thread_while_merging_ends_the_merge(tmp_path):
+    """Wherever it lands: DuckDB's sort (interrupted in DuckDB) or the streaming (a flag checked per batch)."""
+    date, _, contents = _big_partition(tmp_path, files=8, rows_per_file=20_000)
+    compactor = Compactor(tmp_path, min_files=8)
+
+    def interrupt_once_merging() -> None:
+        deadline = time.monotonic() + 60
+        while compactor._con is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+        compactor.interrupt()
+
+    interrupter = threading.Thread(target=interrupt_once_merging)
+    interrupter.start()
+    stats = compactor.run_once(now=NOW)
+    interrupter.join()
+    assert (stats.unfinished, stats.merges, stats.files_quarantined) == (True, 0, 0)
+    _left_as_it_was(tmp_path, date, contents)
+
+
+def test_a_pass_started_after_the_stop_merges_nothing_in_a_worker_process(tmp_path):
+    """The collector's stop event reaches pool workers through their initializer."""
+    date, _, contents = _big_partition(tmp_path, files=8, rows_per_file=100)
+    context = multiprocessing.get_context("forkserver")
+    stopping = context.Event()
+    with ProcessPoolExecutor(
+        1, mp_context=context, initializer=init_worker, initargs=(str(tmp_path), [], stopping)
+    ) as pool:
+        stopping.set()
+        stats = pool.submit(compact_in_worker, str(tmp_path), 0).result()
+    assert (stats.unfinished, stats.merges) == (True, 0)
+    _left_as_it_was(tmp_path, date, contents)
+    assert compact(str(tmp_path), 0, None, context.Event()).merges == 1  # not stopping: merged
