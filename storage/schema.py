@@ -81,7 +81,8 @@ TRACES = TableSpec(
     schema=pa.schema(
         [
             pa.field("id", pa.string(), nullable=False),
-            pa.field("observation_id", pa.string()),  # the span this fact came from
+            # The span this fact came from; "folded-…" for a request's facts of the trace in one row.
+            pa.field("observation_id", pa.string()),
             pa.field("timestamp", TS, nullable=False),
             pa.field("name", pa.string()),
             pa.field("user_id", pa.string()),
