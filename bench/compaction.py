@@ -27,6 +27,12 @@ def _disk_bytes(root: Path) -> int:
     return sum(f.stat().st_size for f in (root / "tables").rglob("*.parquet"))
 
 
+def write_flush_files(processor: Any, records: list[Any]) -> None:
+    """``records`` as a worker writes them: batches of ``RECORDS_PER_BATCH``, each its flush files."""
+    for first in range(0, len(records), RECORDS_PER_BATCH):
+        processor.process(records[first : first + RECORDS_PER_BATCH])
+
+
 def measure(records: int) -> dict[str, float]:
     """Write ``records`` records as flush files, then compact them; CPU µs per span of each step."""
     import worker_batch  # bench/worker_batch.py, beside this file
@@ -41,8 +47,7 @@ def measure(records: int) -> dict[str, float]:
         root = Path(data)
         processor = BatchProcessor(root)
         started = time.process_time()
-        for first in range(0, records, RECORDS_PER_BATCH):
-            processor.process(batch[first : first + RECORDS_PER_BATCH])
+        write_flush_files(processor, batch)
         batches = time.process_time() - started
         flushed = _disk_bytes(root)
         compactor = Compactor(root)

@@ -1,10 +1,9 @@
 """How long the Parquet pipeline's stop takes while a compaction pass is merging.
 
-Writes the ingest benchmark's requests as flush files (a worker's batches of 4 records, as in
-`bench/compaction.py`), starts the pipeline with one worker and an empty WAL, starts a
-compaction pass on that worker, and after ``--after`` seconds stops the pipeline (what SIGTERM
-does once the receivers are closed), timing the stop. Prints the median of the repeats, and what
-the pass did.
+Writes the ingest benchmark's requests as flush files (`bench/compaction.py`'s batches), starts
+the pipeline with one worker and an empty WAL, starts a compaction pass on that worker, and after
+``--after`` seconds stops the pipeline (what SIGTERM does once the receivers are closed), timing
+the stop. Prints the median of the repeats, and what the pass did.
 
     .venv/bin/python bench/stop.py [--records 64] [--after 1.0] [--repeats 3] [--code DIR]
 """
@@ -23,7 +22,8 @@ from typing import Any
 
 def measure(records: int, after: float) -> dict[str, Any]:
     """Seconds a stop took ``after`` seconds into a compaction pass over ``records`` records' files."""
-    import worker_batch  # bench/worker_batch.py, beside this file
+    import compaction  # bench/compaction.py and bench/worker_batch.py, beside this file
+    import worker_batch
 
     from collector import batch as batch_module
     from collector.batch import BatchProcessor
@@ -34,9 +34,7 @@ def measure(records: int, after: float) -> dict[str, Any]:
     records_list = worker_batch.wal_records(records)
     with tempfile.TemporaryDirectory() as data:
         root = Path(data)
-        processor = BatchProcessor(root)
-        for first in range(0, records, 4):
-            processor.process(records_list[first : first + 4])
+        compaction.write_flush_files(BatchProcessor(root), records_list)
         wal = WriteAheadLog(root / "wal")
         wal.open()
         pipeline = ParquetPipeline(wal, root, Telemetry(), workers=1)
@@ -46,13 +44,13 @@ def measure(records: int, after: float) -> dict[str, Any]:
         else:  # older checkouts (--code) ran compaction as a generic task
             run_pass = lambda: pipeline.run_task(batch_module.compact, str(root), 0, 10.0)  # noqa: E731
         result: dict[str, Any] = {}
-        compaction = threading.Thread(target=lambda: result.update(stats=run_pass()))
-        compaction.start()
+        compacting = threading.Thread(target=lambda: result.update(stats=run_pass()))
+        compacting.start()
         time.sleep(after)
         started = time.monotonic()
         wal.close()
         pipeline.stop()
-        compaction.join()
+        compacting.join()
         stop_seconds = time.monotonic() - started
         stats = result.get("stats")
         return {

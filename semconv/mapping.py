@@ -63,7 +63,7 @@ _OBSERVATION_ROW: Final[dict[str, Any]] = dict.fromkeys(
         "links",
     )
 )
-_TRACE_ROW: Final[dict[str, Any]] = dict.fromkeys(
+TRACE_ROW: Final[dict[str, Any]] = dict.fromkeys(
     (
         "id",
         "observation_id",
@@ -277,7 +277,7 @@ def map_span(
         if e.trace_output is not None:
             trace_output = _json_or_none(e.trace_output)
         trace = {
-            **_TRACE_ROW,
+            **TRACE_ROW,
             "id": trace_id,
             "observation_id": span_id,
             "timestamp": start,

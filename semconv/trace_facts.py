@@ -17,9 +17,11 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-# Columns folded as "the newest non-null value"; id, timestamp, observation_id, tags and
-# metadata have rules of their own.
-_LATEST: Final = ("name", "user_id", "session_id", "input", "output", "release", "version", "environment", "public")
+from semconv.mapping import TRACE_ROW
+
+# Columns with rules of their own; every other column of a trace row is "the newest non-null value".
+OWN_RULES: Final = ("id", "observation_id", "timestamp", "tags", "metadata")
+_LATEST: Final = tuple(column for column in TRACE_ROW if column not in OWN_RULES)
 FOLDED_ID_PREFIX: Final = "folded-"
 _DIGEST_MASK: Final = (1 << 64) - 1
 
@@ -64,7 +66,7 @@ def _fold(group: list[dict[str, Any]]) -> dict[str, Any] | None:
     newest = group[0]
     earliest = newest["timestamp"]
     metadata: Any = None
-    tagged = 0
+    tagged = False
     digest = 0
     for row in group:
         started, observation_id = row["timestamp"], row["observation_id"]
@@ -77,7 +79,7 @@ def _fold(group: list[dict[str, Any]]) -> dict[str, Any] | None:
             elif text != metadata:
                 return None  # merging differing metadata is the read's JSON rule: leave it to the read
         if row["tags"] is not None:
-            tagged += 1
+            tagged = True
         if _newer(row, newest):
             newest = row
         if started < earliest:
@@ -98,7 +100,7 @@ def _fold(group: list[dict[str, Any]]) -> dict[str, Any] | None:
     folded["timestamp"] = earliest
     folded["metadata"] = metadata
     if tagged:
-        folded["tags"] = _union_tags(group) if tagged > 1 else next(r["tags"] for r in group if r["tags"] is not None)
+        folded["tags"] = _union_tags(group)
     folded["observation_id"] = f"{FOLDED_ID_PREFIX}{digest & _DIGEST_MASK:016x}"
     return folded
 

@@ -230,14 +230,14 @@ def test_passes_out_of_time_take_turns_between_busy_partitions(tmp_path, monkeyp
     assert merged_by_pass == ["a", "b", "a", "b"]
 
 
-def _big_partition(root: Path, files: int, rows_per_file: int) -> tuple[str, list[Path], dict[Path, bytes]]:
+def _big_partition(root: Path, files: int, rows_per_file: int) -> tuple[str, dict[Path, bytes]]:
+    """A partition of ``files`` flush files: its date and each file's bytes."""
     writer = PartitionedWriter(root)
     for seq in range(files):
         rows = [_observation(f"s{seq}-{n}", f"t{n % 97}", TODAY_US + n, "x") for n in range(rows_per_file)]
         _write(writer, rows, seq)
     date = dt.datetime.fromtimestamp(NOW, dt.UTC).date().isoformat()
-    inputs = _files(root, date)
-    return date, inputs, {f: f.read_bytes() for f in inputs}
+    return date, {f: f.read_bytes() for f in _files(root, date)}
 
 
 def _left_as_it_was(root: Path, date: str, contents: dict[Path, bytes]) -> None:
@@ -248,7 +248,7 @@ def _left_as_it_was(root: Path, date: str, contents: dict[Path, bytes]) -> None:
 
 def test_an_interrupted_merge_leaves_its_files_as_they_were_and_the_next_pass_merges_them(tmp_path, monkeypatch):
     """A stopping collector interrupts compaction: the merge being streamed is abandoned."""
-    date, _, contents = _big_partition(tmp_path, files=8, rows_per_file=4_000)  # 4 row groups streamed
+    date, contents = _big_partition(tmp_path, files=8, rows_per_file=4_000)  # 4 row groups streamed
     compactor = Compactor(tmp_path, min_files=8)
     deduplicate = compaction._Deduplicator.__call__
 
@@ -269,7 +269,7 @@ def test_an_interrupted_merge_leaves_its_files_as_they_were_and_the_next_pass_me
 
 def test_an_interrupt_from_another_thread_while_merging_ends_the_merge(tmp_path):
     """Wherever it lands: DuckDB's sort (interrupted in DuckDB) or the streaming (a flag checked per batch)."""
-    date, _, contents = _big_partition(tmp_path, files=8, rows_per_file=20_000)
+    date, contents = _big_partition(tmp_path, files=8, rows_per_file=20_000)
     compactor = Compactor(tmp_path, min_files=8)
 
     def interrupt_once_merging() -> None:
@@ -288,7 +288,7 @@ def test_an_interrupt_from_another_thread_while_merging_ends_the_merge(tmp_path)
 
 def test_a_pass_started_after_the_stop_merges_nothing_in_a_worker_process(tmp_path):
     """The collector's stop event reaches pool workers through their initializer."""
-    date, _, contents = _big_partition(tmp_path, files=8, rows_per_file=100)
+    date, contents = _big_partition(tmp_path, files=8, rows_per_file=100)
     context = multiprocessing.get_context("forkserver")
     stopping = context.Event()
     with ProcessPoolExecutor(

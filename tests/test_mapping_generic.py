@@ -244,7 +244,7 @@ def test_rows_start_from_str_keyed_templates_of_exactly_their_keys():
     out = _map(make_span(TRACE, ROOT, name="root"))
     [observation], [trace] = out.observations, out.traces
     assert list(observation) == list(semconv.mapping._OBSERVATION_ROW)
-    assert list(trace) == list(semconv.mapping._TRACE_ROW)
+    assert list(trace) == list(semconv.mapping.TRACE_ROW)
     for row in (observation, trace):
         str_keyed = {}
         for key, value in row.items():  # inserting str keys one by one gives the str-only layout
