@@ -46,6 +46,7 @@ class BatchResult:
     files: int = 0
     bytes: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # CPU time of the thread that mapped and wrote the batch
     rows_by_table: dict[str, int] = field(default_factory=dict)
     warnings_by_project: Counter[str] = field(default_factory=Counter)
 
@@ -122,6 +123,7 @@ class BatchProcessor:
 
     def process(self, records: list[WalRecord]) -> BatchResult:
         result = BatchResult()
+        started = time.thread_time()
         self._pending = {}
         self._batch_start = records[0].offset if records else 0
         try:
@@ -141,6 +143,7 @@ class BatchProcessor:
             self._pending = {}
         result.files, result.bytes, result.seconds = flushed.files, flushed.bytes, flushed.seconds
         result.rows_by_table = flushed.rows_by_table
+        result.cpu_seconds = time.thread_time() - started
         return result
 
     def _map(self, record: WalRecord, result: BatchResult) -> None:

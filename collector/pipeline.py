@@ -244,6 +244,7 @@ class ParquetPipeline:
     def _count(self, result: BatchResult) -> None:
         t = self.telemetry
         t.consumed.labels(CONSUMER).inc(result.records)
+        t.batch_cpu_seconds.inc(result.cpu_seconds)
         if result.undecodable:
             t.consumer_errors.labels(CONSUMER, "undecodable").inc(result.undecodable)
         for project, warnings in result.warnings_by_project.items():

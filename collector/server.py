@@ -28,6 +28,7 @@ from collector.pipeline import ParquetPipeline
 from collector.receivers.grpc import OtlpGrpcReceiver
 from collector.receivers.http import OtlpHttpHandler
 from collector.telemetry import Telemetry
+from storage.compaction import CompactionStats
 from storage.fsutil import remove_stray_temporaries
 from storage.query import TableQuery
 from storage.wal import WriteAheadLog
@@ -36,6 +37,24 @@ log = logging.getLogger("spanfuse.server")
 
 # A compaction pass starts no merge after this long (a stop ends it at once).
 COMPACTION_PASS_SECONDS = 10.0
+# A pass that ran out of time leaving a partition more small files than this is losing ground.
+COMPACTION_BEHIND_FILES = 64
+
+
+def compaction_pause(stats: CompactionStats, interval: float, pass_seconds: float) -> float:
+    """Seconds until the next compaction pass, after one that took ``pass_seconds``.
+
+    A pass that finished waits ``interval``. One that ran out of time is followed after a pause as
+    long as itself: compaction then takes half of one worker, and batches keep the rest. When even
+    that leaves small files piling up (sustained load beyond what both can do), passes follow each
+    other without a pause: a whole worker compacts, the WAL's bound slows ingest down to what is
+    both written and compacted, and the file count (which every query pays for) stays bounded.
+    """
+    if not stats.unfinished:
+        return interval
+    if stats.most_files_waiting > COMPACTION_BEHIND_FILES:
+        return 0.0
+    return min(interval, pass_seconds)
 
 
 def spanfuse_version() -> str:
@@ -173,17 +192,15 @@ class Server:
         exporter = self.config.exporters.parquet
         wait = exporter.compaction_interval
         while not self._stopping.wait(wait):
-            wait, started = exporter.compaction_interval, time.monotonic()
+            started = time.monotonic()
             try:
                 assert self.pipeline is not None
                 stats = self.pipeline.compact(exporter.retention_days, COMPACTION_PASS_SECONDS)
             except Exception:
                 log.exception("compaction failed")
+                wait = exporter.compaction_interval
                 continue
-            if stats.unfinished:
-                # Behind: go on after a pause as long as the pass, so that compaction keeps up while
-                # taking at most half of one worker from ingest.
-                wait = min(wait, time.monotonic() - started)
+            wait = compaction_pause(stats, exporter.compaction_interval, time.monotonic() - started)
             for table, seconds in stats.durations:
                 self.telemetry.compactions.labels(table).inc()
                 self.telemetry.compaction_seconds.observe(seconds)

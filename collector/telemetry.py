@@ -61,6 +61,9 @@ class Telemetry:
         self.flush_seconds = Histogram(
             "spanfuse_flush_duration_seconds", "Time to publish one flush.", buckets=_DURATION_BUCKETS, registry=r
         )
+        self.batch_cpu_seconds = Counter(
+            "spanfuse_batch_cpu_seconds", "CPU time spent mapping and writing batches.", registry=r
+        )
         self.compactions = Counter("spanfuse_compactions", "Partitions compacted.", ("table",), registry=r)
         self.compaction_seconds = Histogram(
             "spanfuse_compaction_duration_seconds",

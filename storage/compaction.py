@@ -70,6 +70,7 @@ class CompactionStats:
     files_quarantined: int = 0
     durations: list[tuple[str, float]] = field(default_factory=list)
     unfinished: bool = False  # the pass ran out of time with merges left to do
+    most_files_waiting: int = 0  # when unfinished: small files left in the partition with the most
 
 
 def partitions(root: Path, table: str) -> list[Path]:
@@ -176,6 +177,7 @@ class Compactor:
                     continue
                 if self._interrupted or (deadline is not None and stats.merges and time.monotonic() > deadline):
                     stats.unfinished = True
+                    stats.most_files_waiting = max(self._small_files(p) for _, p, _ in pending)
                     break
                 if self._merge_counted(spec, partition, chosen, stats):
                     merged.add(partition)
@@ -245,6 +247,10 @@ class Compactor:
                 break
             capped.append(f)
         return capped if len(capped) >= 2 else []
+
+    def _small_files(self, partition: Path) -> int:
+        """How many of ``partition``'s files are small enough to be merged again."""
+        return sum(1 for f in partition.glob("*.parquet") if f.stat().st_size < self.small_file_bytes)
 
     def _deleted_traces(self, spec: TableSpec, partition: Path) -> list[str]:
         """Tombstone files of the partition's project, when ``spec``'s rows belong to traces."""

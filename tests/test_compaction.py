@@ -12,8 +12,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from collector.batch import compact, compact_in_worker, init_worker
+from collector.server import COMPACTION_BEHIND_FILES, compaction_pause
 from storage import compaction
-from storage.compaction import Compactor, partitions
+from storage.compaction import CompactionStats, Compactor, partitions
 from storage.parquet_writer import PartitionedWriter
 from storage.query import TableQuery
 
@@ -205,6 +206,7 @@ def test_a_pass_out_of_time_says_so_and_the_next_one_goes_on(tmp_path, monkeypat
     first = compactor.run_once(now=NOW, budget_seconds=0)  # out of time after its first merge
     assert (first.partitions, first.merges, first.unfinished) == (1, 1, True)
     assert len(_files(tmp_path, date)) == 11
+    assert first.most_files_waiting == 11  # the merged file is still small
     second = compactor.run_once(now=NOW)
     assert second.merges > 1 and not second.unfinished
     assert len(_files(tmp_path, date)) <= 11 - second.merges
@@ -224,9 +226,12 @@ def test_passes_out_of_time_take_turns_between_busy_partitions(tmp_path, monkeyp
     merged_by_pass = []
     for _ in range(4):
         before = {p: len(_files(tmp_path, date, p)) for p in ("a", "b")}
-        assert compactor.run_once(now=NOW, budget_seconds=0).merges == 1
+        stats = compactor.run_once(now=NOW, budget_seconds=0)
+        assert stats.merges == 1
+        after = {p: len(_files(tmp_path, date, p)) for p in ("a", "b")}
+        assert stats.most_files_waiting == max(after.values())
         time.sleep(0.01)  # the next compacted file is visibly newer
-        merged_by_pass.append(next(p for p in ("a", "b") if len(_files(tmp_path, date, p)) < before[p]))
+        merged_by_pass.append(next(p for p in ("a", "b") if after[p] < before[p]))
     assert merged_by_pass == ["a", "b", "a", "b"]
 
 
@@ -299,3 +304,13 @@ def test_a_pass_started_after_the_stop_merges_nothing_in_a_worker_process(tmp_pa
     assert (stats.unfinished, stats.merges) == (True, 0)
     _left_as_it_was(tmp_path, date, contents)
     assert compact(str(tmp_path), 0, None, context.Event()).merges == 1  # not stopping: merged
+
+
+def test_compaction_pauses_less_the_further_it_falls_behind():
+    finished = CompactionStats(merges=3)
+    behind = CompactionStats(merges=3, unfinished=True, most_files_waiting=COMPACTION_BEHIND_FILES)
+    losing = CompactionStats(merges=3, unfinished=True, most_files_waiting=COMPACTION_BEHIND_FILES + 1)
+    assert compaction_pause(finished, interval=60, pass_seconds=12) == 60
+    assert compaction_pause(behind, interval=60, pass_seconds=12) == 12  # half of one worker
+    assert compaction_pause(behind, interval=5, pass_seconds=12) == 5
+    assert compaction_pause(losing, interval=60, pass_seconds=12) == 0  # a whole worker until caught up

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 
@@ -42,14 +43,22 @@ def test_a_clean_stop_lands_every_acknowledged_record_first(tmp_path, workers, m
     wal.open()
     acked = _fill(wal, 40, 25)
     # An hour's flush interval: nothing is due before the stop, which must land the backlog itself.
-    pipeline = ParquetPipeline(wal, tmp_path, Telemetry(), workers=workers, flush_interval=3600)
+    telemetry = Telemetry()
+    pipeline = ParquetPipeline(wal, tmp_path, telemetry, workers=workers, flush_interval=3600)
+    cpu_before = time.process_time()
     pipeline.start()
     wal.close()  # as the server stops: receivers and WAL first, then the pipeline
     pipeline.stop()
+    cpu_here = time.process_time() - cpu_before
 
     assert wal.committed()[CONSUMER] == wal.durable_offset
     stored = _stored_ids(tmp_path)
     assert sorted(stored) == sorted(acked)
+    # The batches' CPU time is counted (in this process or in the worker that ran them).
+    batch_cpu = telemetry.batch_cpu_seconds._value.get()
+    assert batch_cpu > 0
+    if workers == 0:
+        assert batch_cpu <= cpu_here
 
 
 def test_a_stop_out_of_drain_time_leaves_the_rest_in_the_wal_for_the_next_start(tmp_path, caplog):
