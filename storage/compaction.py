@@ -177,7 +177,8 @@ class Compactor:
                     continue
                 if self._interrupted or (deadline is not None and stats.merges and time.monotonic() > deadline):
                     stats.unfinished = True
-                    stats.most_files_waiting = max(self._small_files(p) for _, p, _ in pending)
+                    if not self._interrupted:  # out of time: how far behind (a stop needn't wait to know)
+                        stats.most_files_waiting = max(self._small_files(p) for _, p, _ in pending)
                     break
                 if self._merge_counted(spec, partition, chosen, stats):
                     merged.add(partition)
