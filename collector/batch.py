@@ -25,6 +25,7 @@ import orjson
 from google.protobuf.message import DecodeError
 
 from collector.ingest import LOGS
+from collector.logs import configure_logging
 from collector.pricing import PriceTable, PricingEntry
 from collector.wire import pipeline_request_type
 from semconv import legacy
@@ -248,12 +249,16 @@ _processor: BatchProcessor | None = None
 _stopping: Any = None  # the collector's stop event, in a worker process
 
 
-def init_worker(root: str, pricing: list[dict[str, Any]], stopping: Any = None) -> None:
+def init_worker(root: str, pricing: list[dict[str, Any]], stopping: Any = None, log_level: str | None = None) -> None:
     """Process-pool initializer: one processor per worker process, which ends with the collector.
 
-    ``stopping`` is an event the collector sets when it stops (it ends compaction passes)."""
+    ``stopping`` is an event the collector sets when it stops (it ends compaction passes).
+    ``log_level``: log as the collector does, at this level, to the stderr inherited from it
+    (a new process has no logging set up: its compaction and quarantine lines would be lost)."""
     global _processor, _stopping
     _exit_with_parent()
+    if log_level is not None:
+        configure_logging(log_level)
     _processor = BatchProcessor(
         root, [PricingEntry.model_validate(entry) for entry in pricing], wait_for_earlier_batches=True
     )

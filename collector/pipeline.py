@@ -124,7 +124,7 @@ class ParquetPipeline:
             self.workers,
             mp_context=self._context,
             initializer=init_worker,
-            initargs=(str(self.root), pricing, self._stopping),
+            initargs=(str(self.root), pricing, self._stopping, logging.getLevelName(log.getEffectiveLevel())),
         )
 
     # ------------------------------------------------------------------ the loop

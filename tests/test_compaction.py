@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 import multiprocessing
+import re
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import httpx
 import pyarrow.parquet as pq
 
 from collector.batch import compact, compact_in_worker, init_worker
 from collector.server import COMPACTION_BEHIND_FILES, compaction_pause
 from storage import compaction
 from storage.compaction import CompactionStats, Compactor, partitions
-from storage.parquet_writer import PartitionedWriter
+from storage.parquet_writer import COMPACTED_FILE_PREFIX, PartitionedWriter
 from storage.query import TableQuery
+from tests.conftest import wait_until
+from tests.otlp_helpers import basic_auth, make_span, trace_request
 
 DAY_US = 86_400_000_000
 NOW = time.time()
@@ -314,3 +318,24 @@ def test_compaction_pauses_less_the_further_it_falls_behind():
     assert compaction_pause(behind, interval=60, pass_seconds=12) == 12  # half of one worker
     assert compaction_pause(behind, interval=5, pass_seconds=12) == 5
     assert compaction_pause(losing, interval=60, pass_seconds=12) == 0  # a whole worker until caught up
+
+
+def test_a_running_collector_compacts_in_its_workers_and_logs_it_in_its_own_format(server_process):
+    # Merges run in pool workers: their log lines must reach the collector's log, formatted as its own.
+    server = server_process(parquet={"flush_interval": "100ms", "compaction_interval": "1s", "workers": 1})
+    server.start()
+    url = f"http://127.0.0.1:{server.http_port}/v1/traces"
+    headers = {"authorization": basic_auth(), "content-type": "application/x-protobuf"}
+    flushed = server.data_dir / "tables" / "observations"
+    for i in range(Compactor(server.data_dir).min_files):  # one flush file each: enough to merge
+        body = trace_request([make_span(name=f"s{i}")]).SerializeToString()
+        assert httpx.post(url, content=body, headers=headers, timeout=10).status_code == 200
+        wait_until(lambda n=i + 1: len(list(flushed.glob("**/*.parquet"))) >= n)
+    line = re.compile(
+        r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO spanfuse\.compaction compacted "
+        r"partition=tables/observations/project_id=default/date=\S+ files_in=8 rows_in=8 rows_out=8$",
+        re.MULTILINE,
+    )
+    wait_until(lambda: line.search(server.log_path.read_text()), timeout=20)
+    assert [f.name.startswith(COMPACTED_FILE_PREFIX) for f in flushed.glob("**/*.parquet")] == [True]
+    assert server.terminate() == 0
