@@ -13,6 +13,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import signal
 import threading
 import time
 from collections import Counter
@@ -256,6 +257,9 @@ def init_worker(root: str, pricing: list[dict[str, Any]], stopping: Any = None, 
     ``log_level``: log as the collector does, at this level, to the stderr inherited from it
     (a new process has no logging set up: its compaction and quarantine lines would be lost)."""
     global _processor, _stopping
+    # Ctrl-C in a terminal reaches every process of the job. Stopping is the collector's to do:
+    # it drains the WAL through these workers, which end with it (see _exit_with_parent).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_parent()
     if log_level is not None:
         configure_logging(log_level)

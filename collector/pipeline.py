@@ -17,12 +17,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import signal
 import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import forkserver
 from pathlib import Path
+from typing import Any
 
 from collector.batch import (
     BatchProcessor,
@@ -44,6 +47,24 @@ CONSUMER = "parquet"
 _BATCH_BYTES = 16 * 1024 * 1024  # a batch is cut at this size or when the flush interval ends
 _RETRY_SECONDS = 1.0
 DRAIN_SECONDS = 20.0  # a clean stop processes the WAL's backlog for this long at most
+
+
+def _start_forkserver_deaf_to_ctrl_c(context: Any) -> None:
+    """Start the forkserver (workers never fork this process's gRPC and server threads) with
+    SIGINT ignored: a disposition it keeps through Python's start-up and the workers it forks keep.
+
+    Ctrl-C in a terminal reaches every process of the job, but stopping is the collector's: it
+    drains the WAL through its workers. Only the main thread may change a handler; otherwise the
+    forkserver starts on first use, and :func:`~collector.batch.init_worker` ignores SIGINT too.
+    """
+    context.set_forkserver_preload(["collector.batch"])
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        return  # (a handler set outside Python could not be put back)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class ParquetPipeline:
@@ -86,6 +107,7 @@ class ParquetPipeline:
         """Set damaged part files aside (a crash mid-copy, a truncated file), then start consuming."""
         quarantine_damaged_files(self.root)
         if self.workers > 0:
+            _start_forkserver_deaf_to_ctrl_c(self._context)
             self._pool = self._new_pool()
         else:
             self._local = BatchProcessor(self.root, self.pricing)
@@ -117,8 +139,6 @@ class ParquetPipeline:
         return self._pool.submit(compact_in_worker, str(self.root), retention_days, budget_seconds).result()
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        # forkserver: workers never fork this process's gRPC and server threads.
-        self._context.set_forkserver_preload(["collector.batch"])
         pricing = [entry.model_dump(mode="json") for entry in self.pricing]
         return ProcessPoolExecutor(
             self.workers,
@@ -182,7 +202,12 @@ class ParquetPipeline:
     def _submit(self, batch: list[WalRecord]) -> None:
         end = self.reader.position
         if self._pool is not None:
-            future = self._pool.submit(process_in_worker, batch)
+            try:
+                future = self._pool.submit(process_in_worker, batch)
+            except Exception as exc:  # a worker died between batches, or a new one could not start
+                future = Future()
+                broken = exc if isinstance(exc, BrokenProcessPool) else BrokenProcessPool(f"no worker: {exc!r}")
+                future.set_exception(broken)  # settled as a failed batch: a new pool, the batch again
         else:
             future = Future()
             try:
@@ -199,7 +224,7 @@ class ParquetPipeline:
             end, future = self._inflight[0]
             try:
                 result = future.result()
-            except Exception as exc:
+            except BaseException as exc:  # whatever a worker raised: this thread must go on
                 self._recover(exc)
                 return
             self._inflight.popleft()

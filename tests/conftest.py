@@ -114,6 +114,7 @@ class ServerProcess:
             stderr=log,
             cwd=ROOT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,  # its own process group, as a shell gives a foreground job
         )
         log.close()
         wait_until(self._listening, timeout=30)
@@ -132,6 +133,12 @@ class ServerProcess:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=30)
+
+    def interrupt(self) -> int:
+        """Ctrl-C in a terminal: SIGINT to the whole process group (collector and its workers)."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGINT)
+        return self.proc.wait(timeout=60)
 
     def terminate(self) -> int:
         assert self.proc is not None

@@ -94,3 +94,29 @@ def test_sigterm_flushes_buffered_rows_before_exit(tmp_path, server_process):
         query.close()
     log = server.log_path.read_text()
     assert "shutting down" in log and "stopped" in log
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_though_the_workers_get_the_sigint_too(tmp_path, server_process):
+    # A terminal sends Ctrl-C's SIGINT to every process of the job, the pool workers included.
+    # They must leave the stop to the collector, which drains the WAL through them.
+    server = server_process(parquet={"flush_interval": "100ms", "workers": 2})
+    server.start()
+    acked_path = tmp_path / "acked.txt"
+    client = subprocess.Popen(_client_command(server, acked_path, requests=400, spans=50), cwd=ROOT)
+    try:
+        wait_until(lambda: len(_acked(acked_path)) >= 2000, timeout=60)  # workers busy with batches
+        assert server.interrupt() == 0
+    finally:
+        client.kill()
+        client.wait(timeout=30)
+    log = server.log_path.read_text()
+    assert "Traceback" not in log and "unprocessed" not in log, log
+    wal = server.data_dir / "wal"
+    committed = int((wal / "consumers" / "parquet.offset").read_text())
+    assert committed == max(int(segment.stem) + segment.stat().st_size for segment in wal.glob("*.wal"))
+    query = TableQuery(server.data_dir)
+    try:
+        check_exactly_once(stored(query), _acked(acked_path))
+    finally:
+        query.close()

@@ -12,6 +12,7 @@ from collector.pipeline import CONSUMER, ParquetPipeline
 from collector.telemetry import Telemetry
 from storage.query import TableQuery
 from storage.wal import Signal, WriteAheadLog
+from tests.conftest import wait_until
 from tests.otlp_helpers import make_span, trace_request
 
 
@@ -82,3 +83,27 @@ def test_a_stop_out_of_drain_time_leaves_the_rest_in_the_wal_for_the_next_start(
     assert again.committed()[CONSUMER] == again.durable_offset
     stored = _stored_ids(tmp_path)
     assert sorted(stored) == sorted(acked)  # each once: nothing was written before the drain ran out
+
+
+def test_a_worker_killed_between_batches_costs_a_retry_not_the_pipeline(tmp_path):
+    # As the kernel's OOM killer would: the pool is broken, and the next batch must still land.
+    wal = WriteAheadLog(tmp_path / "wal")
+    wal.open()
+    telemetry = Telemetry()
+    pipeline = ParquetPipeline(wal, tmp_path, telemetry, workers=1, flush_interval=0.05)
+    pipeline.start()
+    try:
+        first = _fill(wal, 2, 10)
+        wait_until(lambda: len(_stored_ids(tmp_path)) == len(first), timeout=30)
+        assert pipeline._pool is not None
+        (worker,) = pipeline._pool._processes.values()
+        worker.kill()
+        worker.join()
+        time.sleep(0.5)  # the pool notices the death before the next batch is handed to it
+        second = _fill(wal, 2, 10)
+        wait_until(lambda: sorted(_stored_ids(tmp_path)) == sorted(first | second), timeout=30)
+    finally:
+        wal.close()
+        pipeline.stop()
+    assert telemetry.consumer_errors.labels(CONSUMER, "batch_failed")._value.get() >= 1
+    assert wal.committed()[CONSUMER] == wal.durable_offset
