@@ -98,6 +98,7 @@ class ParquetPipeline:
         self._local: BatchProcessor | None = None
         self._inflight: deque[tuple[int, Future[BatchResult]]] = deque()
         self._rewound = False  # set after a failure: the records being gathered are read again
+        self._new_workers = False  # set with it when the failure was the workers' death: a new pool
         self._drain_on_stop = True  # whether stop() processes the WAL's backlog first (not when paused)
         self._context = multiprocessing.get_context("forkserver")
         self._stopping = self._context.Event()  # set first thing in stop(): ends compaction passes
@@ -188,9 +189,16 @@ class ParquetPipeline:
 
     def _drain_backlog(self, batch: list[WalRecord], batch_bytes: int) -> None:
         """Process ``batch`` (``batch_bytes`` of WAL) and what follows it in the WAL, until caught
-        up, a batch fails, or ``drain_seconds`` pass."""
+        up, a batch fails, or ``drain_seconds`` pass.
+
+        Workers that died (a stop signal sent to every process, as systemd's default stop does)
+        are replaced and the drain goes on from the last commit; any other failure ends it."""
         deadline = time.monotonic() + self.drain_seconds
-        while not self._rewound and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            if self._rewound:
+                if not self._new_workers:
+                    break
+                batch, batch_bytes, self._rewound, self._new_workers = [], 0, False, False
             batch.extend(self.reader.read(_BATCH_BYTES - batch_bytes))
             self._report_damage()
             if not batch:
@@ -254,7 +262,7 @@ class ParquetPipeline:
             future.cancel()
         for _, future in self._inflight:
             if not future.cancelled():
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(BaseException):  # already reported through the first
                     future.result()
         self._inflight.clear()
         committed = self.wal.committed()[CONSUMER]
@@ -262,6 +270,7 @@ class ParquetPipeline:
         if isinstance(error, BrokenProcessPool) and self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = self._new_pool()
+            self._new_workers = True
         self.reader.position = committed
         self._rewound = True
         self._stop.wait(_RETRY_SECONDS)

@@ -134,10 +134,11 @@ class ServerProcess:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=30)
 
-    def interrupt(self) -> int:
-        """Ctrl-C in a terminal: SIGINT to the whole process group (collector and its workers)."""
+    def signal_group(self, sig: int) -> int:
+        """``sig`` to the whole process group, collector and workers, as a terminal's Ctrl-C
+        (SIGINT) or systemd's default stop (SIGTERM) send it; the collector's exit code."""
         assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGINT)
+        os.killpg(self.proc.pid, sig)
         return self.proc.wait(timeout=60)
 
     def terminate(self) -> int:

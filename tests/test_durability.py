@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -97,16 +98,18 @@ def test_sigterm_flushes_buffered_rows_before_exit(tmp_path, server_process):
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_cleanly_though_the_workers_get_the_sigint_too(tmp_path, server_process):
-    # A terminal sends Ctrl-C's SIGINT to every process of the job, the pool workers included.
-    # They must leave the stop to the collector, which drains the WAL through them.
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "systemd-stop"])
+def test_a_stop_signal_to_every_process_still_drains_the_wal(tmp_path, server_process, sig):
+    # A terminal's Ctrl-C sends SIGINT to every process of the job, and systemd's default stop
+    # (KillMode=control-group) SIGTERM: to the pool workers too. The stop still lands every
+    # acknowledged span in Parquet, through the workers.
     server = server_process(parquet={"flush_interval": "100ms", "workers": 2})
     server.start()
     acked_path = tmp_path / "acked.txt"
     client = subprocess.Popen(_client_command(server, acked_path, requests=400, spans=50), cwd=ROOT)
     try:
         wait_until(lambda: len(_acked(acked_path)) >= 2000, timeout=60)  # workers busy with batches
-        assert server.interrupt() == 0
+        assert server.signal_group(sig) == 0
     finally:
         client.kill()
         client.wait(timeout=30)

@@ -107,3 +107,26 @@ def test_a_worker_killed_between_batches_costs_a_retry_not_the_pipeline(tmp_path
         pipeline.stop()
     assert telemetry.consumer_errors.labels(CONSUMER, "batch_failed")._value.get() >= 1
     assert wal.committed()[CONSUMER] == wal.durable_offset
+
+
+def test_workers_dead_before_a_stop_are_replaced_and_the_stop_still_lands_the_backlog(tmp_path):
+    # systemd's default stop sends SIGTERM to every process of the service: the idle workers die
+    # with the collector's own stop. Its drain must hand the backlog to new workers.
+    wal = WriteAheadLog(tmp_path / "wal")
+    wal.open()
+    pipeline = ParquetPipeline(wal, tmp_path, Telemetry(), workers=1, flush_interval=0.05)
+    pipeline.start()
+    first = _fill(wal, 2, 10)
+    wait_until(lambda: len(_stored_ids(tmp_path)) == len(first), timeout=30)
+    pipeline.flush_interval = 3600  # from the next round on, only the stop's drain writes
+    time.sleep(0.2)
+    assert pipeline._pool is not None
+    (worker,) = pipeline._pool._processes.values()
+    worker.terminate()
+    worker.join()
+    time.sleep(0.5)  # the pool notices the death
+    second = _fill(wal, 3, 10)
+    wal.close()
+    pipeline.stop()
+    assert wal.committed()[CONSUMER] == wal.durable_offset
+    assert sorted(_stored_ids(tmp_path)) == sorted(first | second)
