@@ -98,7 +98,7 @@ class ParquetPipeline:
         self._local: BatchProcessor | None = None
         self._inflight: deque[tuple[int, Future[BatchResult]]] = deque()
         self._rewound = False  # set after a failure: the records being gathered are read again
-        self._new_workers = False  # set with it when the failure was the workers' death: a new pool
+        self._new_workers = False  # with it: the failure was the workers' death, and they were replaced
         self._drain_on_stop = True  # whether stop() processes the WAL's backlog first (not when paused)
         self._context = multiprocessing.get_context("forkserver")
         self._stopping = self._context.Event()  # set first thing in stop(): ends compaction passes
@@ -267,6 +267,7 @@ class ParquetPipeline:
         self._inflight.clear()
         committed = self.wal.committed()[CONSUMER]
         log.error("parquet batch failed error=%s; retrying from offset %d", error, committed)
+        self._new_workers = False
         if isinstance(error, BrokenProcessPool) and self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = self._new_pool()
