@@ -8,6 +8,7 @@ raises; the pipeline commits WAL offsets only for batches that succeeded, in ord
 
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
 import logging
 import multiprocessing
@@ -246,14 +247,35 @@ class BatchProcessor:
 
 
 # ---------------------------------------------------------------- worker-process side
+class StopFlag:
+    """The collector's "stopping" flag, shared with its worker processes, and free of locks.
+
+    Not a ``multiprocessing.Event``: a process killed while waiting on one (the OOM killer, or
+    systemd's stop, which signals every process of the service) leaves its ``set()`` blocked for
+    good, as it waits for every waiter to wake, and the collector's stop with it. A byte of shared
+    memory that the collector writes once and workers poll cannot be left in such a state.
+    """
+
+    def __init__(self, context: Any) -> None:
+        self._flag = context.RawValue(ctypes.c_bool, False)
+
+    def set(self) -> None:
+        self._flag.value = True
+
+    def is_set(self) -> bool:
+        return bool(self._flag.value)
+
+
 _processor: BatchProcessor | None = None
-_stopping: Any = None  # the collector's stop event, in a worker process
+_stopping: StopFlag | None = None  # the collector's, in a worker process
 
 
-def init_worker(root: str, pricing: list[dict[str, Any]], stopping: Any = None, log_level: str | None = None) -> None:
+def init_worker(
+    root: str, pricing: list[dict[str, Any]], stopping: StopFlag | None = None, log_level: str | None = None
+) -> None:
     """Process-pool initializer: one processor per worker process, which ends with the collector.
 
-    ``stopping`` is an event the collector sets when it stops (it ends compaction passes).
+    ``stopping`` is the collector's :class:`StopFlag` (it ends compaction passes).
     ``log_level``: log as the collector does, at this level, to the stderr inherited from it
     (a new process has no logging set up: its compaction and quarantine lines would be lost)."""
     global _processor, _stopping
@@ -289,32 +311,35 @@ def process_in_worker(records: list[WalRecord]) -> BatchResult:
 
 
 def compact(
-    root: str, retention_days: int, budget_seconds: float | None = None, stopping: Any = None
+    root: str, retention_days: int, budget_seconds: float | None = None, stopping: StopFlag | None = None
 ) -> CompactionStats:
     """One compaction and retention pass over the tables (run on a worker by the collector).
 
-    Once the event ``stopping`` is set the pass ends at once, its merge in progress abandoned (its
-    files stay as they were): a stopping collector neither waits for a merge nor keeps a worker
-    from draining the WAL."""
+    Once ``stopping`` (a :class:`StopFlag`) is set the pass ends at once, its merge in progress
+    abandoned (its files stay as they were): a stopping collector neither waits for a merge nor
+    keeps a worker from draining the WAL."""
     compactor = Compactor(root, retention_days=retention_days)
     if stopping is None:
         return compactor.run_once(budget_seconds=budget_seconds)
     if stopping.is_set():
         compactor.interrupt()
     finished = threading.Event()
-
-    def watch() -> None:
-        while not finished.is_set():
-            if stopping.wait(_STOP_POLL_SECONDS):
-                compactor.interrupt()
-                return
-
-    watcher = threading.Thread(target=watch, name="compaction-stop", daemon=True)
+    watcher = threading.Thread(
+        target=interrupt_when_stopping, args=(compactor, stopping, finished), name="compaction-stop", daemon=True
+    )
     watcher.start()
     try:
         return compactor.run_once(budget_seconds=budget_seconds)
     finally:
         finished.set()
+
+
+def interrupt_when_stopping(compactor: Compactor, stopping: StopFlag, finished: threading.Event) -> None:
+    """Until the pass is ``finished``, interrupt it once the collector is ``stopping`` (polled)."""
+    while not finished.wait(_STOP_POLL_SECONDS):
+        if stopping.is_set():
+            compactor.interrupt()
+            return
 
 
 def compact_in_worker(root: str, retention_days: int, budget_seconds: float | None = None) -> CompactionStats:

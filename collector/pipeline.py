@@ -30,6 +30,7 @@ from typing import Any
 from collector.batch import (
     BatchProcessor,
     BatchResult,
+    StopFlag,
     compact,
     compact_in_worker,
     init_worker,
@@ -101,7 +102,7 @@ class ParquetPipeline:
         self._new_workers = False  # with it: the failure was the workers' death, and they were replaced
         self._drain_on_stop = True  # whether stop() processes the WAL's backlog first (not when paused)
         self._context = multiprocessing.get_context("forkserver")
-        self._stopping = self._context.Event()  # set first thing in stop(): ends compaction passes
+        self._stopping = StopFlag(self._context)  # set first thing in stop(): ends compaction passes
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:

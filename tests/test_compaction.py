@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pyarrow.parquet as pq
 
-from collector.batch import compact, compact_in_worker, init_worker
+from collector.batch import StopFlag, compact, compact_in_worker, init_worker
 from collector.server import COMPACTION_BEHIND_FILES, compaction_pause
 from storage import compaction
 from storage.compaction import CompactionStats, Compactor, partitions
@@ -299,7 +299,7 @@ def test_a_pass_started_after_the_stop_merges_nothing_in_a_worker_process(tmp_pa
     """The collector's stop event reaches pool workers through their initializer."""
     date, contents = _big_partition(tmp_path, files=8, rows_per_file=100)
     context = multiprocessing.get_context("forkserver")
-    stopping = context.Event()
+    stopping = StopFlag(context)
     with ProcessPoolExecutor(
         1, mp_context=context, initializer=init_worker, initargs=(str(tmp_path), [], stopping)
     ) as pool:
@@ -307,7 +307,7 @@ def test_a_pass_started_after_the_stop_merges_nothing_in_a_worker_process(tmp_pa
         stats = pool.submit(compact_in_worker, str(tmp_path), 0).result()
     assert (stats.unfinished, stats.merges) == (True, 0)
     _left_as_it_was(tmp_path, date, contents)
-    assert compact(str(tmp_path), 0, None, context.Event()).merges == 1  # not stopping: merged
+    assert compact(str(tmp_path), 0, None, StopFlag(context)).merges == 1  # not stopping: merged
 
 
 def test_compaction_pauses_less_the_further_it_falls_behind():

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import tempfile
+import threading
 import time
+from typing import Any
 
 import pytest
 
 from collector import pipeline as pipeline_module
+from collector.batch import StopFlag, interrupt_when_stopping
 from collector.pipeline import CONSUMER, ParquetPipeline
 from collector.telemetry import Telemetry
+from storage.compaction import Compactor
 from storage.query import TableQuery
 from storage.wal import Signal, WriteAheadLog
 from tests.conftest import wait_until
@@ -130,3 +136,27 @@ def test_workers_dead_before_a_stop_are_replaced_and_the_stop_still_lands_the_ba
     pipeline.stop()
     assert wal.committed()[CONSUMER] == wal.durable_offset
     assert sorted(_stored_ids(tmp_path)) == sorted(first | second)
+
+
+def _watch_as_a_compacting_worker(flag: StopFlag, started: Any) -> None:
+    started.set()
+    interrupt_when_stopping(Compactor(tempfile.gettempdir()), flag, threading.Event())
+
+
+def test_a_stop_is_not_blocked_by_a_worker_killed_while_compacting(tmp_path):
+    # With a multiprocessing.Event, set() would wait for good for the killed waiter to wake.
+    wal = WriteAheadLog(tmp_path / "wal")
+    wal.open()
+    flag = ParquetPipeline(wal, tmp_path, Telemetry(), workers=1)._stopping  # what its workers watch
+    context = multiprocessing.get_context("forkserver")
+    started = context.Event()
+    watcher = context.Process(target=_watch_as_a_compacting_worker, args=(flag, started))
+    watcher.start()
+    assert started.wait(timeout=30)
+    time.sleep(0.5)  # watching
+    watcher.kill()
+    watcher.join()
+    setter = threading.Thread(target=flag.set, daemon=True)
+    setter.start()
+    setter.join(timeout=10)
+    assert not setter.is_alive() and flag.is_set()
