@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import faulthandler
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +29,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     config = _load(args.config)
     configure_logging(args.log_level)
+    # `kill -USR1 <pid>`: every thread's stack to stderr (the log), for a collector that seems stuck.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     server = Server(config)
     try:
         server.run_until_signalled()

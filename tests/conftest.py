@@ -139,7 +139,13 @@ class ServerProcess:
         (SIGINT) or systemd's default stop (SIGTERM) send it; the collector's exit code."""
         assert self.proc is not None
         os.killpg(self.proc.pid, sig)
-        return self.proc.wait(timeout=60)
+        try:
+            return self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGUSR1)  # the collector's threads' stacks, into its log
+            time.sleep(1)
+            log = self.log_path.read_text()[-20000:]
+            raise AssertionError(f"no exit 60 s after {sig!r}; its log:\n{log}") from None
 
     def terminate(self) -> int:
         assert self.proc is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -69,3 +70,14 @@ def test_serve_reports_a_busy_port_in_one_line(tmp_path):
     assert result.returncode == 1
     assert "spanfuse: cannot start: Address already in use" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_sigusr1_writes_every_threads_stack_to_the_log_and_the_collector_goes_on(server_process):
+    server = server_process()
+    server.start()
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGUSR1)
+    # The main thread's stack: it waits for a stop signal.
+    wait_until(lambda: "in run_until_signalled" in server.log_path.read_text())
+    assert server._listening()
+    assert server.terminate() == 0
