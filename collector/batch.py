@@ -343,5 +343,5 @@ def interrupt_when_stopping(compactor: Compactor, stopping: StopFlag, finished: 
 
 
 def compact_in_worker(root: str, retention_days: int, budget_seconds: float | None = None) -> CompactionStats:
-    """:func:`compact` in a pool worker, ended by the collector's stop event (see :func:`init_worker`)."""
+    """:func:`compact` in a pool worker, ended by the collector's stop flag (see :func:`init_worker`)."""
     return compact(root, retention_days, budget_seconds, _stopping)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import signal
 import tempfile
 import threading
 import time
@@ -91,6 +93,15 @@ def test_a_stop_out_of_drain_time_leaves_the_rest_in_the_wal_for_the_next_start(
     assert sorted(stored) == sorted(acked)  # each once: nothing was written before the drain ran out
 
 
+def _kill_the_worker(pipeline: ParquetPipeline, sig: int) -> None:
+    """Send ``sig`` to the pipeline's one worker and wait until its pool has noticed the death."""
+    assert pipeline._pool is not None
+    (worker,) = pipeline._pool._processes.values()
+    os.kill(worker.pid, sig)
+    worker.join()
+    time.sleep(0.5)  # the pool notices before the next batch is handed to it
+
+
 def test_a_worker_killed_between_batches_costs_a_retry_not_the_pipeline(tmp_path):
     # As the kernel's OOM killer would: the pool is broken, and the next batch must still land.
     wal = WriteAheadLog(tmp_path / "wal")
@@ -101,11 +112,7 @@ def test_a_worker_killed_between_batches_costs_a_retry_not_the_pipeline(tmp_path
     try:
         first = _fill(wal, 2, 10)
         wait_until(lambda: len(_stored_ids(tmp_path)) == len(first), timeout=30)
-        assert pipeline._pool is not None
-        (worker,) = pipeline._pool._processes.values()
-        worker.kill()
-        worker.join()
-        time.sleep(0.5)  # the pool notices the death before the next batch is handed to it
+        _kill_the_worker(pipeline, signal.SIGKILL)
         second = _fill(wal, 2, 10)
         wait_until(lambda: sorted(_stored_ids(tmp_path)) == sorted(first | second), timeout=30)
     finally:
@@ -126,11 +133,7 @@ def test_workers_dead_before_a_stop_are_replaced_and_the_stop_still_lands_the_ba
     wait_until(lambda: len(_stored_ids(tmp_path)) == len(first), timeout=30)
     pipeline.flush_interval = 3600  # from the next round on, only the stop's drain writes
     time.sleep(0.2)
-    assert pipeline._pool is not None
-    (worker,) = pipeline._pool._processes.values()
-    worker.terminate()
-    worker.join()
-    time.sleep(0.5)  # the pool notices the death
+    _kill_the_worker(pipeline, signal.SIGTERM)
     second = _fill(wal, 3, 10)
     wal.close()
     pipeline.stop()
