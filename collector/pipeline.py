@@ -96,6 +96,7 @@ class ParquetPipeline:
         self._gate = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="parquet-pipeline", daemon=True)
         self._pool: ProcessPoolExecutor | None = None
+        self._pool_found_broken: ProcessPoolExecutor | None = None  # by compaction; replaced by this thread
         self._local: BatchProcessor | None = None
         self._inflight: deque[tuple[int, Future[BatchResult]]] = deque()
         self._rewound = False  # set after a failure: the records being gathered are read again
@@ -135,10 +136,18 @@ class ParquetPipeline:
         self._resume.set()
 
     def compact(self, retention_days: int, budget_seconds: float | None = None) -> CompactionStats:
-        """One compaction and retention pass, on a worker (here with ``workers: 0``); :meth:`stop` ends it."""
-        if self._pool is None:
+        """One compaction and retention pass, on a worker (here with ``workers: 0``); :meth:`stop` ends it.
+
+        Raises :class:`BrokenProcessPool` if the workers died (killed); the pipeline thread, which
+        owns the pool, then starts new ones even while no batch comes to show it the damage."""
+        pool = self._pool
+        if pool is None:
             return compact(str(self.root), retention_days, budget_seconds, self._stopping)
-        return self._pool.submit(compact_in_worker, str(self.root), retention_days, budget_seconds).result()
+        try:
+            return pool.submit(compact_in_worker, str(self.root), retention_days, budget_seconds).result()
+        except BrokenProcessPool:
+            self._pool_found_broken = pool
+            raise
 
     def _new_pool(self) -> ProcessPoolExecutor:
         pricing = [entry.model_dump(mode="json") for entry in self.pricing]
@@ -148,6 +157,18 @@ class ParquetPipeline:
             initializer=init_worker,
             initargs=(str(self.root), pricing, self._stopping, logging.getLevelName(log.getEffectiveLevel())),
         )
+
+    def _replace_pool(self) -> None:
+        assert self._pool is not None
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._new_pool()
+
+    def _replace_pool_if_found_broken(self) -> None:
+        """Replace workers that compaction found dead; batches in flight would find it themselves."""
+        broken, self._pool_found_broken = self._pool_found_broken, None
+        if broken is not None and broken is self._pool and not self._inflight:
+            log.warning("worker processes died; starting new ones")
+            self._replace_pool()
 
     # ------------------------------------------------------------------ the loop
     def _run(self) -> None:
@@ -174,6 +195,7 @@ class ParquetPipeline:
                     deadline = time.monotonic() + self.flush_interval
                 # Bounded work in flight keeps the collector's memory flat while workers are busy.
                 self._settle(block=len(self._inflight) > self.workers)
+                self._replace_pool_if_found_broken()
                 if self._rewound:
                     batch, batch_bytes, self._rewound = [], 0, False
                 elif not batch and not self._inflight and self.reader.position != self.wal.committed().get(CONSUMER):
@@ -270,8 +292,7 @@ class ParquetPipeline:
         log.error("parquet batch failed error=%s; retrying from offset %d", error, committed)
         self._new_workers = False
         if isinstance(error, BrokenProcessPool) and self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = self._new_pool()
+            self._replace_pool()
             self._new_workers = True
         self.reader.position = committed
         self._rewound = True

@@ -13,6 +13,7 @@ import logging
 import signal
 import threading
 import time
+from concurrent.futures.process import BrokenProcessPool
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -196,6 +197,10 @@ class Server:
             try:
                 assert self.pipeline is not None
                 stats = self.pipeline.compact(exporter.retention_days, COMPACTION_PASS_SECONDS)
+            except BrokenProcessPool:  # a worker was killed (OOM killer, say): no traceback to show
+                log.warning("compaction pass ended: a worker process died; new workers start")
+                wait = exporter.compaction_interval
+                continue
             except Exception:
                 log.exception("compaction failed")
                 wait = exporter.compaction_interval

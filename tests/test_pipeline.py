@@ -9,6 +9,7 @@ import signal
 import tempfile
 import threading
 import time
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import pytest
@@ -139,6 +140,34 @@ def test_workers_dead_before_a_stop_are_replaced_and_the_stop_still_lands_the_ba
     pipeline.stop()
     assert wal.committed()[CONSUMER] == wal.durable_offset
     assert sorted(_stored_ids(tmp_path)) == sorted(first | second)
+
+
+def test_workers_found_dead_by_compaction_are_replaced_while_no_batch_comes(tmp_path):
+    # Ingest idle, the worker killed: compaction is the one that meets the broken pool, and its
+    # next pass must find new workers rather than the broken pool again until a batch arrives.
+    wal = WriteAheadLog(tmp_path / "wal")
+    wal.open()
+    telemetry = Telemetry()
+    pipeline = ParquetPipeline(wal, tmp_path, telemetry, workers=1, flush_interval=0.05)
+    pipeline.start()
+    try:
+        first: set[str] = set()
+        for _ in range(8):  # eight flush files: enough for compaction to merge them
+            first |= _fill(wal, 1, 10)
+            expected = len(first)
+            wait_until(lambda expected=expected: len(_stored_ids(tmp_path)) == expected, timeout=30)
+        broken = pipeline._pool
+        _kill_the_worker(pipeline, signal.SIGKILL)
+        with pytest.raises(BrokenProcessPool):
+            pipeline.compact(retention_days=0)  # (0: nothing expires)
+        wait_until(lambda: pipeline._pool is not broken, timeout=10)
+        assert pipeline.compact(retention_days=0).files_in >= 8  # merged on a new worker
+        second = _fill(wal, 2, 10)
+        wait_until(lambda: sorted(_stored_ids(tmp_path)) == sorted(first | second), timeout=30)
+    finally:
+        wal.close()
+        pipeline.stop()
+    assert telemetry.consumer_errors.labels(CONSUMER, "batch_failed")._value.get() == 0  # no batch met it
 
 
 def _watch_as_a_compacting_worker(flag: StopFlag, started: Any) -> None:
