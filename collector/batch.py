@@ -269,6 +269,11 @@ class StopFlag:
 _processor: BatchProcessor | None = None
 _stopping: StopFlag | None = None  # the collector's, in a worker process
 
+# What a terminal sends to every process of its job: Ctrl-C, and SIGHUP when it closes. Workers
+# ignore both. Stopping is the collector's to do: it drains the WAL through its workers, which
+# end with it (see _exit_with_parent).
+TERMINAL_SIGNALS = (signal.SIGINT, signal.SIGHUP)
+
 
 def init_worker(
     root: str, pricing: list[dict[str, Any]], stopping: StopFlag | None = None, log_level: str | None = None
@@ -279,9 +284,8 @@ def init_worker(
     ``log_level``: log as the collector does, at this level, to the stderr inherited from it
     (a new process has no logging set up: its compaction and quarantine lines would be lost)."""
     global _processor, _stopping
-    # Ctrl-C in a terminal reaches every process of the job. Stopping is the collector's to do:
-    # it drains the WAL through these workers, which end with it (see _exit_with_parent).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in TERMINAL_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
     _exit_with_parent()
     if log_level is not None:
         configure_logging(log_level)

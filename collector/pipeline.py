@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from collector.batch import (
+    TERMINAL_SIGNALS,
     BatchProcessor,
     BatchResult,
     StopFlag,
@@ -50,22 +51,29 @@ _RETRY_SECONDS = 1.0
 DRAIN_SECONDS = 20.0  # a clean stop processes the WAL's backlog for this long at most
 
 
-def _start_forkserver_deaf_to_ctrl_c(context: Any) -> None:
+def _start_forkserver_deaf_to_the_terminal(context: Any) -> None:
     """Start the forkserver (workers never fork this process's gRPC and server threads) with
-    SIGINT ignored: a disposition it keeps through Python's start-up and the workers it forks keep.
+    the :data:`~collector.batch.TERMINAL_SIGNALS` ignored: a disposition it keeps through
+    Python's start-up and the workers it forks keep.
 
-    Ctrl-C in a terminal reaches every process of the job, but stopping is the collector's: it
-    drains the WAL through its workers. Only the main thread may change a handler; otherwise the
-    forkserver starts on first use, and :func:`~collector.batch.init_worker` ignores SIGINT too.
+    A terminal's Ctrl-C or hang-up reaches every process of the job, but stopping is the
+    collector's: it drains the WAL through its workers. Only the main thread may change a handler;
+    otherwise the forkserver starts on first use, and :func:`~collector.batch.init_worker`
+    ignores them too.
     """
     context.set_forkserver_preload(["collector.batch"])
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = {sig: signal.getsignal(sig) for sig in TERMINAL_SIGNALS}
+    if None in previous.values():
         return  # (a handler set outside Python could not be put back)
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in TERMINAL_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
     try:
         forkserver.ensure_running()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class ParquetPipeline:
@@ -110,7 +118,7 @@ class ParquetPipeline:
         """Set damaged part files aside (a crash mid-copy, a truncated file), then start consuming."""
         quarantine_damaged_files(self.root)
         if self.workers > 0:
-            _start_forkserver_deaf_to_ctrl_c(self._context)
+            _start_forkserver_deaf_to_the_terminal(self._context)
             self._pool = self._new_pool()
         else:
             self._local = BatchProcessor(self.root, self.pricing)

@@ -178,13 +178,27 @@ class Server:
         log.info("stopped")
 
     def run_until_signalled(self) -> None:
-        """Start, then serve until SIGINT or SIGTERM, then stop cleanly."""
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: self._stopping.set())
+        """Start, then serve until SIGINT, SIGTERM or SIGHUP, then stop cleanly.
+
+        SIGHUP (the terminal closed) stops the collector as the others do, unless it was ignored
+        when the collector started (``nohup``). No signal reloads the configuration."""
+        received: list[int] = []
+
+        def on_stop_signal(sig: int, _frame: object) -> None:
+            received.append(sig)
+            self._stopping.set()
+
+        stop_signals = [signal.SIGINT, signal.SIGTERM]
+        if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:  # under nohup it stays ignored
+            stop_signals.append(signal.SIGHUP)
+        for sig in stop_signals:
+            signal.signal(sig, on_stop_signal)
         self.start()
         try:
             self._stopping.wait()
         finally:
+            if received:
+                log.info("received %s", signal.Signals(received[0]).name)
             self.stop()
 
     # ------------------------------------------------------------------ internals

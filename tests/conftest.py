@@ -106,10 +106,11 @@ class ServerProcess:
         self.log_path = tmp_path / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, nohup: bool = False) -> None:
+        """Start it and wait until it listens; ``nohup``: started by ``nohup`` (SIGHUP ignored)."""
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "collector", "serve", "--config", str(self.config_path)],
+            ["nohup"] * nohup + [sys.executable, "-m", "collector", "serve", "--config", str(self.config_path)],
             stdout=log,
             stderr=log,
             cwd=ROOT,
@@ -136,7 +137,8 @@ class ServerProcess:
 
     def signal_group(self, sig: int) -> int:
         """``sig`` to the whole process group, collector and workers, as a terminal's Ctrl-C
-        (SIGINT) or systemd's default stop (SIGTERM) send it; the collector's exit code."""
+        (SIGINT) or hang-up (SIGHUP), or systemd's default stop (SIGTERM) send it; the
+        collector's exit code."""
         assert self.proc is not None
         os.killpg(self.proc.pid, sig)
         try:

@@ -98,11 +98,13 @@ def test_sigterm_flushes_buffered_rows_before_exit(tmp_path, server_process):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "systemd-stop"])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, signal.SIGHUP, signal.SIGTERM], ids=["ctrl-c", "terminal-closed", "systemd-stop"]
+)
 def test_a_stop_signal_to_every_process_still_drains_the_wal(tmp_path, server_process, sig):
-    # A terminal's Ctrl-C sends SIGINT to every process of the job, and systemd's default stop
-    # (KillMode=control-group) SIGTERM: to the pool workers too. The stop still lands every
-    # acknowledged span in Parquet, through the workers.
+    # A terminal's Ctrl-C sends SIGINT to every process of the job, closing it SIGHUP, and
+    # systemd's default stop (KillMode=control-group) SIGTERM: to the pool workers too. The stop
+    # still lands every acknowledged span in Parquet, through the workers.
     server = server_process(parquet={"flush_interval": "100ms", "workers": 2})
     server.start()
     acked_path = tmp_path / "acked.txt"
@@ -115,6 +117,7 @@ def test_a_stop_signal_to_every_process_still_drains_the_wal(tmp_path, server_pr
         client.wait(timeout=30)
     log = server.log_path.read_text()
     assert "Traceback" not in log and "unprocessed" not in log, log
+    assert f"received {signal.Signals(sig).name}" in log
     wal = server.data_dir / "wal"
     committed = int((wal / "consumers" / "parquet.offset").read_text())
     assert committed == max(int(segment.stem) + segment.stat().st_size for segment in wal.glob("*.wal"))
