@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from storage.fsutil import fsync_dir, publish
+from storage.fsutil import fsync_dir, publish, spill_directory
 from storage.parquet_writer import (
     COMPACTED_FILE_PREFIX,
     parquet_options,
@@ -278,8 +278,7 @@ class Compactor:
         key = ", ".join(spec.key)
         final = partition / f"{COMPACTED_FILE_PREFIX}{int(time.time() * 1000)}-{uuid.uuid4().hex[:8]}.parquet"
         rows_in = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-        spill = self.root / "tmp" / "duckdb"
-        spill.mkdir(parents=True, exist_ok=True)
+        spill = spill_directory(self.root, "compaction")
         con = duckdb.connect(
             config={
                 "threads": 1,

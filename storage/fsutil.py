@@ -85,3 +85,31 @@ def remove_stray_temporaries(root: Path) -> list[Path]:
                 path.unlink()
                 removed.append(path)
     return removed
+
+
+SPILL_DIR = "tmp"
+
+
+def spill_directory(data_dir: Path, user: str) -> Path:
+    """Where DuckDB spills large sorts for ``user`` ("compaction", "query"): under the data
+    directory, not the working directory. Created if missing."""
+    path = data_dir / SPILL_DIR / user
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def clear_spill_files(data_dir: Path) -> tuple[int, int]:
+    """Delete spill files under ``<data_dir>/tmp``; returns (files, bytes) removed.
+
+    DuckDB removes its own at a clean close, but a process killed mid-sort leaves them (gigabytes,
+    for a large merge). Call at start-up, before anything of this collector can spill."""
+    files = size = 0
+    root = data_dir / SPILL_DIR
+    if root.exists():
+        for path in root.rglob("*"):
+            if path.is_file():
+                with contextlib.suppress(FileNotFoundError):
+                    size += path.stat().st_size
+                    path.unlink()
+                    files += 1
+    return files, size

@@ -22,6 +22,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from storage.fsutil import spill_directory
 from storage.parquet_writer import COMPACTED_FILE_PREFIX, partition_date
 from storage.partition_index import PartitionIndex, distinct_count
 from storage.schema import TABLES, TRACE_COLUMN, TableSpec
@@ -83,8 +84,7 @@ class TableQuery:
         # The metadata cache keeps footers (row-group stats, bloom filter offsets) of files already
         # read: repeated lookups skip re-reading them, which dominates small queries.
         # Large sorts and aggregations spill under the data directory, not the working directory.
-        spill = self.root / "tmp" / "query"
-        spill.mkdir(parents=True, exist_ok=True)
+        spill = spill_directory(self.root, "query")
         self._db = duckdb.connect(
             config={"threads": threads, "memory_limit": memory_limit, "temp_directory": str(spill)}
         )

@@ -3,7 +3,8 @@
 - A half-written part file (a crash mid-write of a non-temporary file, a partial copy) and a file
   of garbage in a table partition are moved to ``data/quarantine/`` at start-up, each named in a
   log line; every other row stays readable over the REST API.
-- A stray temporary file from a crash is removed at start-up, and logged.
+- A stray temporary file from a crash, and the spill files of a DuckDB sort killed midway, are
+  removed at start-up, and logged.
 - A file whose footer looks whole but whose data is not (arrives while running) is quarantined by
   the next compaction pass, which still merges the rest of the partition.
 - End to end through a real process: SIGKILL, then a garbled frame mid-segment and a torn tail
@@ -15,6 +16,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -22,6 +25,7 @@ import httpx
 import yaml
 
 from storage.compaction import Compactor
+from storage.fsutil import spill_directory
 from storage.parquet_writer import parquet_damage
 from storage.query import TableQuery
 from tests.conftest import PK, SK, config_dict, wait_until
@@ -81,6 +85,33 @@ def test_startup_quarantines_broken_part_files_removes_temporaries_and_serves_th
     assert _rest_ids(server) == set(ledger.acked)
     _seed(server, ledger, "after")
     check_exactly_once(stored(server.query), ledger.acked)
+
+
+# A DuckDB sort larger than its memory limit: it spills, as a big compaction merge does.
+_SPILLING_SORT = """
+import sys, duckdb
+con = duckdb.connect(config={"threads": 1, "memory_limit": "64MB", "temp_directory": sys.argv[1]})
+rows = "select hash(i)::varchar || repeat('x', 50) s from range(20000000) t(i)"
+con.execute(f"copy ({rows} order by s) to '{sys.argv[2]}'")
+"""
+
+
+def test_spill_files_of_a_process_killed_mid_sort_are_removed_at_start(start_server, tmp_path, caplog):
+    data_dir = tmp_path / "data"
+    spill = spill_directory(data_dir, "compaction")
+    sort = subprocess.Popen([sys.executable, "-c", _SPILLING_SORT, str(spill), str(tmp_path / "sorted.parquet")])
+    try:
+        wait_until(lambda: any(p.suffix == ".tmp" for p in spill.iterdir()), timeout=120)
+    finally:
+        sort.kill()
+        sort.wait(timeout=30)
+    left = [p for p in spill.iterdir() if p.is_file()]
+    assert left, "the killed sort left nothing to clean"
+
+    with caplog.at_level(logging.INFO):
+        start_server(data_dir=data_dir, parquet={"workers": 0})
+    assert any("removed spill files" in r.getMessage() for r in caplog.records)
+    assert not any(p.exists() for p in left)
 
 
 def test_compaction_quarantines_a_file_broken_inside_and_merges_the_rest(start_server, tmp_path, caplog):
