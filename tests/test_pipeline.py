@@ -94,6 +94,14 @@ def test_a_stop_out_of_drain_time_leaves_the_rest_in_the_wal_for_the_next_start(
     assert sorted(stored) == sorted(acked)  # each once: nothing was written before the drain ran out
 
 
+def _started_with_one_worker(tmp_path: Any, telemetry: Telemetry) -> tuple[WriteAheadLog, ParquetPipeline]:
+    wal = WriteAheadLog(tmp_path / "wal")
+    wal.open()
+    pipeline = ParquetPipeline(wal, tmp_path, telemetry, workers=1, flush_interval=0.05)
+    pipeline.start()
+    return wal, pipeline
+
+
 def _kill_the_worker(pipeline: ParquetPipeline, sig: int) -> None:
     """Send ``sig`` to the pipeline's one worker and wait until its pool has noticed the death."""
     assert pipeline._pool is not None
@@ -105,11 +113,8 @@ def _kill_the_worker(pipeline: ParquetPipeline, sig: int) -> None:
 
 def test_a_worker_killed_between_batches_costs_a_retry_not_the_pipeline(tmp_path):
     # As the kernel's OOM killer would: the pool is broken, and the next batch must still land.
-    wal = WriteAheadLog(tmp_path / "wal")
-    wal.open()
     telemetry = Telemetry()
-    pipeline = ParquetPipeline(wal, tmp_path, telemetry, workers=1, flush_interval=0.05)
-    pipeline.start()
+    wal, pipeline = _started_with_one_worker(tmp_path, telemetry)
     try:
         first = _fill(wal, 2, 10)
         wait_until(lambda: len(_stored_ids(tmp_path)) == len(first), timeout=30)
@@ -126,10 +131,7 @@ def test_a_worker_killed_between_batches_costs_a_retry_not_the_pipeline(tmp_path
 def test_workers_dead_before_a_stop_are_replaced_and_the_stop_still_lands_the_backlog(tmp_path):
     # systemd's default stop sends SIGTERM to every process of the service: the idle workers die
     # with the collector's own stop. Its drain must hand the backlog to new workers.
-    wal = WriteAheadLog(tmp_path / "wal")
-    wal.open()
-    pipeline = ParquetPipeline(wal, tmp_path, Telemetry(), workers=1, flush_interval=0.05)
-    pipeline.start()
+    wal, pipeline = _started_with_one_worker(tmp_path, Telemetry())
     first = _fill(wal, 2, 10)
     wait_until(lambda: len(_stored_ids(tmp_path)) == len(first), timeout=30)
     pipeline.flush_interval = 3600  # from the next round on, only the stop's drain writes
@@ -145,11 +147,8 @@ def test_workers_dead_before_a_stop_are_replaced_and_the_stop_still_lands_the_ba
 def test_workers_found_dead_by_compaction_are_replaced_while_no_batch_comes(tmp_path):
     # Ingest idle, the worker killed: compaction is the one that meets the broken pool, and its
     # next pass must find new workers rather than the broken pool again until a batch arrives.
-    wal = WriteAheadLog(tmp_path / "wal")
-    wal.open()
     telemetry = Telemetry()
-    pipeline = ParquetPipeline(wal, tmp_path, telemetry, workers=1, flush_interval=0.05)
-    pipeline.start()
+    wal, pipeline = _started_with_one_worker(tmp_path, telemetry)
     try:
         first: set[str] = set()
         for _ in range(8):  # eight flush files: enough for compaction to merge them
