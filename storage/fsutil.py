@@ -98,13 +98,15 @@ def spill_directory(data_dir: Path, user: str) -> Path:
     return path
 
 
-def clear_spill_files(data_dir: Path) -> tuple[int, int]:
-    """Delete spill files under ``<data_dir>/tmp``; returns (files, bytes) removed.
+def clear_spill_files(data_dir: Path, user: str | None = None) -> tuple[int, int]:
+    """Delete the spill files of ``user`` (of every user by default); returns (files, bytes) removed.
 
     DuckDB removes its own at a clean close, but a process killed mid-sort leaves them (gigabytes,
-    for a large merge). Call at start-up, before anything of this collector can spill."""
+    for a large merge). Call only when nothing of that user can be spilling."""
     files = size = 0
     root = data_dir / SPILL_DIR
+    if user is not None:
+        root = root / user
     if root.exists():
         for path in root.rglob("*"):
             if path.is_file():

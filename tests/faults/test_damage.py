@@ -4,7 +4,7 @@
   of garbage in a table partition are moved to ``data/quarantine/`` at start-up, each named in a
   log line; every other row stays readable over the REST API.
 - A stray temporary file from a crash, and the spill files of a DuckDB sort killed midway, are
-  removed at start-up, and logged.
+  removed at start-up, and logged; a compaction pass removes those of a merge killed with its worker.
 - A file whose footer looks whole but whose data is not (arrives while running) is quarantined by
   the next compaction pass, which still merges the rest of the partition.
 - End to end through a real process: SIGKILL, then a garbled frame mid-segment and a torn tail
@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from storage.compaction import Compactor
+from storage.compaction import SPILL_USER, Compactor
 from storage.fsutil import spill_directory
 from storage.parquet_writer import parquet_damage
 from storage.query import TableQuery
@@ -96,10 +96,9 @@ con.execute(f"copy ({rows} order by s) to '{sys.argv[2]}'")
 """
 
 
-def test_spill_files_of_a_process_killed_mid_sort_are_removed_at_start(start_server, tmp_path, caplog):
-    data_dir = tmp_path / "data"
-    spill = spill_directory(data_dir, "compaction")
-    sort = subprocess.Popen([sys.executable, "-c", _SPILLING_SORT, str(spill), str(tmp_path / "sorted.parquet")])
+def _spill_files_of_a_killed_sort(spill: Path, scratch: Path) -> list[Path]:
+    """Start a spilling sort into ``spill``, kill it midway; the files it left."""
+    sort = subprocess.Popen([sys.executable, "-c", _SPILLING_SORT, str(spill), str(scratch / "sorted.parquet")])
     try:
         wait_until(lambda: any(p.suffix == ".tmp" for p in spill.iterdir()), timeout=120)
     finally:
@@ -107,10 +106,25 @@ def test_spill_files_of_a_process_killed_mid_sort_are_removed_at_start(start_ser
         sort.wait(timeout=30)
     left = [p for p in spill.iterdir() if p.is_file()]
     assert left, "the killed sort left nothing to clean"
+    return left
 
+
+def test_spill_files_of_a_process_killed_mid_sort_are_removed_at_start(start_server, tmp_path, caplog):
+    data_dir = tmp_path / "data"
+    left = _spill_files_of_a_killed_sort(spill_directory(data_dir, "query"), tmp_path)
     with caplog.at_level(logging.INFO):
         start_server(data_dir=data_dir, parquet={"workers": 0})
     assert any("removed spill files" in r.getMessage() for r in caplog.records)
+    assert not any(p.exists() for p in left)
+
+
+def test_a_compaction_pass_removes_the_spill_files_of_a_merge_killed_with_its_worker(tmp_path, caplog):
+    # The OOM killer's likeliest victim is a worker in a large merge: the collector goes on, and
+    # the next pass (passes run one at a time) removes what the killed one left.
+    left = _spill_files_of_a_killed_sort(spill_directory(tmp_path, SPILL_USER), tmp_path)
+    with caplog.at_level(logging.INFO):
+        Compactor(tmp_path).run_once()
+    assert any("removed spill files of a killed merge" in r.getMessage() for r in caplog.records)
     assert not any(p.exists() for p in left)
 
 
