@@ -10,6 +10,7 @@ have not committed is sent again next start), the WAL, the pipeline's final flus
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -184,10 +185,15 @@ class Server:
         """Start, then serve until SIGINT, SIGTERM or SIGHUP, then stop cleanly.
 
         SIGHUP (the terminal closed) stops the collector as the others do, unless it was ignored
-        when the collector started (``nohup``). No signal reloads the configuration."""
+        when the collector started (``nohup``). No signal reloads the configuration. A second
+        Ctrl-C during the stop exits at once (code 130): everything acknowledged is already in
+        the WAL, and what the stop did not write lands at the next start."""
         received: list[int] = []
 
         def on_stop_signal(sig: int, _frame: object) -> None:
+            if sig == signal.SIGINT and signal.SIGINT in received:
+                log.warning("Ctrl-C again: exiting now; what is not yet in Parquet lands at the next start")
+                os._exit(130)
             received.append(sig)
             self._stopping.set()
 
@@ -201,7 +207,8 @@ class Server:
             self._stopping.wait()
         finally:
             if received:
-                log.info("received %s", signal.Signals(received[0]).name)
+                hint = " (Ctrl-C again exits at once)" if received[0] == signal.SIGINT else ""
+                log.info("received %s%s", signal.Signals(received[0]).name, hint)
             self.stop()
 
     # ------------------------------------------------------------------ internals

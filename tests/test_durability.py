@@ -126,3 +126,28 @@ def test_a_stop_signal_to_every_process_still_drains_the_wal(tmp_path, server_pr
         check_exactly_once(stored(query), _acked(acked_path))
     finally:
         query.close()
+
+
+@pytest.mark.slow
+def test_ctrl_c_again_during_the_stop_exits_at_once_and_the_next_start_lands_the_rest(tmp_path, server_process):
+    # A flush interval far longer than the test: the stop's drain has all the work (100k spans, 11 MB
+    # of WAL, about 2 s here); the second Ctrl-C comes a moment after the first.
+    server = server_process(parquet={"flush_interval": "1h", "workers": 1})
+    server.start()
+    acked_path = tmp_path / "acked.txt"
+    subprocess.run(_client_command(server, acked_path, requests=200, spans=500), cwd=ROOT, check=True, timeout=120)
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGINT)
+    wait_until(lambda: "shutting down" in server.log_path.read_text(), timeout=30)
+    server.proc.send_signal(signal.SIGINT)
+    assert server.proc.wait(timeout=30) == 130
+    log = server.log_path.read_text()
+    assert "Ctrl-C again: exiting now" in log and "stopped" not in log, log
+
+    server.start()  # the WAL still holds what the interrupted drain did not commit
+    assert server.terminate() == 0
+    query = TableQuery(server.data_dir)
+    try:
+        check_exactly_once(stored(query), _acked(acked_path))
+    finally:
+        query.close()
