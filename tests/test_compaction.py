@@ -11,6 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import httpx
+import psutil
 import pyarrow.parquet as pq
 
 from collector.batch import StopFlag, compact, compact_in_worker, init_worker
@@ -339,3 +340,37 @@ def test_a_running_collector_compacts_in_its_workers_and_logs_it_in_its_own_form
     wait_until(lambda: line.search(server.log_path.read_text()), timeout=20)
     assert [f.name.startswith(COMPACTED_FILE_PREFIX) for f in flushed.glob("**/*.parquet")] == [True]
     assert server.terminate() == 0
+
+
+def _stored_names(data_dir: Path) -> list[str]:
+    files = (data_dir / "tables" / "observations").glob("**/*.parquet")
+    return [name for f in files for name in pq.read_table(f, columns=["name"]).column("name").to_pylist()]
+
+
+def test_a_running_collector_replaces_workers_killed_while_idle_with_one_warning(server_process):
+    # The OOM killer takes the workers while no batch comes: compaction meets the broken pool
+    # first. One warning line each, no traceback, new workers at once, and ingest goes on.
+    server = server_process(parquet={"flush_interval": "100ms", "compaction_interval": "1s", "workers": 1})
+    server.start()
+    assert server.proc is not None
+
+    def send(name: str) -> None:
+        body = trace_request([make_span(name=name)]).SerializeToString()
+        headers = {"authorization": basic_auth(), "content-type": "application/x-protobuf"}
+        url = f"http://127.0.0.1:{server.http_port}/v1/traces"
+        assert httpx.post(url, content=body, headers=headers, timeout=10).status_code == 200
+        wait_until(lambda: name in _stored_names(server.data_dir), timeout=20)
+
+    send("before")  # the pool's worker exists now: it wrote this batch
+    (forkserver,) = [p for p in psutil.Process(server.proc.pid).children() if "forkserver" in " ".join(p.cmdline())]
+    workers = forkserver.children()
+    assert workers
+    for worker in workers:
+        worker.kill()
+    log = server.log_path
+    wait_until(lambda: "compaction pass ended: a worker process died" in log.read_text(), timeout=20)
+    wait_until(lambda: "worker processes died; starting new ones" in log.read_text(), timeout=20)
+    send("after")
+    assert server.terminate() == 0
+    assert "Traceback" not in log.read_text()
+    assert sorted(_stored_names(server.data_dir)) == ["after", "before"]
