@@ -270,8 +270,8 @@ _processor: BatchProcessor | None = None
 _stopping: StopFlag | None = None  # the collector's, in a worker process
 
 # What a terminal sends to every process of its job: Ctrl-C, and SIGHUP when it closes. Workers
-# ignore both. Stopping is the collector's to do: it drains the WAL through its workers, which
-# end with it (see _exit_with_parent).
+# ignore both. Stopping and reloading are the collector's to do: it drains the WAL through its
+# workers, which end with it (see _exit_with_parent).
 TERMINAL_SIGNALS = (signal.SIGINT, signal.SIGHUP)
 
 

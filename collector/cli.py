@@ -24,19 +24,17 @@ def _load(path: str) -> Config:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from collector.lifecycle import serve_until_stopped
     from collector.logs import configure_logging
-    from collector.server import Server
 
     config = _load(args.config)
     configure_logging(args.log_level)
     # `kill -USR1 <pid>`: every thread's stack to stderr (the log), for a collector that seems stuck.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
-    server = Server(config)
     try:
-        server.run_until_signalled()
+        serve_until_stopped(config, lambda: _load(args.config))
     except OSError as exc:
         print(f"spanfuse: cannot start: {exc.strerror or exc}", file=sys.stderr)
-        server.stop()
         return 1
     return 0
 

@@ -56,8 +56,8 @@ def _start_forkserver_deaf_to_the_terminal(context: Any) -> None:
     the :data:`~collector.batch.TERMINAL_SIGNALS` ignored: a disposition it keeps through
     Python's start-up and the workers it forks keep.
 
-    A terminal's Ctrl-C or hang-up reaches every process of the job, but stopping is the
-    collector's: it drains the WAL through its workers. Only the main thread may change a handler;
+    A terminal's Ctrl-C or hang-up reaches every process of the job, but stopping (or reloading)
+    is the collector's: it drains the WAL through its workers. Only the main thread may change a handler;
     otherwise the forkserver starts on first use, and :func:`~collector.batch.init_worker`
     ignores them too.
     """
@@ -124,9 +124,10 @@ class ParquetPipeline:
             self._local = BatchProcessor(self.root, self.pricing)
         self._thread.start()
 
-    def stop(self) -> None:
-        """Finish: process the WAL's backlog (unless paused; see the module docstring), commit."""
-        self._drain_on_stop = self._resume.is_set()
+    def stop(self, drain: bool = True) -> None:
+        """Finish: process the WAL's backlog (if ``drain`` and not paused; see the module
+        docstring), finish the batches in flight, commit."""
+        self._drain_on_stop = drain and self._resume.is_set()
         self._stopping.set()  # first: a worker busy compacting is freed for the drain
         self._stop.set()
         self._resume.set()

@@ -10,8 +10,6 @@ have not committed is sent again next start), the WAL, the pipeline's final flus
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
@@ -158,8 +156,11 @@ class Server:
             self.http.start()
             log.info("listening transport=http endpoint=%s port=%d", protocols.http.endpoint, self.http.port)
 
-    def stop(self) -> None:
-        """Stop listening, finish in-flight requests, flush, commit. Safe to call twice."""
+    def stop(self, drain: bool = True) -> None:
+        """Stop listening, finish in-flight requests, flush, commit. Safe to call twice.
+
+        ``drain``: first write what the WAL holds (for at most the pipeline's ``drain_seconds``);
+        without it, the WAL keeps it for the next collector on this data directory."""
         if self._stopped:
             return
         self._stopped = True
@@ -173,43 +174,13 @@ class Server:
             forwarder.request_stop()  # all at once: a backoff wait ends now, an RPC in flight is cancelled
         self.wal.close()
         if self.pipeline is not None:
-            self.pipeline.stop()
+            self.pipeline.stop(drain)
         for forwarder in self.forwarders:
             forwarder.join()
         if self._maintenance is not None:
             self._maintenance.join(timeout=60)
         self.query.close()
         log.info("stopped")
-
-    def run_until_signalled(self) -> None:
-        """Start, then serve until SIGINT, SIGTERM or SIGHUP, then stop cleanly.
-
-        SIGHUP (the terminal closed) stops the collector as the others do, unless it was ignored
-        when the collector started (``nohup``). No signal reloads the configuration. A second
-        Ctrl-C during the stop exits at once (code 130): everything acknowledged is already in
-        the WAL, and what the stop did not write lands at the next start."""
-        received: list[int] = []
-
-        def on_stop_signal(sig: int, _frame: object) -> None:
-            if sig == signal.SIGINT and signal.SIGINT in received:
-                log.warning("Ctrl-C again: exiting now; what is not yet in Parquet lands at the next start")
-                os._exit(130)
-            received.append(sig)
-            self._stopping.set()
-
-        stop_signals = [signal.SIGINT, signal.SIGTERM]
-        if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:  # under nohup it stays ignored
-            stop_signals.append(signal.SIGHUP)
-        for sig in stop_signals:
-            signal.signal(sig, on_stop_signal)
-        self.start()
-        try:
-            self._stopping.wait()
-        finally:
-            if received:
-                hint = " (Ctrl-C again exits at once)" if received[0] == signal.SIGINT else ""
-                log.info("received %s%s", signal.Signals(received[0]).name, hint)
-            self.stop()
 
     # ------------------------------------------------------------------ internals
     def _maintain(self) -> None:

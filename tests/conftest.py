@@ -106,11 +106,10 @@ class ServerProcess:
         self.log_path = tmp_path / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, nohup: bool = False) -> None:
-        """Start it and wait until it listens; ``nohup``: started by ``nohup`` (SIGHUP ignored)."""
+    def start(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
-            ["nohup"] * nohup + [sys.executable, "-m", "collector", "serve", "--config", str(self.config_path)],
+            [sys.executable, "-m", "collector", "serve", "--config", str(self.config_path)],
             stdout=log,
             stderr=log,
             cwd=ROOT,
@@ -137,8 +136,7 @@ class ServerProcess:
 
     def signal_group(self, sig: int) -> int:
         """``sig`` to the whole process group, collector and workers, as a terminal's Ctrl-C
-        (SIGINT) or hang-up (SIGHUP), or systemd's default stop (SIGTERM) send it; the
-        collector's exit code."""
+        (SIGINT) or systemd's default stop (SIGTERM) send it; the collector's exit code."""
         assert self.proc is not None
         os.killpg(self.proc.pid, sig)
         try:

@@ -71,15 +71,20 @@ def test_a_clean_stop_lands_every_acknowledged_record_first(tmp_path, workers, m
         assert batch_cpu <= cpu_here
 
 
-def test_a_stop_out_of_drain_time_leaves_the_rest_in_the_wal_for_the_next_start(tmp_path, caplog):
+@pytest.mark.parametrize("drain", ["out of time", "not asked for (a reload)"])
+def test_a_stop_without_a_whole_drain_leaves_the_rest_in_the_wal_for_the_next_start(
+    tmp_path, caplog, monkeypatch, drain
+):
+    monkeypatch.setattr(pipeline_module, "_BATCH_BYTES", 4096)  # a read takes a record or two, not all
     wal = WriteAheadLog(tmp_path / "wal")
     wal.open()
-    acked = _fill(wal, 10, 5)
-    pipeline = ParquetPipeline(wal, tmp_path, Telemetry(), workers=0, flush_interval=3600, drain_seconds=0)
+    acked = _fill(wal, 40, 25)
+    drain_seconds = 0 if drain == "out of time" else pipeline_module.DRAIN_SECONDS
+    pipeline = ParquetPipeline(wal, tmp_path, Telemetry(), workers=0, flush_interval=3600, drain_seconds=drain_seconds)
     pipeline.start()
     wal.close()
     with caplog.at_level(logging.WARNING, logger="spanfuse.pipeline"):
-        pipeline.stop()
+        pipeline.stop(drain=drain == "out of time")
     assert wal.committed()[CONSUMER] < wal.durable_offset
     assert any("unprocessed" in r.getMessage() for r in caplog.records)
 

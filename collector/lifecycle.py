@@ -1,0 +1,98 @@
+"""The collector as a process: serve until a stop signal, reload the configuration on SIGHUP.
+
+SIGINT and SIGTERM stop it cleanly (in-flight requests finish, the WAL is drained). SIGHUP
+reloads the configuration file, as the OpenTelemetry Collector does: a configuration that does
+not load changes nothing (the error is logged and the collector goes on as it was); one that
+does replaces the running collector by a new one (a restart inside the process: listeners close
+for the moment it takes, and what the WAL holds is the new one's to write, unless it keeps its
+data elsewhere). A Ctrl-C during a
+stop exits at once (code 130): everything acknowledged is in the WAL already.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+from collections.abc import Callable
+
+from collector.config import Config, ConfigError
+from collector.server import Server
+
+log = logging.getLogger("spanfuse.server")
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+RELOAD_SIGNAL = signal.SIGHUP
+
+
+class SignalInbox:
+    """Stop and reload signals, recorded by their handlers and acted on by the main thread."""
+
+    def __init__(self) -> None:
+        self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()  # put() is safe in a handler
+        self.stopping = False
+
+    def install(self) -> None:
+        for sig in (*STOP_SIGNALS, RELOAD_SIGNAL):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, sig: int, _frame: object) -> None:
+        if self.stopping and sig == signal.SIGINT:
+            log.warning("Ctrl-C during the stop: exiting now; what is not yet in Parquet lands at the next start")
+            os._exit(130)
+        self._signals.put(sig)
+
+    def next(self) -> int:
+        """Block until a signal arrives; its number."""
+        return self._signals.get()
+
+
+def serve_until_stopped(config: Config, reload_config: Callable[[], Config]) -> None:
+    """Run a collector with ``config`` until SIGINT or SIGTERM; on SIGHUP, ``reload_config()``
+    (raising :class:`ConfigError` for a configuration that must not run) and restart with it.
+
+    Raises :class:`OSError` if the collector cannot start (a port in use), after stopping it."""
+    inbox = SignalInbox()
+    inbox.install()
+    server = _started(Server(config))
+    while True:
+        sig = inbox.next()
+        if sig == RELOAD_SIGNAL:
+            server = _reloaded(server, reload_config)
+            continue
+        hint = " (Ctrl-C again exits at once)" if sig == signal.SIGINT else ""
+        log.info("received %s%s", signal.Signals(sig).name, hint)
+        inbox.stopping = True
+        server.stop()
+        return
+
+
+def _started(server: Server) -> Server:
+    try:
+        server.start()
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def _reloaded(server: Server, reload_config: Callable[[], Config]) -> Server:
+    """The collector to run after a SIGHUP: a new one if the configuration loads and starts, else
+    ``server`` as it was (or, if its listeners were already given up, started again as it was)."""
+    log.info("received SIGHUP: reloading the configuration")
+    try:
+        config = reload_config()
+    except ConfigError as exc:
+        log.error("configuration not reloaded, going on as before: %s", exc)
+        return server
+    # What the WAL holds is for the new collector to write, which keeps the gap short; unless the
+    # new one keeps its data elsewhere.
+    server.stop(drain=config.data_dir != server.config.data_dir)
+    try:
+        new = _started(Server(config))
+    except OSError as exc:
+        log.error("configuration not reloaded, cannot start with it: %s; starting as before", exc.strerror or exc)
+        return _started(Server(server.config))
+    log.info("configuration reloaded")
+    return new
