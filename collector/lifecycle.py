@@ -5,8 +5,8 @@ reloads the configuration file, as the OpenTelemetry Collector does: a configura
 not load changes nothing (the error is logged and the collector goes on as it was); one that
 does replaces the running collector by a new one (a restart inside the process: listeners close
 for the moment it takes, and what the WAL holds is the new one's to write, unless it keeps its
-data elsewhere). A Ctrl-C during a
-stop exits at once (code 130): everything acknowledged is in the WAL already.
+data elsewhere). A Ctrl-C during a stop exits at once (code 130): everything acknowledged is in
+the WAL already.
 """
 
 from __future__ import annotations
