@@ -192,12 +192,11 @@ class Server:
             try:
                 assert self.pipeline is not None
                 stats = self.pipeline.compact(exporter.retention_days, COMPACTION_PASS_SECONDS)
-            except BrokenProcessPool:  # a worker was killed (OOM killer, say): no traceback to show
-                log.warning("compaction pass ended: a worker process died; new workers start")
-                wait = exporter.compaction_interval
-                continue
-            except Exception:
-                log.exception("compaction failed")
+            except Exception as exc:
+                if isinstance(exc, BrokenProcessPool):  # a worker was killed (OOM killer, say): no traceback
+                    log.warning("compaction pass ended: a worker process died; new workers start")
+                else:
+                    log.exception("compaction failed")
                 wait = exporter.compaction_interval
                 continue
             wait = compaction_pause(stats, exporter.compaction_interval, time.monotonic() - started)

@@ -76,15 +76,23 @@ def quarantine(data_dir: Path, path: Path) -> Path:
     return target
 
 
-def remove_stray_temporaries(root: Path) -> list[Path]:
-    """Delete temporary files left by a crash under ``root``; returns what was removed."""
+def remove_files(root: Path, pattern: str = "*") -> list[tuple[Path, int]]:
+    """Delete the files under ``root`` (at any depth) whose names match ``pattern``; returns the
+    path and size of each one removed."""
     removed = []
     if root.exists():
-        for path in root.rglob(f"*{TMP_SUFFIX}"):
+        for path in root.rglob(pattern):
             with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-                removed.append(path)
+                if path.is_file():
+                    size = path.stat().st_size
+                    path.unlink()
+                    removed.append((path, size))
     return removed
+
+
+def remove_stray_temporaries(root: Path) -> list[Path]:
+    """Delete temporary files left by a crash under ``root``; returns what was removed."""
+    return [path for path, _ in remove_files(root, f"*{TMP_SUFFIX}")]
 
 
 SPILL_DIR = "tmp"
@@ -103,15 +111,6 @@ def clear_spill_files(data_dir: Path, user: str | None = None) -> tuple[int, int
 
     DuckDB removes its own at a clean close, but a process killed mid-sort leaves them (gigabytes,
     for a large merge). Call only when nothing of that user can be spilling."""
-    files = size = 0
     root = data_dir / SPILL_DIR
-    if user is not None:
-        root = root / user
-    if root.exists():
-        for path in root.rglob("*"):
-            if path.is_file():
-                with contextlib.suppress(FileNotFoundError):
-                    size += path.stat().st_size
-                    path.unlink()
-                    files += 1
-    return files, size
+    removed = remove_files(root if user is None else root / user)
+    return len(removed), sum(size for _, size in removed)

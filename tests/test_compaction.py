@@ -21,6 +21,7 @@ from storage.compaction import CompactionStats, Compactor, partitions
 from storage.parquet_writer import COMPACTED_FILE_PREFIX, PartitionedWriter
 from storage.query import TableQuery
 from tests.conftest import wait_until
+from tests.faults.helpers import send
 from tests.otlp_helpers import basic_auth, make_span, trace_request
 
 DAY_US = 86_400_000_000
@@ -354,14 +355,11 @@ def test_a_running_collector_replaces_workers_killed_while_idle_with_one_warning
     server.start()
     assert server.proc is not None
 
-    def send(name: str) -> None:
-        body = trace_request([make_span(name=name)]).SerializeToString()
-        headers = {"authorization": basic_auth(), "content-type": "application/x-protobuf"}
-        url = f"http://127.0.0.1:{server.http_port}/v1/traces"
-        assert httpx.post(url, content=body, headers=headers, timeout=10).status_code == 200
+    def export(name: str) -> None:
+        assert send(server.http_port, server.grpc_port, [make_span(name=name)], "http").ok
         wait_until(lambda: name in _stored_names(server.data_dir), timeout=20)
 
-    send("before")  # the pool's worker exists now: it wrote this batch
+    export("before")  # the pool's worker exists now: it wrote this batch
     (forkserver,) = [p for p in psutil.Process(server.proc.pid).children() if "forkserver" in " ".join(p.cmdline())]
     workers = forkserver.children()
     assert workers
@@ -370,7 +368,7 @@ def test_a_running_collector_replaces_workers_killed_while_idle_with_one_warning
     log = server.log_path
     wait_until(lambda: "compaction pass ended: a worker process died" in log.read_text(), timeout=20)
     wait_until(lambda: "worker processes died; starting new ones" in log.read_text(), timeout=20)
-    send("after")
+    export("after")
     assert server.terminate() == 0
     assert "Traceback" not in log.read_text()
     assert sorted(_stored_names(server.data_dir)) == ["after", "before"]

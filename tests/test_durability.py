@@ -31,6 +31,21 @@ def _acked(path) -> dict[str, str]:
     return {span_id: name for span_id, name in lines}
 
 
+def _check_every_acked_span_stored_once(server, acked_path) -> None:
+    query = TableQuery(server.data_dir)
+    try:
+        check_exactly_once(stored(query), _acked(acked_path))
+    finally:
+        query.close()
+
+
+def _unprocessed_wal_bytes(data_dir) -> int:
+    """WAL bytes the Parquet consumer has not committed."""
+    wal = data_dir / "wal"
+    committed = int((wal / "consumers" / "parquet.offset").read_text())
+    return max(int(segment.stem) + segment.stat().st_size for segment in wal.glob("*.wal")) - committed
+
+
 @pytest.mark.slow
 def test_sigkill_under_load_keeps_every_acknowledged_span_exactly_once(tmp_path, server_process):
     server = server_process()
@@ -51,10 +66,8 @@ def test_sigkill_under_load_keeps_every_acknowledged_span_exactly_once(tmp_path,
     finally:
         client.kill()
     assert server.terminate() == 0
-    wal = server.data_dir / "wal"
-    committed = int((wal / "consumers" / "parquet.offset").read_text())
-    end = max(int(segment.stem) + segment.stat().st_size for segment in wal.glob("*.wal"))
-    assert committed == end, f"the clean stop left {end - committed} bytes of WAL unprocessed"
+    unprocessed = _unprocessed_wal_bytes(server.data_dir)
+    assert unprocessed == 0, f"the clean stop left {unprocessed} bytes of WAL unprocessed"
 
     acked = _acked(acked_path)
     assert len(acked) == 120 * 25
@@ -116,14 +129,8 @@ def test_a_stop_signal_to_every_process_still_drains_the_wal(tmp_path, server_pr
     log = server.log_path.read_text()
     assert "Traceback" not in log and "unprocessed" not in log, log
     assert f"received {signal.Signals(sig).name}" in log
-    wal = server.data_dir / "wal"
-    committed = int((wal / "consumers" / "parquet.offset").read_text())
-    assert committed == max(int(segment.stem) + segment.stat().st_size for segment in wal.glob("*.wal"))
-    query = TableQuery(server.data_dir)
-    try:
-        check_exactly_once(stored(query), _acked(acked_path))
-    finally:
-        query.close()
+    assert _unprocessed_wal_bytes(server.data_dir) == 0
+    _check_every_acked_span_stored_once(server, acked_path)
 
 
 @pytest.mark.slow
@@ -144,8 +151,4 @@ def test_ctrl_c_again_during_the_stop_exits_at_once_and_the_next_start_lands_the
 
     server.start()  # the WAL still holds what the interrupted drain did not commit
     assert server.terminate() == 0
-    query = TableQuery(server.data_dir)
-    try:
-        check_exactly_once(stored(query), _acked(acked_path))
-    finally:
-        query.close()
+    _check_every_acked_span_stored_once(server, acked_path)

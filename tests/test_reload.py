@@ -9,28 +9,21 @@ import socket
 import subprocess
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
 from storage.query import TableQuery
 from tests.conftest import ROOT, wait_until
-from tests.faults.helpers import check_exactly_once, stored
-from tests.otlp_helpers import basic_auth, make_span, trace_request
-from tests.test_durability import _acked, _client_command
+from tests.faults.helpers import send
+from tests.otlp_helpers import basic_auth, make_span
+from tests.test_durability import _acked, _check_every_acked_span_stored_once, _client_command
 
 THIRD = {"id": "third", "name": "Third", "public_key": "pk-lf-third", "secret_key": "sk-lf-third"}
 
 
-def _export(server: Any, name: str, auth: str | None = None) -> int:
-    """Status of an OTLP/HTTP export of one span called ``name``."""
-    response = httpx.post(
-        f"http://127.0.0.1:{server.http_port}/v1/traces",
-        content=trace_request([make_span(name=name)]).SerializeToString(),
-        headers={"content-type": "application/x-protobuf", "authorization": auth or basic_auth()},
-        timeout=10,
-    )
-    return response.status_code
+def _export(server: Any, name: str, auth: str | None = None) -> str:
+    """HTTP status of an OTLP/HTTP export of one span called ``name``."""
+    return send(server.http_port, server.grpc_port, [make_span(name=name)], "http", auth).status
 
 
 def _names(server: Any, project: str) -> list[str]:
@@ -52,16 +45,16 @@ def _reload(server: Any, outcome: str) -> None:
 def test_sighup_reloads_the_configuration_and_the_data_stays(server_process):
     server = server_process()
     server.start()
-    assert _export(server, "before") == 200
+    assert _export(server, "before") == "200"
     third = basic_auth(THIRD["public_key"], THIRD["secret_key"])
-    assert _export(server, "refused", third) == 401
+    assert _export(server, "refused", third) == "401"
     doc = yaml.safe_load(server.config_path.read_text())
     doc["projects"].append(THIRD)
     server.config_path.write_text(yaml.safe_dump(doc))
 
     _reload(server, "configuration reloaded")
-    assert _export(server, "third's", third) == 200
-    assert _export(server, "after") == 200
+    assert _export(server, "third's", third) == "200"
+    assert _export(server, "after") == "200"
     assert server.terminate() == 0
     assert _names(server, "default") == ["after", "before"]
     assert _names(server, "third") == ["third's"]
@@ -72,7 +65,7 @@ def test_a_reload_onto_another_data_directory_first_writes_the_old_ones_backlog(
     # the new directory, so the old one writes what it acknowledged before it goes.
     server = server_process(parquet={"flush_interval": "1h"})
     server.start()
-    assert _export(server, "before") == 200
+    assert _export(server, "before") == "200"
     old_dir, new_dir = server.data_dir, tmp_path / "moved"
     doc = yaml.safe_load(server.config_path.read_text())
     doc["exporters"]["parquet"]["path"] = str(new_dir)
@@ -80,7 +73,7 @@ def test_a_reload_onto_another_data_directory_first_writes_the_old_ones_backlog(
 
     _reload(server, "configuration reloaded")
     assert _names(server, "default") == ["before"]  # in the old directory, written by the old collector
-    assert _export(server, "after") == 200
+    assert _export(server, "after") == "200"
     assert server.terminate() == 0
     server.data_dir = new_dir
     assert _names(server, "default") == ["after"]
@@ -91,7 +84,7 @@ def test_a_reload_onto_another_data_directory_first_writes_the_old_ones_backlog(
 def test_a_configuration_that_cannot_run_changes_nothing(server_process, fault):
     server = server_process()
     server.start()
-    assert _export(server, "before") == 200
+    assert _export(server, "before") == "200"
     with socket.socket() as taken:
         if fault == "does not parse":
             server.config_path.write_text("receivers: [otlp\n")
@@ -104,7 +97,7 @@ def test_a_configuration_that_cannot_run_changes_nothing(server_process, fault):
             server.config_path.write_text(yaml.safe_dump(doc))
             outcome = "starting as before"
         _reload(server, outcome)
-        assert _export(server, "after") == 200
+        assert _export(server, "after") == "200"
     assert server.terminate() == 0
     log = server.log_path.read_text()
     assert "configuration reloaded" not in log and "Traceback" not in log, log
@@ -130,8 +123,4 @@ def test_a_reload_under_load_loses_nothing(tmp_path, server_process):
         client.wait(timeout=30)
     assert server.terminate() == 0
     assert "Traceback" not in server.log_path.read_text()
-    query = TableQuery(server.data_dir)
-    try:
-        check_exactly_once(stored(query), _acked(acked_path))
-    finally:
-        query.close()
+    _check_every_acked_span_stored_once(server, acked_path)

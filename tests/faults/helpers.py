@@ -45,15 +45,16 @@ def numbered_spans(prefix: str, count: int) -> list[Any]:
     return [make_span(span_id=os.urandom(8), name=n, attributes={"fault.payload": payload_of(n)}) for n in names]
 
 
-def send(port_http: int, port_grpc: int, spans: list[Any], transport: str) -> Outcome:
-    """Export ``spans`` once over ``transport`` (http or grpc)."""
+def send(port_http: int, port_grpc: int, spans: list[Any], transport: str, auth: str | None = None) -> Outcome:
+    """Export ``spans`` once over ``transport`` (http or grpc), with ``auth`` (the default project's keys)."""
     body = trace_request(spans).SerializeToString()
+    auth = auth or basic_auth()
     if transport == "http":
         try:
             response = httpx.post(
                 f"http://127.0.0.1:{port_http}/v1/traces",
                 content=body,
-                headers={"content-type": "application/x-protobuf", "authorization": basic_auth()},
+                headers={"content-type": "application/x-protobuf", "authorization": auth},
                 timeout=10,
             )
         except httpx.HTTPError as exc:
@@ -64,7 +65,7 @@ def send(port_http: int, port_grpc: int, spans: list[Any], transport: str) -> Ou
             EXPORT, request_serializer=None, response_deserializer=ExportTraceServiceResponse.FromString
         )
         try:
-            call(body, metadata=(("authorization", basic_auth()),), timeout=10)
+            call(body, metadata=(("authorization", auth),), timeout=10)
         except grpc.RpcError as error:
             return Outcome(False, error.code().name)
     return Outcome(True, "OK")
