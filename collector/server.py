@@ -29,8 +29,9 @@ from collector.receivers.grpc import OtlpGrpcReceiver
 from collector.receivers.http import OtlpHttpHandler
 from collector.telemetry import Telemetry
 from storage.compaction import CompactionStats
-from storage.fsutil import clear_spill_files, remove_stray_temporaries
+from storage.fsutil import remove_stray_temporaries
 from storage.query import TableQuery
+from storage.spill import reclaim_spill_directories
 from storage.wal import WriteAheadLog
 
 log = logging.getLogger("spanfuse.server")
@@ -94,7 +95,7 @@ class Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         for path in remove_stray_temporaries(self.data_dir / "tables"):
             log.warning("removed unfinished file path=%s", path.relative_to(self.data_dir))
-        files, size = clear_spill_files(self.data_dir)
+        files, size = reclaim_spill_directories(self.data_dir)
         if files:
             log.warning("removed spill files of a killed process files=%d bytes=%d", files, size)
         recovery = self.wal.open()

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from storage.fsutil import clear_spill_files, fsync_dir, publish, spill_directory
+from storage.fsutil import fsync_dir, publish
 from storage.parquet_writer import (
     COMPACTED_FILE_PREFIX,
     parquet_options,
@@ -40,11 +40,12 @@ from storage.parquet_writer import (
     unreadable,
 )
 from storage.schema import TABLES, TRACE_COLUMN, TableSpec
+from storage.spill import SpillDirectory, reclaim_spill_directories
 
 log = logging.getLogger("spanfuse.compaction")
 
 SMALL_FILE_BYTES = 32 * 1024 * 1024
-SPILL_USER = "compaction"  # its spill directory (storage.fsutil.spill_directory)
+SPILL_USER = "compaction"  # names its spill directories (storage.spill.SpillDirectory)
 MAX_MERGE_BYTES = 64 * 1024 * 1024  # per merge; with DuckDB spilling its sort, memory stays under ~1 GiB
 # Small row groups: a lookup by trace id decodes only the row group whose (sorted) id range holds
 # it. With 100k-row groups, reading one trace's observations at 10M took 81 ms in-process, 36 here;
@@ -157,9 +158,9 @@ class Compactor:
         stats = CompactionStats()
         today = dt.datetime.fromtimestamp(now, dt.UTC).date()
         stats.files_quarantined += len(quarantine_damaged_files(self.root))
-        files, size = clear_spill_files(self.root, SPILL_USER)  # passes run one at a time: a killed one's
+        files, size = reclaim_spill_directories(self.root)
         if files:
-            log.warning("removed spill files of a killed merge files=%d bytes=%d", files, size)
+            log.warning("removed spill files of a killed process files=%d bytes=%d", files, size)
         pending: list[tuple[TableSpec, Path, dt.date | None]] = []
         for name, spec in TABLES.items():
             for partition in partitions(self.root, name):
@@ -282,18 +283,19 @@ class Compactor:
         key = ", ".join(spec.key)
         final = partition / f"{COMPACTED_FILE_PREFIX}{int(time.time() * 1000)}-{uuid.uuid4().hex[:8]}.parquet"
         rows_in = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-        spill = spill_directory(self.root, SPILL_USER)
+        spill = SpillDirectory(self.root, SPILL_USER)
         con = duckdb.connect(
             config={
                 "threads": 1,
                 "memory_limit": "512MB",
-                "temp_directory": str(spill),
+                "temp_directory": str(spill.path),
                 "preserve_insertion_order": False,
             }
         )
         with self._lock:
             if self._interrupted:
                 con.close()
+                spill.close()
                 raise MergeInterrupted
             self._con = con
         rows_out = 0
@@ -341,6 +343,7 @@ class Compactor:
             with self._lock:
                 self._con = None
             con.close()
+            spill.close()
         for f in files:
             if f != final:
                 f.unlink(missing_ok=True)

@@ -93,24 +93,3 @@ def remove_files(root: Path, pattern: str = "*") -> list[tuple[Path, int]]:
 def remove_stray_temporaries(root: Path) -> list[Path]:
     """Delete temporary files left by a crash under ``root``; returns what was removed."""
     return [path for path, _ in remove_files(root, f"*{TMP_SUFFIX}")]
-
-
-SPILL_DIR = "tmp"
-
-
-def spill_directory(data_dir: Path, user: str) -> Path:
-    """Where DuckDB spills large sorts for ``user`` ("compaction", "query"): under the data
-    directory, not the working directory. Created if missing."""
-    path = data_dir / SPILL_DIR / user
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def clear_spill_files(data_dir: Path, user: str | None = None) -> tuple[int, int]:
-    """Delete the spill files of ``user`` (of every user by default); returns (files, bytes) removed.
-
-    DuckDB removes its own at a clean close, but a process killed mid-sort leaves them (gigabytes,
-    for a large merge). Call only when nothing of that user can be spilling."""
-    root = data_dir / SPILL_DIR
-    removed = remove_files(root if user is None else root / user)
-    return len(removed), sum(size for _, size in removed)

@@ -22,10 +22,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from storage.fsutil import spill_directory
 from storage.parquet_writer import COMPACTED_FILE_PREFIX, partition_date
 from storage.partition_index import PartitionIndex, distinct_count
 from storage.schema import TABLES, TRACE_COLUMN, TableSpec
+from storage.spill import SpillDirectory
 
 _PROJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # Compaction's output files are named so (see storage/compaction.py); each key occurs once in them.
@@ -84,9 +84,9 @@ class TableQuery:
         # The metadata cache keeps footers (row-group stats, bloom filter offsets) of files already
         # read: repeated lookups skip re-reading them, which dominates small queries.
         # Large sorts and aggregations spill under the data directory, not the working directory.
-        spill = spill_directory(self.root, "query")
+        self._spill = SpillDirectory(self.root, "query")
         self._db = duckdb.connect(
-            config={"threads": threads, "memory_limit": memory_limit, "temp_directory": str(spill)}
+            config={"threads": threads, "memory_limit": memory_limit, "temp_directory": str(self._spill.path)}
         )
         self._db.execute("SET GLOBAL parquet_metadata_cache = true")
         self._lock = threading.Lock()
@@ -103,6 +103,7 @@ class TableQuery:
 
     def close(self) -> None:
         self._db.close()
+        self._spill.close()
 
     def partitions(self, table: str, project_id: str, dates: DateWindow | None) -> list[tuple[Path, list[str]]]:
         """The ``date=`` partitions of one table of one project (within ``dates``, inclusive, if

@@ -25,7 +25,6 @@ import httpx
 import yaml
 
 from storage.compaction import SPILL_USER, Compactor
-from storage.fsutil import spill_directory
 from storage.parquet_writer import parquet_damage
 from storage.query import TableQuery
 from tests.conftest import PK, SK, config_dict, wait_until
@@ -87,45 +86,71 @@ def test_startup_quarantines_broken_part_files_removes_temporaries_and_serves_th
     check_exactly_once(stored(server.query), ledger.acked)
 
 
-# A DuckDB sort larger than its memory limit: it spills, as a big compaction merge does.
-_SPILLING_SORT = """
-import sys, duckdb
-con = duckdb.connect(config={"threads": 1, "memory_limit": "64MB", "temp_directory": sys.argv[1]})
+# A DuckDB sort larger than its memory limit, in its own spill directory: it spills, as a big
+# compaction merge does. Or (with no output path) a process that holds a spill directory with a
+# file in it and waits: one spilling right now, say a `spanfuse traces` beside the collector.
+_SPILLER = """
+import sys, time, duckdb
+from pathlib import Path
+from storage.spill import SpillDirectory
+spill = SpillDirectory(Path(sys.argv[1]), sys.argv[2])
+print(spill.path, flush=True)
+if len(sys.argv) < 4:
+    (spill.path / "duckdb_temp_storage_DEFAULT-0.tmp").write_bytes(b"x" * 4096)
+    time.sleep(120)
+con = duckdb.connect(config={"threads": 1, "memory_limit": "64MB", "temp_directory": str(spill.path)})
 rows = "select hash(i)::varchar || repeat('x', 50) s from range(20000000) t(i)"
-con.execute(f"copy ({rows} order by s) to '{sys.argv[2]}'")
+con.execute(f"copy ({rows} order by s) to '{sys.argv[3]}'")
 """
 
 
-def _spill_files_of_a_killed_sort(spill: Path, scratch: Path) -> list[Path]:
-    """Start a spilling sort into ``spill``, kill it midway; the files it left."""
-    sort = subprocess.Popen([sys.executable, "-c", _SPILLING_SORT, str(spill), str(scratch / "sorted.parquet")])
-    try:
-        wait_until(lambda: any(p.suffix == ".tmp" for p in spill.iterdir()), timeout=120)
-    finally:
-        sort.kill()
-        sort.wait(timeout=30)
-    left = [p for p in spill.iterdir() if p.is_file()]
+def _spiller(data_dir: Path, user: str, *output: Path) -> tuple[subprocess.Popen[str], Path]:
+    """A process with a spill directory of ``user``, and the directory, once spill files are in it."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SPILLER, str(data_dir), user, *map(str, output)], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    spill = Path(process.stdout.readline().strip())
+    wait_until(lambda: any(p.suffix == ".tmp" for p in spill.iterdir()), timeout=120)
+    return process, spill
+
+
+def _spill_files_of_a_killed_sort(data_dir: Path, user: str, scratch: Path) -> list[Path]:
+    """Start a spilling sort in a spill directory of ``user``, kill it midway; the files it left."""
+    sort, spill = _spiller(data_dir, user, scratch / "sorted.parquet")
+    sort.kill()
+    sort.wait(timeout=30)
+    left = [p for p in spill.iterdir() if p.suffix == ".tmp"]
     assert left, "the killed sort left nothing to clean"
     return left
 
 
-def test_spill_files_of_a_process_killed_mid_sort_are_removed_at_start(start_server, tmp_path, caplog):
+def test_spill_files_of_a_process_killed_mid_sort_are_removed_at_start_and_a_live_ones_kept(
+    start_server, tmp_path, caplog
+):
     data_dir = tmp_path / "data"
-    left = _spill_files_of_a_killed_sort(spill_directory(data_dir, "query"), tmp_path)
-    with caplog.at_level(logging.INFO):
-        start_server(data_dir=data_dir, parquet={"workers": 0})
-    assert any("removed spill files" in r.getMessage() for r in caplog.records)
-    assert not any(p.exists() for p in left)
+    left = _spill_files_of_a_killed_sort(data_dir, "query", tmp_path)
+    live, spilling = _spiller(data_dir, "query")
+    try:
+        with caplog.at_level(logging.INFO):
+            start_server(data_dir=data_dir, parquet={"workers": 0})
+        assert any("removed spill files of a killed process" in r.getMessage() for r in caplog.records)
+        assert not any(p.exists() for p in left)
+        assert any(p.suffix == ".tmp" for p in spilling.iterdir()), "the spill files of a running query were removed"
+    finally:
+        live.kill()
+        live.wait(timeout=30)
 
 
 def test_a_compaction_pass_removes_the_spill_files_of_a_merge_killed_with_its_worker(tmp_path, caplog):
     # The OOM killer's likeliest victim is a worker in a large merge: the collector goes on, and
-    # the next pass (passes run one at a time) removes what the killed one left.
-    left = _spill_files_of_a_killed_sort(spill_directory(tmp_path, SPILL_USER), tmp_path)
+    # the next pass removes what the killed one left.
+    left = _spill_files_of_a_killed_sort(tmp_path, SPILL_USER, tmp_path)
     with caplog.at_level(logging.INFO):
         Compactor(tmp_path).run_once()
-    assert any("removed spill files of a killed merge" in r.getMessage() for r in caplog.records)
+    assert any("removed spill files of a killed process" in r.getMessage() for r in caplog.records)
     assert not any(p.exists() for p in left)
+    assert not list((tmp_path / "tmp" / SPILL_USER).iterdir()), "the killed merge's directory is left"
 
 
 def test_compaction_quarantines_a_file_broken_inside_and_merges_the_rest(start_server, tmp_path, caplog):

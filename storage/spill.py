@@ -1,0 +1,118 @@
+"""Where DuckDB spills large sorts: a private directory per DuckDB instance, leased while it lives.
+
+DuckDB removes its spill files when it closes, but a process killed mid-sort (the OOM killer's
+likeliest victim is a large compaction merge) leaves them behind: gigabytes. Each instance spills
+into its own directory, ``<data>/tmp/<user>/<pid>-<random>/``, and holds an exclusive ``flock``
+on the ``lease`` file in it for as long as it lives. The kernel drops that lock when the process
+ends, however it ends, so :func:`reclaim_spill_directories` can run at any time and from any process: it removes
+exactly the directories no living process holds — never the files of a query still running, say
+a ``spanfuse traces`` beside the collector on the same data directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import time
+import uuid
+import weakref
+from pathlib import Path
+
+from storage.fsutil import remove_files
+
+SPILL_DIR = "tmp"
+_LEASE = "lease"
+_NEW = "."  # a directory being set up, perhaps not yet leased
+_SETUP_SECONDS = 60.0  # after which a directory still being set up was abandoned
+
+
+class SpillDirectory:
+    """A new spill directory of ``user`` ("compaction", "query") under ``data_dir``, leased until
+    :meth:`close` (or the end of the process). Give DuckDB :attr:`path` as its ``temp_directory``."""
+
+    def __init__(self, data_dir: Path, user: str) -> None:
+        parent = data_dir / SPILL_DIR / user
+        parent.mkdir(parents=True, exist_ok=True)
+        name = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        # Set up under a hidden name and renamed once leased: a visible directory always has a lease.
+        setup = parent / f"{_NEW}{name}"
+        setup.mkdir()
+        lease = os.open(setup / _LEASE, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(lease, fcntl.LOCK_EX)
+        self.path = parent / name
+        os.rename(setup, self.path)
+        # Also released when the object is collected unclosed, or at interpreter exit.
+        self._release = weakref.finalize(self, _release, self.path, lease, os.getpid())
+
+    def close(self) -> None:
+        """Remove the directory and what is left in it, and give up the lease."""
+        self._release()
+
+
+def _release(path: Path, lease: int, owner: int) -> None:
+    if os.getpid() == owner:  # not in a forked child: the parent still spills there
+        shutil.rmtree(path, ignore_errors=True)
+    os.close(lease)
+
+
+def reclaim_spill_directories(data_dir: Path) -> tuple[int, int]:
+    """Remove the spill directories under ``data_dir`` whose process has ended; returns the
+    (files, bytes) removed. Safe while other processes spill there: their directories are leased."""
+    files = size = 0
+    root = data_dir / SPILL_DIR
+    for user in _entries(root):
+        if not user.is_dir(follow_symlinks=False):
+            continue
+        for entry in _entries(Path(user.path)):
+            path = Path(entry.path)
+            if entry.name.startswith(_NEW) and not _older_than(path, _SETUP_SECONDS):
+                continue  # being set up: its lease may not be taken yet
+            # A file straight in the user's directory was spilled there by a version before leases.
+            removed = _remove_if_unleased(path) if entry.is_dir(follow_symlinks=False) else _remove_file(path)
+            files += len(removed)
+            size += sum(length for _, length in removed)
+    return files, size
+
+
+def _remove_if_unleased(directory: Path) -> list[tuple[Path, int]]:
+    try:
+        lease = os.open(directory / _LEASE, os.O_WRONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        lease = None  # its lease is gone: nobody can hold it
+    try:
+        if lease is not None:
+            try:
+                fcntl.flock(lease, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return []  # a living process spills here
+        removed = [(path, length) for path, length in remove_files(directory) if path.name != _LEASE]
+        shutil.rmtree(directory, ignore_errors=True)
+        return removed
+    finally:
+        if lease is not None:
+            os.close(lease)
+
+
+def _remove_file(path: Path) -> list[tuple[Path, int]]:
+    with contextlib.suppress(FileNotFoundError):
+        length = path.lstat().st_size
+        path.unlink()
+        return [(path, length)]
+    return []
+
+
+def _older_than(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.lstat().st_mtime > seconds
+    except FileNotFoundError:
+        return False
+
+
+def _entries(directory: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(directory) as entries:
+            return list(entries)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
