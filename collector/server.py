@@ -30,6 +30,7 @@ from collector.receivers.http import OtlpHttpHandler
 from collector.telemetry import Telemetry
 from storage.compaction import CompactionStats
 from storage.fsutil import remove_stray_temporaries
+from storage.lease import Lease, lease_data_directory
 from storage.query import TableQuery
 from storage.spill import reclaim_spill_directories
 from storage.wal import WriteAheadLog
@@ -89,10 +90,14 @@ class Server:
         self._maintenance: threading.Thread | None = None
         self._stopping = threading.Event()
         self._stopped = False
+        self._lease: Lease | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
+        """Raises :class:`OSError` if it cannot: another collector on the data directory, a port in use."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # First: what follows removes and rewrites files only a collector of its own may touch.
+        self._lease = lease_data_directory(self.data_dir)
         for path in remove_stray_temporaries(self.data_dir / "tables"):
             log.warning("removed unfinished file path=%s", path.relative_to(self.data_dir))
         files, size = reclaim_spill_directories(self.data_dir)
@@ -181,6 +186,8 @@ class Server:
         if self._maintenance is not None:
             self._maintenance.join(timeout=60)
         self.query.close()
+        if self._lease is not None:
+            self._lease.release()
         log.info("stopped")
 
     # ------------------------------------------------------------------ internals

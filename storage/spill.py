@@ -2,17 +2,16 @@
 
 DuckDB removes its spill files when it closes, but a process killed mid-sort (the OOM killer's
 likeliest victim is a large compaction merge) leaves them behind: gigabytes. Each instance spills
-into its own directory, ``<data>/tmp/<user>/<pid>-<random>/``, and holds an exclusive ``flock``
-on the ``lease`` file in it for as long as it lives. The kernel drops that lock when the process
-ends, however it ends, so :func:`reclaim_spill_directories` can run at any time and from any process: it removes
-exactly the directories no living process holds — never the files of a query still running, say
-a ``spanfuse traces`` beside the collector on the same data directory.
+into its own directory, ``<data>/tmp/<user>/<pid>-<random>/``, and holds the lease
+(``storage.lease``) of the ``lease`` file in it for as long as it lives. So
+:func:`reclaim_spill_directories` can run at any time and from any process: it removes exactly the
+directories no living process holds — never the files of a query still running, say a
+``spanfuse traces`` beside the collector on the same data directory.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import time
@@ -21,6 +20,7 @@ import weakref
 from pathlib import Path
 
 from storage.fsutil import remove_files
+from storage.lease import Lease, is_held
 
 SPILL_DIR = "tmp"
 _LEASE = "lease"
@@ -39,8 +39,7 @@ class SpillDirectory:
         # Set up under a hidden name and renamed once leased: a visible directory always has a lease.
         setup = parent / f"{_NEW}{name}"
         setup.mkdir()
-        lease = os.open(setup / _LEASE, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(lease, fcntl.LOCK_EX)
+        lease = Lease(setup / _LEASE)
         self.path = parent / name
         os.rename(setup, self.path)
         # Also released when the object is collected unclosed, or at interpreter exit.
@@ -51,10 +50,10 @@ class SpillDirectory:
         self._release()
 
 
-def _release(path: Path, lease: int, owner: int) -> None:
+def _release(path: Path, lease: Lease, owner: int) -> None:
     if os.getpid() == owner:  # not in a forked child: the parent still spills there
         shutil.rmtree(path, ignore_errors=True)
-    os.close(lease)
+    lease.release()
 
 
 def reclaim_spill_directories(data_dir: Path) -> tuple[int, int]:
@@ -77,22 +76,12 @@ def reclaim_spill_directories(data_dir: Path) -> tuple[int, int]:
 
 
 def _remove_if_unleased(directory: Path) -> list[tuple[Path, int]]:
-    try:
-        lease = os.open(directory / _LEASE, os.O_WRONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        lease = None  # its lease is gone: nobody can hold it
-    try:
-        if lease is not None:
-            try:
-                fcntl.flock(lease, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return []  # a living process spills here
-        removed = [(path, length) for path, length in remove_files(directory) if path.name != _LEASE]
-        shutil.rmtree(directory, ignore_errors=True)
-        return removed
-    finally:
-        if lease is not None:
-            os.close(lease)
+    # Names are never reused, so a directory whose lease is free (or gone) stays unused.
+    if is_held(directory / _LEASE):
+        return []  # a living process spills here
+    removed = [(path, length) for path, length in remove_files(directory) if path.name != _LEASE]
+    shutil.rmtree(directory, ignore_errors=True)
+    return removed
 
 
 def _remove_file(path: Path) -> list[tuple[Path, int]]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -52,24 +55,52 @@ def test_traces_command_on_an_empty_project(tmp_path):
     assert "no traces yet" in result.stdout
 
 
+def _serve(config: dict[str, Any], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``spanfuse serve`` with ``config``, expected to end by itself."""
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return subprocess.run(
+        [sys.executable, "-m", "collector", "serve", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+
+
 def test_serve_reports_a_busy_port_in_one_line(tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         doc = config_dict(tmp_path / "data")
         doc["receivers"]["otlp"]["protocols"] = {"http": {"endpoint": f"127.0.0.1:{busy.getsockname()[1]}"}}
-        path = tmp_path / "config.yaml"
-        path.write_text(yaml.safe_dump(doc))
-        result = subprocess.run(
-            [sys.executable, "-m", "collector", "serve", "--config", str(path)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=ROOT,
-        )
+        result = _serve(doc, tmp_path)
     assert result.returncode == 1
     assert "spanfuse: cannot start: Address already in use" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_second_collector_on_a_data_directory_in_use_refuses_to_start_and_changes_nothing(server, tmp_path):
+    # Two collectors appending to one WAL and merging the same files would lose data. The second
+    # one here has ports of its own; `server` (in this process) holds the data directory.
+    writing = server.data_dir / "tables" / "observations" / "part-1.parquet.1a2b3c4d.tmp"  # a write in progress
+    writing.parent.mkdir(parents=True, exist_ok=True)
+    writing.write_bytes(b"PAR1")
+    doc = config_dict(server.data_dir)
+    doc["receivers"]["otlp"]["protocols"] = {"http": {"endpoint": "127.0.0.1:0"}, "grpc": {"endpoint": "127.0.0.1:0"}}
+    result = _serve(doc, tmp_path)
+    assert result.returncode == 1
+    in_use = f"data directory {server.data_dir} is in use by another collector (pid {os.getpid()})"
+    assert f"spanfuse: cannot start: {in_use}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert writing.exists(), "the refused collector removed a file of the running one"
+    response = httpx.post(
+        f"http://127.0.0.1:{server.http_port}/v1/traces",
+        content=trace_request([make_span(name="still here")]).SerializeToString(),
+        headers={"content-type": "application/x-protobuf", "authorization": basic_auth()},
+    )
+    assert response.status_code == 200
+    wait_until(lambda: len(server.query.observations("default")) == 1)
 
 
 def test_sigusr1_writes_every_threads_stack_to_the_log_and_the_collector_goes_on(server_process):
