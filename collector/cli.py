@@ -24,7 +24,7 @@ def _load(path: str) -> Config:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from collector.lifecycle import serve_until_stopped
+    from collector.lifecycle import serve_until_stopped, start_error
     from collector.logs import configure_logging
 
     config = _load(args.config)
@@ -34,7 +34,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         serve_until_stopped(config, lambda: _load(args.config))
     except OSError as exc:
-        print(f"spanfuse: cannot start: {exc.strerror or exc}", file=sys.stderr)
+        print(f"spanfuse: cannot start: {start_error(exc)}", file=sys.stderr)
         return 1
     return 0
 

@@ -30,7 +30,11 @@ class HttpServer:
         self.port = 0
 
     def start(self) -> None:
-        self._socket.bind((self._host, self._requested_port))
+        """Listen; raises :class:`OSError` naming the endpoint if it cannot."""
+        try:
+            self._socket.bind((self._host, self._requested_port))
+        except OSError as exc:
+            raise OSError(exc.errno, f"HTTP endpoint {self._host}:{self._requested_port}: {exc.strerror}") from exc
         self._socket.listen(1024)
         self.port = self._socket.getsockname()[1]
         config = uvicorn.Config(

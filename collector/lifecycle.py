@@ -68,6 +68,13 @@ def serve_until_stopped(config: Config, reload_config: Callable[[], Config]) -> 
         return
 
 
+def start_error(exc: OSError) -> str:
+    """Why a collector could not start, in one line: the reason and the path or endpoint."""
+    if exc.strerror and exc.filename:
+        return f"{exc.filename}: {exc.strerror}"
+    return exc.strerror or str(exc)
+
+
 def _started(server: Server) -> Server:
     try:
         server.start()
@@ -92,7 +99,7 @@ def _reloaded(server: Server, reload_config: Callable[[], Config]) -> Server:
     try:
         new = _started(Server(config))
     except OSError as exc:
-        log.error("configuration not reloaded, cannot start with it: %s; starting as before", exc.strerror or exc)
+        log.error("configuration not reloaded, cannot start with it: %s; starting as before", start_error(exc))
         return _started(Server(server.config))
     log.info("configuration reloaded")
     return new

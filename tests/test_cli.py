@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 
 from tests.conftest import ROOT, config_dict, wait_until
@@ -68,15 +69,31 @@ def _serve(config: dict[str, Any], tmp_path: Path) -> subprocess.CompletedProces
     )
 
 
-def test_serve_reports_a_busy_port_in_one_line(tmp_path):
+@pytest.mark.parametrize("transport", ["http", "grpc"])
+def test_serve_reports_a_busy_port_in_one_line_naming_it(tmp_path, transport):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
+        endpoint = f"127.0.0.1:{busy.getsockname()[1]}"
         doc = config_dict(tmp_path / "data")
-        doc["receivers"]["otlp"]["protocols"] = {"http": {"endpoint": f"127.0.0.1:{busy.getsockname()[1]}"}}
+        doc["receivers"]["otlp"]["protocols"] = {transport: {"endpoint": endpoint}}
         result = _serve(doc, tmp_path)
     assert result.returncode == 1
-    assert "spanfuse: cannot start: Address already in use" in result.stderr
+    expected = {
+        "http": f"HTTP endpoint {endpoint}: Address already in use",
+        "grpc": f"gRPC endpoint {endpoint}: cannot listen there (address in use or not available)",
+    }
+    assert f"spanfuse: cannot start: {expected[transport]}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_names_a_data_directory_it_cannot_use(tmp_path):
+    not_a_directory = tmp_path / "data"
+    not_a_directory.write_text("a file where the data directory should be")
+    result = _serve(config_dict(not_a_directory), tmp_path)
+    assert result.returncode == 1
+    assert f"spanfuse: cannot start: {not_a_directory}" in result.stderr
+    assert "Not a directory" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -80,7 +80,7 @@ def test_a_reload_onto_another_data_directory_first_writes_the_old_ones_backlog(
     assert old_dir.exists()
 
 
-@pytest.mark.parametrize("fault", ["does not parse", "port taken"])
+@pytest.mark.parametrize("fault", ["does not parse", "http port taken", "grpc port taken"])
 def test_a_configuration_that_cannot_run_changes_nothing(server_process, fault):
     server = server_process()
     server.start()
@@ -93,7 +93,8 @@ def test_a_configuration_that_cannot_run_changes_nothing(server_process, fault):
             taken.bind(("127.0.0.1", 0))
             taken.listen()
             doc = yaml.safe_load(server.config_path.read_text())
-            doc["receivers"]["otlp"]["protocols"]["http"]["endpoint"] = f"127.0.0.1:{taken.getsockname()[1]}"
+            transport = fault.split()[0]
+            doc["receivers"]["otlp"]["protocols"][transport]["endpoint"] = f"127.0.0.1:{taken.getsockname()[1]}"
             server.config_path.write_text(yaml.safe_dump(doc))
             outcome = "starting as before"
         _reload(server, outcome)

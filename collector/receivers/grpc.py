@@ -74,9 +74,13 @@ class OtlpGrpcReceiver:
         self._server.add_generic_rpc_handlers(tuple(handlers))
 
     def start(self) -> None:
-        self.port = self._server.add_insecure_port(self.endpoint)
-        if self.port == 0:
-            raise OSError(f"cannot listen on {self.endpoint}")
+        """Listen; raises :class:`OSError` naming the endpoint if it cannot."""
+        try:
+            self.port = self._server.add_insecure_port(self.endpoint)
+        except RuntimeError:  # grpcio raises where older releases returned 0
+            self.port = 0
+        if self.port == 0:  # gRPC does not say why
+            raise OSError(f"gRPC endpoint {self.endpoint}: cannot listen there (address in use or not available)")
         self._server.start()
 
     def stop(self, grace: float = 5.0) -> None:
