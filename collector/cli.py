@@ -54,11 +54,18 @@ def _traces(args: argparse.Namespace) -> int:
     from storage.query import TableQuery
 
     data_dir = Path(args.data_dir) if args.data_dir else _load(args.config).data_dir
-    query = TableQuery(data_dir)
+    if not data_dir.is_dir():  # a mistyped path: say so, rather than make it and find nothing
+        print(f"spanfuse: no data directory at {data_dir} (the collector makes it when it starts)", file=sys.stderr)
+        return 1
     try:
-        rows = query.recent_traces(args.project, args.limit)
-    finally:
-        query.close()
+        query = TableQuery(data_dir)
+        try:
+            rows = query.recent_traces(args.project, args.limit)
+        finally:
+            query.close()
+    except (OSError, ValueError) as exc:  # ValueError: a project id that cannot exist
+        print(f"spanfuse: cannot read traces: {exc}", file=sys.stderr)
+        return 1
     table = Table(title=f"Latest traces of project {args.project!r} ({data_dir})")
     for column in ("trace id", "start (UTC)", "duration ms", "spans", "errors", "name", "service"):
         table.add_column(column)
@@ -91,6 +98,16 @@ def _build_mapper(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spanfuse", description="OpenTelemetry-native LLM observability collector speaking Langfuse's protocols."
@@ -106,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     traces.add_argument("--config", default=DEFAULT_CONFIG, help="configuration file (default: %(default)s)")
     traces.add_argument("--data-dir", help="read this data directory instead of the configured one")
     traces.add_argument("--project", default="default", help="project id (default: %(default)s)")
-    traces.add_argument("-n", "--limit", type=int, default=20, help="how many traces (default: %(default)s)")
+    traces.add_argument("-n", "--limit", type=_positive, default=20, help="how many traces (default: %(default)s)")
     traces.set_defaults(run=_traces)
 
     add_prices_command(commands)

@@ -56,6 +56,28 @@ def test_traces_command_on_an_empty_project(tmp_path):
     assert "no traces yet" in result.stdout
 
 
+def _traces(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "collector", "traces", *args], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+
+
+def test_traces_command_refuses_bad_arguments_in_one_line_and_makes_nothing(server, tmp_path):
+    mistyped, data = tmp_path / "dta", str(server.data_dir)
+    cases = {
+        ("--data-dir", str(mistyped)): f"spanfuse: no data directory at {mistyped}",
+        ("--data-dir", data, "--project", "x';drop"): "spanfuse: cannot read traces: invalid project id",
+        ("--data-dir", data, "-n", "0"): "expected a positive whole number, got '0'",
+        ("--data-dir", data, "-n", "ten"): "expected a positive whole number, got 'ten'",
+    }
+    for args, message in cases.items():
+        result = _traces(*args)
+        assert result.returncode != 0, args
+        assert message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr, result.stderr
+    assert not mistyped.exists()
+
+
 def _serve(config: dict[str, Any], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     """``spanfuse serve`` with ``config``, expected to end by itself."""
     path = tmp_path / "config.yaml"
