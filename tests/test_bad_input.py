@@ -10,6 +10,7 @@ import zlib
 import grpc
 import httpx
 import pytest
+import zstandard
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
@@ -100,6 +101,25 @@ BAD_HTTP = [
         zlib.compress(b"\0" * (50 * LIMIT)),
         413,
         "exceeds the limit",
+    ),
+    (
+        "zstd bomb",
+        "POST",
+        "/v1/traces",
+        {**PROTOBUF, "content-encoding": "zstd"},
+        zstandard.ZstdCompressor().compress(b"\0" * (50 * LIMIT)),
+        413,
+        "exceeds the limit",
+    ),
+    ("not zstd", "POST", "/v1/traces", {**PROTOBUF, "content-encoding": "zstd"}, b"plain bytes", 400, "not valid zstd"),
+    (
+        "truncated zstd",
+        "POST",
+        "/v1/traces",
+        {**PROTOBUF, "content-encoding": "zstd"},
+        zstandard.ZstdCompressor().compress(_valid_body())[:-4],
+        400,
+        "truncated zstd",
     ),
     ("not gzip", "POST", "/v1/traces", {**PROTOBUF, "content-encoding": "gzip"}, b"plain bytes", 400, "not valid gzip"),
     (
@@ -204,6 +224,35 @@ def test_bad_http_request_is_refused_and_changes_nothing(limited, method, path, 
     # The server is still healthy afterwards.
     ok = httpx.post(f"http://127.0.0.1:{limited.http_port}/v1/traces", headers=PROTOBUF, content=_valid_body())
     assert ok.status_code == 200
+
+
+def _zstd_frames(body: bytes) -> bytes:
+    """``body`` as two zstd frames, one after the other, as a streaming compressor may send it."""
+    middle = len(body) // 2
+    return b"".join(zstandard.ZstdCompressor().compress(part) for part in (body[:middle], body[middle:]))
+
+
+@pytest.mark.parametrize(
+    ("encoding", "compress"),
+    [
+        ("gzip", gzip.compress),
+        ("deflate", zlib.compress),
+        ("zstd", zstandard.ZstdCompressor().compress),
+        ("zstd", _zstd_frames),
+    ],
+    ids=["gzip", "deflate", "zstd", "zstd in two frames"],
+)
+def test_compressed_bodies_are_stored(limited, encoding, compress):
+    # What an OpenTelemetry Collector upstream may send (its otlphttp exporter's `compression`).
+    spans = [make_span(name=f"{encoding}-{index}") for index in range(20)]
+    response = httpx.post(
+        f"http://127.0.0.1:{limited.http_port}/v1/traces",
+        content=compress(trace_request(spans).SerializeToString()),
+        headers={**PROTOBUF, "content-encoding": encoding},
+    )
+    assert response.status_code == 200, response.text
+    wait_until(lambda: len(limited.query.observations("default")) == 20)
+    assert {o["name"] for o in limited.query.observations("default")} == {f"{encoding}-{i}" for i in range(20)}
 
 
 def test_json_errors_are_answered_in_json(limited):
