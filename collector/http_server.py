@@ -22,6 +22,7 @@ class HttpServer:
         # says TCP, and without it every keep-alive response waited ~40 ms for a delayed ACK.
         self._socket = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._endpoint = endpoint
         self._host = host
         self._requested_port = port
         self._app = app
@@ -34,7 +35,7 @@ class HttpServer:
         try:
             self._socket.bind((self._host, self._requested_port))
         except OSError as exc:
-            raise OSError(exc.errno, f"HTTP endpoint {self._host}:{self._requested_port}: {exc.strerror}") from exc
+            raise OSError(exc.errno, f"HTTP endpoint {self._endpoint}: {exc.strerror}") from exc
         self._socket.listen(1024)
         self.port = self._socket.getsockname()[1]
         config = uvicorn.Config(
