@@ -20,7 +20,7 @@ import weakref
 from pathlib import Path
 
 from storage.fsutil import remove_files
-from storage.lease import Lease, is_held
+from storage.lease import Lease, is_held, take
 
 SPILL_DIR = "tmp"
 _LEASE = "lease"
@@ -39,7 +39,7 @@ class SpillDirectory:
         # Set up under a hidden name and renamed once leased: a visible directory always has a lease.
         setup = parent / f"{_NEW}{name}"
         setup.mkdir()
-        lease = Lease(setup / _LEASE)
+        lease = take(setup / _LEASE)  # None without file-system locks: reclaim then leaves it
         self.path = parent / name
         os.rename(setup, self.path)
         # Also released when the object is collected unclosed, or at interpreter exit.
@@ -50,10 +50,11 @@ class SpillDirectory:
         self._release()
 
 
-def _release(path: Path, lease: Lease, owner: int) -> None:
+def _release(path: Path, lease: Lease | None, owner: int) -> None:
     if os.getpid() == owner:  # not in a forked child: the parent still spills there
         shutil.rmtree(path, ignore_errors=True)
-    lease.release()
+    if lease is not None:
+        lease.release()
 
 
 def reclaim_spill_directories(data_dir: Path) -> tuple[int, int]:
