@@ -94,6 +94,7 @@ def lease_data_directory(data_dir: Path) -> Lease | None:
     if lease is None:
         log.warning("data directory not locked (its file system has no locks): run one collector per data directory")
         return None
-    os.ftruncate(lease.fd, 0)
-    os.pwrite(lease.fd, f"{os.getpid()}\n".encode(), 0)
+    with contextlib.suppress(OSError):  # only for the message: a full disk must not stop the start
+        os.ftruncate(lease.fd, 0)
+        os.pwrite(lease.fd, f"{os.getpid()}\n".encode(), 0)
     return lease

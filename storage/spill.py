@@ -12,8 +12,10 @@ directories no living process holds — never the files of a query still running
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
+import tempfile
 import time
 import uuid
 import weakref
@@ -21,6 +23,8 @@ from pathlib import Path
 
 from storage.fsutil import remove_files
 from storage.lease import Lease, is_held, take
+
+log = logging.getLogger("spanfuse.storage")
 
 SPILL_DIR = "tmp"
 _LEASE = "lease"
@@ -34,14 +38,25 @@ class SpillDirectory:
 
     def __init__(self, data_dir: Path, user: str) -> None:
         parent = data_dir / SPILL_DIR / user
-        parent.mkdir(parents=True, exist_ok=True)
         name = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         # Set up under a hidden name and renamed once leased: a visible directory always has a lease.
         setup = parent / f"{_NEW}{name}"
-        setup.mkdir()
-        lease = take(setup / _LEASE)  # None without file-system locks: reclaim then leaves it
-        self.path = parent / name
-        os.rename(setup, self.path)
+        lease = None
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            setup.mkdir()
+            lease = take(setup / _LEASE)  # None without file-system locks: reclaim then leaves it
+            self.path = parent / name
+            os.rename(setup, self.path)
+        except OSError as exc:
+            # No room for a directory (a full disk) must not stop a collector from starting; spill,
+            # if ever, to the system's temporary directory, which DuckDB makes when it needs it.
+            if lease is not None:
+                lease.release()
+            shutil.rmtree(setup, ignore_errors=True)
+            lease = None
+            self.path = Path(tempfile.gettempdir()) / f"spanfuse-{user}-{name}"
+            log.warning("no spill directory under the data directory (%s); spilling to %s", exc, self.path)
         # Also released when the object is collected unclosed, or at interpreter exit.
         self._release = weakref.finalize(self, _release, self.path, lease, os.getpid())
 

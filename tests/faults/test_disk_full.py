@@ -14,7 +14,9 @@ from Parquet / offset publishing (always runs). The same scenario runs on both:
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import logging
 import os
 import shutil
 import subprocess
@@ -115,21 +117,28 @@ class InjectedDisk:
         self.full = False
 
 
-@pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A 16 MiB tmpfs mounted for the test (skipped where mounting is not permitted)."""
-    mountpoint = tmp_path / "fs"
+@contextlib.contextmanager
+def _mounted_tmpfs(mountpoint: Path, options: str) -> Iterator[Path]:
+    """A tmpfs mounted at ``mountpoint`` for the block (the test is skipped where mounting is not permitted)."""
     mountpoint.mkdir()
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mountpoint)], capture_output=True, timeout=30
-    )
+    mount = ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mountpoint)]
+    done = subprocess.run(mount, capture_output=True, timeout=30)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs: {done.stderr.decode().strip()}")
-    yield mountpoint
-    if subprocess.run(["umount", str(mountpoint)], capture_output=True, timeout=30).returncode != 0:
-        subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True, timeout=30)
+    try:
+        yield mountpoint
+    finally:
+        if subprocess.run(["umount", str(mountpoint)], capture_output=True, timeout=30).returncode != 0:
+            subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 16 MiB tmpfs mounted for the test."""
+    with _mounted_tmpfs(tmp_path / "fs", "size=16m") as mountpoint:
+        yield mountpoint
 
 
 def _batch_failures(server: Server) -> float:
@@ -236,3 +245,44 @@ def test_full_tmpfs_is_retryable_harms_nothing_and_recovers(tmpfs, start_server)
         ),
         disk,
     )
+
+
+@pytest.mark.slow
+def test_a_collector_started_on_a_full_disk_refuses_retryably_and_resumes(tmpfs, start_server):
+    # A restart (say by systemd) while the disk is full must come up and answer "retry later", not
+    # fail to start and turn every client away with connection errors.
+    disk = TmpfsDisk(tmpfs)
+    disk.fill()
+    server = start_server(data_dir=tmpfs / "data", parquet={"flush_interval": "100ms", "workers": 0})
+    ledger = Ledger()
+    spans = numbered_spans("full", SPANS_PER_REQUEST)
+    for transport in TRANSPORTS:
+        outcome = send(server.http_port, server.grpc_port, spans, transport)
+        assert not outcome.ok and (outcome.status in {code.name for code in RETRYABLE_GRPC} or outcome.retry_after)
+    disk.free()
+    _send_until_acked(server, ledger, "after", 2, time.monotonic() + 30)
+    wait_until(lambda: len(stored(server.query)) == len(ledger.acked), timeout=30)
+    check_exactly_once(stored(server.query), ledger.acked)
+
+
+@pytest.mark.slow
+def test_a_collector_restarted_where_no_file_can_be_made_starts_and_serves(tmp_path, start_server, caplog):
+    # Out of inodes (a disk full of small files): not even a directory can be made. The restarted
+    # collector still starts, takes exports into its existing WAL segment, and spills queries (if
+    # ever) to the system's temporary directory instead of under the data directory.
+    with _mounted_tmpfs(tmp_path / "fs", "size=16m,nr_inodes=200") as mountpoint:
+        data_dir = mountpoint / "data"
+        settings = {"data_dir": data_dir, "parquet": {"flush_interval": "100ms", "workers": 0}}
+        start_server(**settings).stop()
+        for number in range(1000):  # bounded: 200 inodes in all
+            try:
+                (mountpoint / f"small-{number}").touch()
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+                break
+        with caplog.at_level(logging.WARNING):
+            server = start_server(**settings)
+        assert "no spill directory under the data directory" in caplog.text
+        spans = numbered_spans("no-inodes", SPANS_PER_REQUEST)
+        assert send(server.http_port, server.grpc_port, spans, "http").ok
+        server.stop()
