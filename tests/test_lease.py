@@ -1,11 +1,12 @@
-"""Leases (``storage.lease``): one holder at a time, freed when the holder ends however it ends,
-and no false "free" on a file system without locks."""
+"""Leases (``storage.lease``) and the spill directories they guard: one holder at a time, freed when
+the holder ends however it ends, no false "free" on a file system without locks."""
 
 from __future__ import annotations
 
 import errno
 import fcntl
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -69,3 +70,22 @@ def test_without_file_system_locks_nothing_is_refused_and_nothing_removed(tmp_pa
     spill.close()
     assert not spill.path.exists()
     monkeypatch.setattr(lease_module.fcntl, "flock", fcntl.flock)
+
+
+def test_reclaim_takes_what_older_versions_and_killed_set_ups_left_and_nothing_live(tmp_path):
+    query = tmp_path / "tmp" / "query"
+    query.mkdir(parents=True)
+    (query / "duckdb_temp_storage_DEFAULT-0.tmp").write_bytes(b"x" * 10)  # spilled straight here before leases
+    young = query / ".1-young"  # being set up right now: its lease may not be taken yet
+    young.mkdir()
+    abandoned = query / ".2-abandoned"  # a set-up killed before its rename, long ago
+    abandoned.mkdir()
+    (abandoned / "lease").touch()
+    os.utime(abandoned, (0, 0))
+    live = SpillDirectory(tmp_path, "query")
+    (live.path / "duckdb_temp_block-1.block").write_bytes(b"y" * 5)
+    assert reclaim_spill_directories(tmp_path) == (1, 10)
+    assert sorted(path.name for path in query.iterdir()) == sorted([young.name, live.path.name])
+    live.close()
+    assert reclaim_spill_directories(tmp_path) == (0, 0)
+    assert [path.name for path in query.iterdir()] == [young.name]
