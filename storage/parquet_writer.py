@@ -296,6 +296,14 @@ def quarantine_logged(root: Path, path: Path, reason: str) -> bool:
 _NAMED_FILE = re.compile(r"""([^'"\s]+\.parquet)(?![\w.])""")
 
 
+def vanished_files_named_in(data_dir: str | Path, message: str) -> list[Path]:
+    """The table files an error ``message`` names that no longer exist: removed since the read
+    listed them (a compaction merge removes its inputs once the merged file is published)."""
+    tables = Path(data_dir).resolve() / "tables"
+    named = (Path(match.group(1)).resolve() for match in _NAMED_FILE.finditer(message))
+    return [path for path in named if path.is_relative_to(tables) and not path.exists()]
+
+
 def quarantine_named_in(data_dir: str | Path, message: str) -> list[Path]:
     """Quarantine the damaged table files an error ``message`` names (a DuckDB read error, say).
 

@@ -22,7 +22,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from storage.parquet_writer import COMPACTED_FILE_PREFIX, partition_date
+from storage.parquet_writer import COMPACTED_FILE_PREFIX, partition_date, vanished_files_named_in
 from storage.partition_index import PartitionIndex, distinct_count
 from storage.schema import TABLES, TRACE_COLUMN, TableSpec
 from storage.spill import SpillDirectory
@@ -69,6 +69,9 @@ _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 DateWindow = tuple[dt.date | None, dt.date | None]
 NO_DAYS: DateWindow = (dt.date.max, dt.date.min)  # a window no partition lies in: nothing is read
+
+
+_READ_ATTEMPTS = 3  # listings of the files a query reads, when files listed vanish under it
 
 
 class QueryTimeout(Exception):
@@ -277,13 +280,22 @@ class TableQuery:
         placeholder to the ``date=`` partitions in that window. Raises :class:`QueryTimeout`
         after ``timeout`` seconds.
         """
-        bound: list[Any] = []
-        # Tombstones are never windowed (a deletion may be recorded on any day), and a repeated
-        # tombstone hides the same rows: every placeholder reads all of them, without dedup.
-        clean, dirty, _ = self._files("deletions", project_id, None)
-        deletions = clean + dirty
-        text = self._expand(sql, project_id, bound, dates, deletions)
-        return self._run(text, [*bound, *params], timeout, {})
+        attempt = 1
+        while True:
+            bound: list[Any] = []
+            # Tombstones are never windowed (a deletion may be recorded on any day), and a repeated
+            # tombstone hides the same rows: every placeholder reads all of them, without dedup.
+            clean, dirty, _ = self._files("deletions", project_id, None)
+            deletions = clean + dirty
+            text = self._expand(sql, project_id, bound, dates, deletions)
+            try:
+                return self._run(text, [*bound, *params], timeout, {})
+            except duckdb.IOException as exc:
+                # DuckDB opens files as its scan reaches them: a merge that finished meanwhile
+                # removed one. Its rows are in the merged file, which a new listing finds.
+                if attempt == _READ_ATTEMPTS or not vanished_files_named_in(self.root, str(exc)):
+                    raise
+                attempt += 1
 
     def query_tables(
         self, sql: str, params: list[Any], tables: dict[str, pa.Table], timeout: float | None = None

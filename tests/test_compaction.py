@@ -372,3 +372,33 @@ def test_a_running_collector_replaces_workers_killed_while_idle_with_one_warning
     assert server.terminate() == 0
     assert "Traceback" not in log.read_text()
     assert sorted(_stored_names(server.data_dir)) == ["after", "before"]
+
+
+def test_a_read_whose_listed_file_a_merge_removed_lists_again(tmp_path, monkeypatch):
+    # A partition that is one compacted file is read by that file's name. DuckDB opens files as
+    # its scan reaches them; if a merge of that file with newer flush files finishes between the
+    # listing and the open, the file is gone (the REST API answered 500). The read lists again.
+    writer = PartitionedWriter(tmp_path)
+
+    def flush_files(first: int, count: int) -> None:
+        for seq in range(first, first + count):
+            _write(writer, [_observation(f"s{seq}-{n}", "t", TODAY_US + n, "x") for n in range(100)], seq)
+
+    flush_files(0, 8)
+    Compactor(tmp_path, min_files=8).run_once(now=NOW)
+    date = dt.datetime.fromtimestamp(NOW, dt.UTC).date().isoformat()
+    (listed,) = _files(tmp_path, date)
+    query = TableQuery(tmp_path)
+    run = query._run
+    merged_meanwhile = []
+
+    def merge_before_the_first_run(text, *args):
+        if not merged_meanwhile:
+            flush_files(8, 8)
+            merged_meanwhile.append(Compactor(tmp_path, min_files=8).run_once(now=NOW).merges)
+            assert str(listed) in repr(args) and not listed.exists()  # read by name, and gone
+        return run(text, *args)
+
+    monkeypatch.setattr(query, "_run", merge_before_the_first_run)
+    assert query.query("p", "SELECT count(*) AS n FROM {observations}") == [{"n": 1_600}]
+    assert merged_meanwhile == [1]
