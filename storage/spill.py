@@ -49,13 +49,17 @@ class SpillDirectory:
             self.path = parent / name
             os.rename(setup, self.path)
         except OSError as exc:
-            # No room for a directory (a full disk) must not stop a collector from starting; spill,
-            # if ever, to the system's temporary directory, which DuckDB makes when it needs it.
+            # No room for a directory (a full disk) must not stop a collector from starting: spill,
+            # if ever, to the system's temporary directory, in one only we can read (spills hold
+            # prompts), or failing that one DuckDB makes if it ever needs it.
             if lease is not None:
                 lease.release()
             shutil.rmtree(setup, ignore_errors=True)
             lease = None
-            self.path = Path(tempfile.gettempdir()) / f"spanfuse-{user}-{name}"
+            try:
+                self.path = Path(tempfile.mkdtemp(prefix=f"spanfuse-{user}-"))
+            except OSError:
+                self.path = Path(tempfile.gettempdir()) / f"spanfuse-{user}-{name}"
             log.warning("no spill directory under the data directory (%s); spilling to %s", exc, self.path)
         # Also released when the object is collected unclosed, or at interpreter exit.
         self._release = weakref.finalize(self, _release, self.path, lease, os.getpid())
