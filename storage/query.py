@@ -278,7 +278,8 @@ class TableQuery:
         Placeholders are replaced in the order they appear, so their bound parameters come
         first, then ``params``. ``dates`` (first, last; inclusive, either may be None) limits every
         placeholder to the ``date=`` partitions in that window. Raises :class:`QueryTimeout`
-        after ``timeout`` seconds.
+        after ``timeout`` seconds. Files are listed again if one listed is removed (by a
+        compaction merge) before DuckDB opens it.
         """
         attempt = 1
         while True:
