@@ -3,6 +3,7 @@ that cannot run changes nothing. Against ``spanfuse serve`` as a real process.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from storage.lease import lease_data_directory
 from storage.query import TableQuery
 from tests.conftest import ROOT, wait_until
 from tests.faults.helpers import send
@@ -80,21 +82,29 @@ def test_a_reload_onto_another_data_directory_first_writes_the_old_ones_backlog(
     assert old_dir.exists()
 
 
-@pytest.mark.parametrize("fault", ["does not parse", "http port taken", "grpc port taken"])
-def test_a_configuration_that_cannot_run_changes_nothing(server_process, fault):
+@pytest.mark.parametrize("fault", ["does not parse", "http port taken", "grpc port taken", "data directory in use"])
+def test_a_configuration_that_cannot_run_changes_nothing(server_process, fault, tmp_path):
     server = server_process()
     server.start()
     assert _export(server, "before") == "200"
-    with socket.socket() as taken:
+    doc = yaml.safe_load(server.config_path.read_text())
+    with socket.socket() as taken, contextlib.ExitStack() as held:
         if fault == "does not parse":
             server.config_path.write_text("receivers: [otlp\n")
             outcome = "configuration not reloaded, going on as before"
         else:  # only found out by starting with it: the collector starts again as it was
-            taken.bind(("127.0.0.1", 0))
-            taken.listen()
-            doc = yaml.safe_load(server.config_path.read_text())
-            transport = fault.split()[0]
-            doc["receivers"]["otlp"]["protocols"][transport]["endpoint"] = f"127.0.0.1:{taken.getsockname()[1]}"
+            if fault == "data directory in use":  # by another collector: this test process
+                in_use = tmp_path / "in-use"
+                in_use.mkdir()
+                lease = lease_data_directory(in_use)
+                assert lease is not None
+                held.callback(lease.release)
+                doc["exporters"]["parquet"]["path"] = str(in_use)
+            else:
+                taken.bind(("127.0.0.1", 0))
+                taken.listen()
+                transport = fault.split()[0]
+                doc["receivers"]["otlp"]["protocols"][transport]["endpoint"] = f"127.0.0.1:{taken.getsockname()[1]}"
             server.config_path.write_text(yaml.safe_dump(doc))
             outcome = "starting as before"
         _reload(server, outcome)
