@@ -292,6 +292,9 @@ class Compactor:
                 "preserve_insertion_order": False,
             }
         )
+        # Off on a connection's own statements (cursors have it off): a merge past 2 s drew a
+        # progress bar on stdout, into the collector's log.
+        con.execute("SET enable_progress_bar = false")
         with self._lock:
             if self._interrupted:
                 con.close()

@@ -402,3 +402,21 @@ def test_a_read_whose_listed_file_a_merge_removed_lists_again(tmp_path, monkeypa
     monkeypatch.setattr(query, "_run", merge_before_the_first_run)
     assert query.query("p", "SELECT count(*) AS n FROM {observations}") == [{"n": 1_600}]
     assert merged_meanwhile == [1]
+
+
+def test_merges_draw_no_progress_bar_into_the_log(tmp_path, monkeypatch, capfd):
+    # DuckDB draws a progress bar on stdout for a statement running past 2 s on a connection of
+    # its own (cursors have it off): big merges drew bars into the collector's log.
+    connect = compaction.duckdb.connect
+
+    def as_if_slow(*args, **kwargs):
+        con = connect(*args, **kwargs)
+        con.execute("SET progress_bar_time = 10")  # ms: as if every merge took longer than 2 s
+        return con
+
+    _big_partition(tmp_path, files=8, rows_per_file=20_000)
+    monkeypatch.setattr(compaction.duckdb, "connect", as_if_slow)
+    capfd.readouterr()
+    assert Compactor(tmp_path, min_files=8).run_once(now=NOW).merges == 1
+    out, err = capfd.readouterr()
+    assert "%" not in out + err, (out + err)[:300]
