@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import faulthandler
 import signal
@@ -58,11 +59,8 @@ def _traces(args: argparse.Namespace) -> int:
         print(f"spanfuse: no data directory at {data_dir} (the collector makes it when it starts)", file=sys.stderr)
         return 1
     try:
-        query = TableQuery(data_dir)
-        try:
+        with contextlib.closing(TableQuery(data_dir)) as query:
             rows = query.recent_traces(args.project, args.limit)
-        finally:
-            query.close()
     except (OSError, ValueError) as exc:  # ValueError: a project id that cannot exist
         print(f"spanfuse: cannot read traces: {exc}", file=sys.stderr)
         return 1

@@ -100,9 +100,7 @@ class Server:
         self._lease = lease_data_directory(self.data_dir)
         for path in remove_stray_temporaries(self.data_dir / "tables"):
             log.warning("removed unfinished file path=%s", path.relative_to(self.data_dir))
-        files, size = reclaim_spill_directories(self.data_dir)
-        if files:
-            log.warning("removed spill files of a killed process files=%d bytes=%d", files, size)
+        reclaim_spill_directories(self.data_dir)
         recovery = self.wal.open()
         log.info(
             "wal opened dir=%s segments=%d truncated_bytes=%d damaged_regions=%d",

@@ -158,9 +158,7 @@ class Compactor:
         stats = CompactionStats()
         today = dt.datetime.fromtimestamp(now, dt.UTC).date()
         stats.files_quarantined += len(quarantine_damaged_files(self.root))
-        files, size = reclaim_spill_directories(self.root)
-        if files:
-            log.warning("removed spill files of a killed process files=%d bytes=%d", files, size)
+        reclaim_spill_directories(self.root)
         pending: list[tuple[TableSpec, Path, dt.date | None]] = []
         for name, spec in TABLES.items():
             for partition in partitions(self.root, name):

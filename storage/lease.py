@@ -48,13 +48,10 @@ def take(path: Path) -> Lease | None:
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
+    except BaseException as exc:
         os.close(fd)
-        if exc.errno in _NO_LOCKS:
+        if isinstance(exc, OSError) and exc.errno in _NO_LOCKS:
             return None
-        raise
-    except BaseException:
-        os.close(fd)
         raise
     return Lease(fd)
 

@@ -78,7 +78,8 @@ def _release(path: Path, lease: Lease | None, owner: int) -> None:
 
 def reclaim_spill_directories(data_dir: Path) -> tuple[int, int]:
     """Remove the spill directories under ``data_dir`` whose process has ended; returns the
-    (files, bytes) removed. Safe while other processes spill there: their directories are leased."""
+    (files, bytes) removed, and logs them. Safe while other processes spill there: their
+    directories are leased."""
     files = size = 0
     root = data_dir / SPILL_DIR
     for user in _entries(root):
@@ -92,6 +93,8 @@ def reclaim_spill_directories(data_dir: Path) -> tuple[int, int]:
             removed = _remove_if_unleased(path) if entry.is_dir(follow_symlinks=False) else _remove_file(path)
             files += len(removed)
             size += sum(length for _, length in removed)
+    if files:
+        log.warning("removed spill files of a killed process files=%d bytes=%d", files, size)
     return files, size
 
 

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, config_dict, wait_until
+from tests.faults.helpers import send
 from tests.otlp_helpers import basic_auth, make_span, trace_request
 
 
@@ -133,12 +134,7 @@ def test_a_second_collector_on_a_data_directory_in_use_refuses_to_start_and_chan
     assert f"spanfuse: cannot start: {in_use}" in result.stderr
     assert "Traceback" not in result.stderr
     assert writing.exists(), "the refused collector removed a file of the running one"
-    response = httpx.post(
-        f"http://127.0.0.1:{server.http_port}/v1/traces",
-        content=trace_request([make_span(name="still here")]).SerializeToString(),
-        headers={"content-type": "application/x-protobuf", "authorization": basic_auth()},
-    )
-    assert response.status_code == 200
+    assert send(server.http_port, server.grpc_port, [make_span(name="still here")], "http").status == "200"
     wait_until(lambda: len(server.query.observations("default")) == 1)
 
 

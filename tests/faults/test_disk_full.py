@@ -38,6 +38,7 @@ from tests.faults.helpers import (
     RETRYABLE_GRPC,
     RETRYABLE_HTTP,
     Ledger,
+    Outcome,
     check_exactly_once,
     numbered_spans,
     record,
@@ -166,6 +167,14 @@ def _send_until_acked(server: Server, ledger: Ledger, prefix: str, requests: int
             time.sleep(0.2)
 
 
+def _check_retryable(outcome: Outcome) -> None:
+    """A refusal OTLP clients retry: HTTP 429/503 with ``Retry-After``, or a retryable gRPC code."""
+    if outcome.status.isdigit():
+        assert int(outcome.status) in RETRYABLE_HTTP and outcome.retry_after, outcome
+    else:
+        assert outcome.status in {code.name for code in RETRYABLE_GRPC}, outcome
+
+
 def run_disk_full_scenario(start: Callable[[], Server], disk: TmpfsDisk | InjectedDisk) -> dict[str, int]:
     """The scenario of this module's docstring; returns its figures."""
     server = start()
@@ -195,10 +204,7 @@ def run_disk_full_scenario(start: Callable[[], Server], disk: TmpfsDisk | Inject
     refusals = ledger.refusals[refused_before:]
     assert len(refusals) >= 4, f"a full disk still accepted {6 - len(refusals)} of 6 requests"
     for outcome in refusals:
-        if outcome.status.isdigit():
-            assert int(outcome.status) in RETRYABLE_HTTP and outcome.retry_after, outcome
-        else:
-            assert outcome.status in {code.name for code in RETRYABLE_GRPC}, outcome
+        _check_retryable(outcome)
     _visible_files_are_whole(server.data_dir)
     assert len(stored(server.query)) >= len(before)  # reads still answer
 
@@ -257,8 +263,7 @@ def test_a_collector_started_on_a_full_disk_refuses_retryably_and_resumes(tmpfs,
     ledger = Ledger()
     spans = numbered_spans("full", SPANS_PER_REQUEST)
     for transport in TRANSPORTS:
-        outcome = send(server.http_port, server.grpc_port, spans, transport)
-        assert not outcome.ok and (outcome.status in {code.name for code in RETRYABLE_GRPC} or outcome.retry_after)
+        _check_retryable(send(server.http_port, server.grpc_port, spans, transport))
     disk.free()
     _send_until_acked(server, ledger, "after", 2, time.monotonic() + 30)
     wait_until(lambda: len(stored(server.query)) == len(ledger.acked), timeout=30)
