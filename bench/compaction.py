@@ -24,7 +24,9 @@ RECORDS_PER_BATCH = 4
 
 
 def _disk_bytes(root: Path) -> int:
-    return sum(f.stat().st_size for f in (root / "tables").rglob("*.parquet"))
+    from storage.retired import live_paths
+
+    return sum(f.stat().st_size for f in live_paths(root / "tables"))
 
 
 def write_flush_files(processor: Any, records: list[Any]) -> None:

@@ -21,7 +21,6 @@ import argparse
 import base64
 import contextlib
 import datetime as dt
-import glob
 import json
 import math
 import multiprocessing as mp
@@ -55,6 +54,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyVa
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from rich.console import Console
 from rich.table import Table
+
+from storage.retired import live_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -618,18 +619,21 @@ class RowCounter:
     """Counts observation rows in the Parquet files, as a reader would see them."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.pattern = str(data_dir / "tables" / "observations" / "**" / "*.parquet")
+        self.directory = data_dir / "tables" / "observations"
         self._db = duckdb.connect(config={"threads": 1})
 
     def count(self) -> int:
-        return self._scalar(f"SELECT count(*) FROM read_parquet('{self.pattern}')")
+        return self._scalar("SELECT count(*) FROM read_parquet(?)")
 
     def distinct(self) -> int:
-        return self._scalar(f"SELECT count(*) FROM (SELECT DISTINCT trace_id, id FROM read_parquet('{self.pattern}'))")
+        return self._scalar("SELECT count(*) FROM (SELECT DISTINCT trace_id, id FROM read_parquet(?))")
 
     def _scalar(self, sql: str) -> int:
+        files = [str(path) for path in live_paths(self.directory)]  # as a reader lists them
+        if not files:
+            return -1
         try:
-            row = self._db.execute(sql).fetchone()
+            row = self._db.execute(sql, [files]).fetchone()
         except duckdb.Error:  # no file yet, or a file replaced by compaction between glob and read
             return -1
         return int(row[0]) if row else 0
@@ -789,7 +793,7 @@ def run_step(
     expected = expected_before + acked
     visible_at, rows_visible, distinct_visible = rows.wait_for(expected, QUERYABLE_TIMEOUT_SECONDS + 2 * args.seconds)
     step_end = visible_at if visible_at is not None else time.monotonic()
-    observation_files = len(glob.glob(rows.pattern, recursive=True))
+    observation_files = len(live_paths(rows.directory))
     cpu_after = server_ps.cpu_times()
     workers_after = _descendants_cpu(server_ps)
     metrics_after = server.metrics()

@@ -25,6 +25,7 @@ if str(ROOT) not in sys.path:
 from bench.ingest import build_template, fresh_payload  # noqa: E402
 from collector.batch import BatchProcessor  # noqa: E402
 from storage.compaction import Compactor  # noqa: E402
+from storage.retired import live_paths  # noqa: E402
 from storage.wal import Signal, WalRecord, encode_frame  # noqa: E402
 
 SPANS_PER_REQUEST = 512
@@ -33,7 +34,7 @@ PROJECT = "bench"
 
 def table_bytes(root: Path) -> tuple[int, int]:
     """Bytes and number of Parquet files under ``root/tables``."""
-    files = list((root / "tables").rglob("*.parquet"))
+    files = live_paths(root / "tables")  # retired inputs of merges are deleted minutes later
     return sum(f.stat().st_size for f in files), len(files)
 
 

@@ -3,8 +3,9 @@
 Compaction merges a partition's small files into one file sorted by the table's clustering
 column (row groups of 8,192 rows, bloom filter on the lookup column) and folds duplicates
 (same key: the row ingested last wins). The merged file is published before the inputs are
-deleted; a reader that sees both for a moment still reads each row once, because reads
-deduplicate too. A crash in between leaves both, and the next run folds them.
+retired, and retired files are deleted only minutes later (:mod:`storage.retired`), so a read
+that listed them still finds them; a reader that sees both for a moment still reads each row
+once, because reads deduplicate too. A crash in between leaves both, and the next run folds them.
 Rows of deleted traces (tombstones in the ``deletions`` table) are dropped when their
 partition is merged; until then reads hide them.
 
@@ -39,6 +40,7 @@ from storage.parquet_writer import (
     quarantine_logged,
     unreadable,
 )
+from storage.retired import RETIRED_SECONDS, live_files, remove_expired, retire
 from storage.schema import TABLES, TRACE_COLUMN, TableSpec
 from storage.spill import SpillDirectory, reclaim_spill_directories
 
@@ -89,7 +91,8 @@ def _partition_date(partition: Path) -> dt.date | None:
 
 def _last_compacted(partition: Path) -> float:
     """When compaction last wrote a file into ``partition`` (0 if never): the least recent goes first."""
-    return max((f.stat().st_mtime for f in partition.glob(f"{COMPACTED_FILE_PREFIX}*.parquet")), default=0.0)
+    compacted = [name for name in live_files(partition) if name.startswith(COMPACTED_FILE_PREFIX)]
+    return max(((partition / name).stat().st_mtime for name in compacted), default=0.0)
 
 
 class _Deduplicator:
@@ -125,12 +128,14 @@ class Compactor:
         small_file_bytes: int = SMALL_FILE_BYTES,
         retention_days: int = 0,
         settle_seconds: float = 120.0,
+        retired_seconds: float = RETIRED_SECONDS,
     ) -> None:
         self.root = Path(root)
         self.min_files = min_files
         self.small_file_bytes = small_file_bytes
         self.retention_days = retention_days
         self.settle_seconds = settle_seconds
+        self.retired_seconds = retired_seconds  # how long merged inputs stay for reads (storage.retired)
         # Set by interrupt() (from another thread): the merge in progress ends and none starts.
         self._interrupted = False
         self._con: duckdb.DuckDBPyConnection | None = None
@@ -169,6 +174,7 @@ class Compactor:
                     stats.partitions_deleted += 1
                     log.info("retention deleted partition=%s", partition.relative_to(self.root))
                 else:
+                    remove_expired(partition, now, self.retired_seconds)
                     pending.append((spec, partition, date))
         merged: set[Path] = set()
         pending.sort(key=lambda item: _last_compacted(item[1]))  # a pass out of time starves none
@@ -233,7 +239,7 @@ class Compactor:
         A quiet day's only file is rewritten once if it is a flush file (LZ4, unsorted), so every
         settled partition ends as compacted files.
         """
-        sizes = {f: f.stat() for f in sorted(partition.glob("*.parquet"))}
+        sizes = {partition / name: (partition / name).stat() for name in live_files(partition)}
         if not sizes:
             return []
         settled = (
@@ -254,14 +260,14 @@ class Compactor:
 
     def _small_files(self, partition: Path) -> int:
         """How many of ``partition``'s files are small enough to be merged again."""
-        return sum(1 for f in partition.glob("*.parquet") if f.stat().st_size < self.small_file_bytes)
+        return sum(1 for name in live_files(partition) if (partition / name).stat().st_size < self.small_file_bytes)
 
     def _deleted_traces(self, spec: TableSpec, partition: Path) -> list[str]:
         """Tombstone files of the partition's project, when ``spec``'s rows belong to traces."""
         if spec.name not in TRACE_COLUMN:
             return []
         project = self.root / "tables" / "deletions" / partition.parent.name
-        return sorted(str(f) for f in project.glob("date=*/*.parquet"))
+        return [str(day / name) for day in sorted(project.glob("date=*")) for name in live_files(day)]
 
     @staticmethod
     def _without_deleted(spec: TableSpec) -> str:
@@ -345,10 +351,8 @@ class Compactor:
                 self._con = None
             con.close()
             spill.close()
-        for f in files:
-            if f != final:
-                f.unlink(missing_ok=True)
-        fsync_dir(partition)
+        # Deleted later (storage.retired): a read may have listed them and not yet opened them.
+        retire(partition, final.name, [f.name for f in files if f != final])
         log.info(
             "compacted partition=%s files_in=%d rows_in=%d rows_out=%d",
             partition.relative_to(self.root),

@@ -11,7 +11,6 @@ A query that runs longer than its timeout is interrupted and raises :class:`Quer
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import threading
 from array import array
@@ -24,6 +23,7 @@ import pyarrow.parquet as pq
 
 from storage.parquet_writer import COMPACTED_FILE_PREFIX, partition_date, vanished_files_named_in
 from storage.partition_index import PartitionIndex, distinct_count
+from storage.retired import live_files
 from storage.schema import TABLES, TRACE_COLUMN, TableSpec
 from storage.spill import SpillDirectory
 
@@ -122,15 +122,14 @@ class TableQuery:
                 continue
             if (first is not None and day < first) or (last is not None and day > last):
                 continue
-            with os.scandir(partition) as entries:
-                names = [e.name for e in entries if e.name.endswith(".parquet")]
+            names = live_files(partition)
             if names:
                 found.append((partition, names))
         return found
 
     def _files(self, table: str, project_id: str, dates: DateWindow | None) -> tuple[list[str], list[str], bool]:
         """What ``read_parquet`` reads for one table of one project, as (files known to hold each
-        key once, globs of partitions that may hold copies, whether every file listed has the
+        key once, files of partitions that may hold copies, whether every file listed has the
         table's current schema). A partition that is one compacted file holds no duplicates
         (compaction drops them), so reads skip the dedup window there — the bulk of the data once
         compaction has run. Partitions outside ``dates`` are never opened."""
@@ -139,7 +138,7 @@ class TableQuery:
             if len(names) == 1 and names[0].startswith(COMPACTED_FILE_PREFIX):
                 clean.append(str(partition / names[0]))
             else:
-                dirty.append(str(partition / "*.parquet"))
+                dirty.extend(str(partition / name) for name in names)
             uniform = uniform and all(self._current_schema(table, partition / name) for name in names)
         return clean, dirty, uniform
 

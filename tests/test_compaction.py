@@ -20,6 +20,7 @@ from storage import compaction
 from storage.compaction import CompactionStats, Compactor, partitions
 from storage.parquet_writer import COMPACTED_FILE_PREFIX, PartitionedWriter
 from storage.query import TableQuery
+from storage.retired import RETIRED_SECONDS, RETIRED_SUFFIX, live_files, live_paths, remove_expired
 from tests.conftest import wait_until
 from tests.faults.helpers import send
 from tests.otlp_helpers import basic_auth, make_span, trace_request
@@ -46,7 +47,8 @@ def _write(writer: PartitionedWriter, rows: list[dict], seq: int, project: str =
 
 
 def _files(root: Path, date: str, project: str = "p") -> list[Path]:
-    return sorted((root / "tables/observations" / f"project_id={project}" / f"date={date}").glob("*.parquet"))
+    partition = root / "tables/observations" / f"project_id={project}" / f"date={date}"
+    return [partition / name for name in live_files(partition)]
 
 
 def test_merging_small_files_keeps_the_latest_version_of_each_row(tmp_path):
@@ -339,12 +341,12 @@ def test_a_running_collector_compacts_in_its_workers_and_logs_it_in_its_own_form
         re.MULTILINE,
     )
     wait_until(lambda: line.search(server.log_path.read_text()), timeout=20)
-    assert [f.name.startswith(COMPACTED_FILE_PREFIX) for f in flushed.glob("**/*.parquet")] == [True]
+    assert [f.name.startswith(COMPACTED_FILE_PREFIX) for f in live_paths(flushed)] == [True]
     assert server.terminate() == 0
 
 
 def _stored_names(data_dir: Path) -> list[str]:
-    files = (data_dir / "tables" / "observations").glob("**/*.parquet")
+    files = live_paths(data_dir / "tables" / "observations")
     return [name for f in files for name in pq.read_table(f, columns=["name"]).column("name").to_pylist()]
 
 
@@ -374,34 +376,80 @@ def test_a_running_collector_replaces_workers_killed_while_idle_with_one_warning
     assert sorted(_stored_names(server.data_dir)) == ["after", "before"]
 
 
-def test_a_read_whose_listed_file_a_merge_removed_lists_again(tmp_path, monkeypatch):
-    # A partition that is one compacted file is read by that file's name. DuckDB opens files as
-    # its scan reaches them; if a merge of that file with newer flush files finishes between the
-    # listing and the open, the file is gone (the REST API answered 500). The read lists again.
+def _compacted_partition_and_reader(tmp_path: Path) -> tuple[PartitionedWriter, Path, TableQuery]:
+    """A partition that is one compacted file of 800 rows, and a reader of it."""
     writer = PartitionedWriter(tmp_path)
-
-    def flush_files(first: int, count: int) -> None:
-        for seq in range(first, first + count):
-            _write(writer, [_observation(f"s{seq}-{n}", "t", TODAY_US + n, "x") for n in range(100)], seq)
-
-    flush_files(0, 8)
+    _flush_files(writer, 0, 8)
     Compactor(tmp_path, min_files=8).run_once(now=NOW)
     date = dt.datetime.fromtimestamp(NOW, dt.UTC).date().isoformat()
     (listed,) = _files(tmp_path, date)
-    query = TableQuery(tmp_path)
+    return writer, listed, TableQuery(tmp_path)
+
+
+def _flush_files(writer: PartitionedWriter, first: int, count: int) -> None:
+    for seq in range(first, first + count):
+        _write(writer, [_observation(f"s{seq}-{n}", "t", TODAY_US + n, "x") for n in range(100)], seq)
+
+
+def test_a_read_whose_listed_files_a_merge_replaced_reads_them_as_listed(tmp_path, monkeypatch):
+    # DuckDB opens files as its scan reaches them. A merge that finished between a read's listing
+    # and the open used to delete the listed file at once (the REST API answered 500 while a
+    # backfill's partitions were compacted). Its inputs now stay, retired, for longer than reads run.
+    writer, listed, query = _compacted_partition_and_reader(tmp_path)
     run = query._run
     merged_meanwhile = []
 
     def merge_before_the_first_run(text, *args):
         if not merged_meanwhile:
-            flush_files(8, 8)
+            _flush_files(writer, 8, 8)
             merged_meanwhile.append(Compactor(tmp_path, min_files=8).run_once(now=NOW).merges)
-            assert str(listed) in repr(args) and not listed.exists()  # read by name, and gone
+            assert str(listed) in repr(args)  # a one-file partition is read by name
+            assert listed.exists() and listed.name not in live_files(listed.parent)  # retired
         return run(text, *args)
 
     monkeypatch.setattr(query, "_run", merge_before_the_first_run)
-    assert query.query("p", "SELECT count(*) AS n FROM {observations}") == [{"n": 1_600}]
+    assert query.query("p", "SELECT count(*) AS n FROM {observations}") == [{"n": 800}]  # as listed
     assert merged_meanwhile == [1]
+    assert query.query("p", "SELECT count(*) AS n FROM {observations}") == [{"n": 1_600}]
+    (merged,) = live_files(listed.parent)
+    assert merged.startswith(COMPACTED_FILE_PREFIX) and merged != listed.name
+
+
+def test_a_read_whose_listed_file_is_gone_lists_again(tmp_path, monkeypatch):
+    # Retired files go once their time is up, and retention removes whole days: a read that
+    # outlived that (or met a quarantine) finds a listed file gone. It lists again and reruns.
+    writer, listed, query = _compacted_partition_and_reader(tmp_path)
+    run = query._run
+    removed = []
+
+    def merge_and_expire_before_the_first_run(text, *args):
+        if not removed:
+            _flush_files(writer, 8, 8)
+            Compactor(tmp_path, min_files=8).run_once(now=NOW)
+            removed.append(remove_expired(listed.parent, time.time(), after=0))
+            assert not listed.exists()
+        return run(text, *args)
+
+    monkeypatch.setattr(query, "_run", merge_and_expire_before_the_first_run)
+    assert query.query("p", "SELECT count(*) AS n FROM {observations}") == [{"n": 1_600}]
+    assert removed == [8 + 9]  # both merges' inputs: 8 flush files, then the listed file and 8 more
+
+
+def test_retired_files_are_deleted_once_their_time_is_up(tmp_path):
+    writer = PartitionedWriter(tmp_path)
+    _flush_files(writer, 0, 8)
+    partition = _files(tmp_path, dt.datetime.fromtimestamp(NOW, dt.UTC).date().isoformat())[0].parent
+    inputs = sorted(partition.iterdir())
+    assert Compactor(tmp_path, min_files=8).run_once(now=NOW).merges == 1
+    on_disk = sorted(p.name for p in partition.iterdir())
+    (merged,) = live_files(partition)
+    (marker,) = [name for name in on_disk if name.endswith(RETIRED_SUFFIX)]
+    assert on_disk == sorted([merged, marker, *(p.name for p in inputs)])  # the inputs are kept a while
+    assert remove_expired(partition, time.time(), after=RETIRED_SECONDS) == 0
+    # A pass deletes them (then the marker) once they have been retired for its retired_seconds.
+    Compactor(tmp_path, min_files=8, retired_seconds=0).run_once()
+    assert sorted(p.name for p in partition.iterdir()) == [merged]
+    assert TableQuery(tmp_path).count("p", "observations") == 800
 
 
 def test_merges_draw_no_progress_bar_into_the_log(tmp_path, monkeypatch, capfd):

@@ -11,6 +11,7 @@ import duckdb
 import pytest
 
 from storage.query import TableQuery
+from storage.retired import live_paths
 from tests.conftest import ROOT, wait_until
 from tests.faults.helpers import check_exactly_once, stored
 
@@ -79,7 +80,7 @@ def test_sigkill_under_load_keeps_every_acknowledged_span_exactly_once(tmp_path,
         query.close()
     assert counts["n"] == counts["ids"], "a span reads more than once"
     lost, duplicated = check_exactly_once(rows, acked)  # every acked span once, with its own name and attribute
-    files = str(server.data_dir / "tables" / "observations" / "**" / "*.parquet")
+    files = [str(path) for path in live_paths(server.data_dir / "tables" / "observations")]
     physical = duckdb.execute("SELECT count(*) FROM read_parquet(?)", [files]).fetchall()[0][0]
     print(
         f"sigkill figures: kills=3 acked_spans={len(acked)} lost={lost} duplicated={duplicated} "

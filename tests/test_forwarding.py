@@ -40,6 +40,7 @@ from collector.server import Server
 from exporters.forward.base import Backoff, Outcome, TlsOptions
 from exporters.forward.otlp_grpc import OtlpGrpcSender
 from exporters.forward.otlp_http import parse_retry_after
+from storage.retired import live_paths
 from tests.conftest import PK, ROOT, SK, config_dict, free_port, wait_until
 from tests.otlp_helpers import basic_auth, logs_request, make_span, trace_request
 
@@ -187,7 +188,7 @@ def test_chained_spanfuse_gets_every_span_exactly_once_across_a_downstream_resta
     assert b.query.count("default", "logs") == 1
     assert metric(a, "spanfuse_forwarder_sent_items_total", exporter=exporter, signal="traces") >= 120
     assert metric(a, "spanfuse_forwarder_rejected_items_total", exporter=exporter) == 0
-    stored = pq.read_table(list(b.data_dir.glob("tables/observations/**/*.parquet"))).num_rows
+    stored = pq.read_table(live_paths(b.data_dir / "tables" / "observations")).num_rows
     print(f"\n{kind}: B caught up {caught_up:.2f}s after its restart; rows stored {stored} for 120 spans")
 
 

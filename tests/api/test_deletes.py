@@ -14,6 +14,7 @@ from storage.compaction import Compactor
 from storage.parquet_writer import PartitionedWriter
 from storage.query import TableQuery
 from storage.reads.traces import tombstone_traces
+from storage.retired import live_paths
 from tests.api.test_traces import T0_US, sid, span, tid, write_scores
 
 
@@ -125,7 +126,7 @@ def test_a_project_cannot_delete_another_projects_trace(api, other_api):
 
 
 def _rows(root: Path, table: str, project: str = "default") -> list[dict[str, Any]]:
-    files = sorted((root / "tables" / table / f"project_id={project}").glob("date=*/*.parquet"))
+    files = live_paths(root / "tables" / table / f"project_id={project}")
     return [row for f in files for row in pq.read_table(f).to_pylist()]
 
 

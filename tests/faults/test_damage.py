@@ -27,12 +27,13 @@ import yaml
 from storage.compaction import SPILL_USER, Compactor
 from storage.parquet_writer import parquet_damage
 from storage.query import TableQuery
+from storage.retired import live_paths
 from tests.conftest import PK, SK, config_dict, wait_until
 from tests.faults.helpers import Ledger, check_exactly_once, numbered_spans, record, send, stored
 
 
 def _part_files(data_dir: Path) -> list[Path]:
-    return sorted((data_dir / "tables" / "observations").rglob("*.parquet"))
+    return live_paths(data_dir / "tables" / "observations")
 
 
 def _seed(server, ledger: Ledger, prefix: str, requests: int = 3) -> None:

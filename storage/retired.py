@@ -1,0 +1,95 @@
+"""Compaction inputs kept for a while after their merge, for the reads that listed them.
+
+DuckDB opens a query's Parquet files as its scan reaches them, seconds after the query listed
+them. A merge that deleted its inputs at once made such a read fail on a file it had listed
+(500s on the REST API while compaction worked through many partitions, as in a backfill). So a
+merge publishes its output and then *retires* its inputs: a marker ``<output stem>.retired``
+in the partition names them. Listings (:func:`live_files`) leave retired files out — a read
+that lists afterwards reads the merged file alone — while every file an earlier listing found
+is still there: retired files are deleted (:func:`remove_expired`) only ``RETIRED_SECONDS``
+later, longer than any read may run. ClickHouse keeps replaced parts a while for the same
+reason (``old_parts_lifetime``).
+
+A crash between the publish and the marker leaves inputs and output both live; reads and the
+next merge deduplicate them, as they did before markers existed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from storage.fsutil import atomic_write_bytes, fsync_dir
+
+RETIRED_SUFFIX = ".retired"
+# Twice the longest time limit of any read (the workers' own reads, 60 s; the API's are 10 s).
+RETIRED_SECONDS = 120.0
+
+
+def _entries(partition: Path) -> tuple[list[str], list[str]]:
+    """(Parquet file names, marker names) in ``partition``; both empty if it is gone."""
+    files, markers = [], []
+    try:
+        with os.scandir(partition) as entries:
+            for entry in entries:
+                if entry.name.endswith(".parquet"):
+                    files.append(entry.name)
+                elif entry.name.endswith(RETIRED_SUFFIX):
+                    markers.append(entry.name)
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    return files, markers
+
+
+def _retired_by(marker: Path) -> list[str]:
+    """The file names a marker retires (none if it was removed meanwhile: so were they, or soon)."""
+    try:
+        return marker.read_text("utf-8").split()
+    except FileNotFoundError:
+        return []
+
+
+def live_files(partition: Path) -> list[str]:
+    """Names of ``partition``'s Parquet files that no merge has retired, sorted."""
+    files, markers = _entries(partition)
+    if markers:
+        retired = {name for marker in markers for name in _retired_by(partition / marker)}
+        files = [name for name in files if name not in retired]
+    return sorted(files)
+
+
+def retire(partition: Path, merged: str, names: list[str]) -> None:
+    """Mark ``names`` of ``partition`` as replaced by its file ``merged`` (durably)."""
+    marker = partition / f"{Path(merged).stem}{RETIRED_SUFFIX}"
+    atomic_write_bytes(marker, "".join(f"{name}\n" for name in names).encode())
+
+
+def remove_expired(partition: Path, now: float, after: float = RETIRED_SECONDS) -> int:
+    """Delete the files retired more than ``after`` seconds before ``now``, then their markers.
+
+    Returns how many files were deleted. A marker goes only once its files are gone, so a crash
+    in between leaves it to the next call.
+    """
+    removed = 0
+    for marker_name in _entries(partition)[1]:
+        marker = partition / marker_name
+        try:
+            if now - marker.stat().st_mtime < after:
+                continue
+        except FileNotFoundError:
+            continue
+        for name in _retired_by(marker):
+            with contextlib.suppress(FileNotFoundError):
+                (partition / name).unlink()
+                removed += 1
+        fsync_dir(partition)
+        marker.unlink(missing_ok=True)
+        fsync_dir(partition)
+    return removed
+
+
+def live_paths(directory: Path) -> list[Path]:
+    """Every live Parquet file at any depth under ``directory`` (e.g. ``<data>/tables``), sorted."""
+    partitions = {path.parent for path in directory.rglob("*.parquet")}
+    return sorted(partition / name for partition in partitions for name in live_files(partition))
