@@ -42,19 +42,31 @@ def _entries(partition: Path) -> tuple[list[str], list[str]]:
     return files, markers
 
 
-def _retired_by(marker: Path) -> list[str]:
+# Markers never change once published (written under a temporary name, with unique names), so
+# every listing need not read them again; bounded like the other per-file caches.
+_MARKERS: dict[Path, frozenset[str]] = {}
+_MARKERS_KEPT = 8192
+
+
+def _retired_by(marker: Path) -> frozenset[str]:
     """The file names a marker retires (none if it was removed meanwhile: so were they, or soon)."""
-    try:
-        return marker.read_text("utf-8").split()
-    except FileNotFoundError:
-        return []
+    names = _MARKERS.get(marker)
+    if names is None:
+        try:
+            names = frozenset(marker.read_text("utf-8").split())
+        except FileNotFoundError:
+            return frozenset()
+        if len(_MARKERS) >= _MARKERS_KEPT:
+            _MARKERS.clear()
+        _MARKERS[marker] = names
+    return names
 
 
 def live_files(partition: Path) -> list[str]:
     """Names of ``partition``'s Parquet files that no merge has retired, sorted."""
     files, markers = _entries(partition)
     if markers:
-        retired = {name for marker in markers for name in _retired_by(partition / marker)}
+        retired = frozenset().union(*(_retired_by(partition / marker) for marker in markers))
         files = [name for name in files if name not in retired]
     return sorted(files)
 
@@ -85,6 +97,7 @@ def remove_expired(partition: Path, now: float, after: float = RETIRED_SECONDS) 
                 removed += 1
         fsync_dir(partition)
         marker.unlink(missing_ok=True)
+        _MARKERS.pop(marker, None)
         fsync_dir(partition)
     return removed
 

@@ -135,7 +135,7 @@ def test_compaction_drops_rows_of_deleted_traces(api):
     api.send_spans([span(1, 12, 10, name="late-child-1", start=2), span(2, 22, 20, name="late-child-2", start=2)])
     write_scores(api, "default", [{"id": "score-3", "trace_id": tid(1), "name": "q", "value": 0.0}])
     root = Path(api.server.data_dir)
-    assert len(list((root / "tables/observations/project_id=default").glob("date=*/*.parquet"))) >= 2
+    assert len(live_paths(root / "tables/observations/project_id=default")) >= 2
     api.delete(f"/api/public/traces/{tid(1)}")
     before = api.get(f"/api/public/traces/{tid(2)}").json()
 
