@@ -205,11 +205,15 @@ class TableQuery:
         ``trace_ids``, oldest first (the same kind of index as :meth:`trace_dates`)."""
         return self._trace_spans.dates(self.partitions("observations", project_id, None), *trace_ids)
 
-    def latest_date(self, project_id: str, tables: tuple[str, ...]) -> dt.date | None:
-        """The newest ``date=`` partition holding files of any of ``tables`` for one project."""
+    def latest_date(self, project_id: str, tables: tuple[str, ...], not_after: dt.date | None = None) -> dt.date | None:
+        """The newest ``date=`` partition holding files of any of ``tables`` for one project; with
+        ``not_after``, the newest on or before it if there is one (days after it are left out: a
+        span stamped by a clock far ahead must not pass for the project's latest day)."""
         days = [
             partition_date(partition) for table in tables for partition, _ in self.partitions(table, project_id, None)
         ]
+        if not_after is not None:
+            days = [day for day in days if day <= not_after] or days
         return max(days, default=None)
 
     def _live_rows(self, table: str, clean: list[str], dirty: list[str], uniform: bool, params: list[Any]) -> str:

@@ -11,6 +11,7 @@ import pytest
 from storage.parquet_writer import PartitionedWriter
 from storage.query import TableQuery
 from storage.reads import observations as reads
+from storage.reads import traces as trace_reads
 
 DAY_US = 86_400_000_000
 TODAY_US = int(time.time() // 86400) * DAY_US
@@ -136,3 +137,31 @@ def test_a_parent_days_older_than_its_child_is_found_as_arrived(tmp_path):
     page = reads.observations_after(TableQuery(tmp_path), "p", reads.ObservationFilter(), cursor=None, limit=2)
     assert [r["id"] for r in page] == ["long-2", "long-1"]
     assert reads.arrived_parents(TableQuery(tmp_path), "p", page) == {("long", "long-0")}
+
+
+def test_a_span_from_a_clock_far_ahead_leaves_newest_first_pages_in_the_latest_days(tmp_path, monkeypatch):
+    # Windows used to end on the newest day with data. One span stamped in 2174 (a clock far
+    # ahead, or a unit mix-up) made that the newest day: every window then held it alone, and
+    # every newest-first page read every day. Windows now end today at the latest; days after
+    # today are still in every window, so the far-ahead span still comes first.
+    everything = _write(tmp_path)
+    far_ahead = TODAY_US + 54_500 * DAY_US
+    writer = PartitionedWriter(tmp_path)
+    writer.add("traces", "p", [{"id": "trace-ahead", "timestamp": far_ahead}], {"ingested_at": 2, "ingest_seq": 2})
+    span = {"id": "ahead-0", "trace_id": "trace-ahead", "start_time": far_ahead, "type": "SPAN", "level": "DEFAULT"}
+    writer.add("observations", "p", [span], {"ingested_at": 2, "ingest_seq": 2})
+    writer.flush()
+    query = TableQuery(tmp_path)
+    since: list[object] = []
+
+    def recording(module, name):
+        read = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda q, p, f, *args: since.append(f.since) or read(q, p, f, *args))
+
+    recording(reads, "_keys")
+    recording(trace_reads, "_page_keys")
+    page = reads.list_observations(query, "p", reads.ObservationFilter(), limit=5)
+    assert [row["id"] for row in page] == ["ahead-0", *(span_id for _, span_id, _, _ in everything[:4])]
+    traces = trace_reads.list_traces(query, "p", trace_reads.TraceFilter(), limit=5)
+    assert [row["id"] for row in traces] == ["trace-ahead", "trace-1", "trace-0", "trace-2", "trace-3"]  # 0, 1: a tie
+    assert since and None not in since, "a page read every day"

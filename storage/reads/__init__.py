@@ -125,6 +125,12 @@ def where(clauses: list[str]) -> str:
     return f"WHERE {' AND '.join(clauses)}" if clauses else ""
 
 
+def utc_today() -> dt.date:
+    """Today's UTC date: where newest-first windows end at the latest (data stamped later, by
+    a clock far ahead, is read by every window anyway, as windows reach to the newest day)."""
+    return dt.datetime.now(dt.UTC).date()
+
+
 def newest_within(
     latest: dt.date | None,
     windows: Iterable[dt.timedelta],
@@ -134,7 +140,8 @@ def newest_within(
     read: Callable[[dt.datetime], list[T]],
 ) -> list[T] | None:
     """A newest-first page read within the latest days first: ``read(S)`` for S at the start of
-    each window ending on ``latest`` (the newest day with data; None: there is none), until one
+    each window ending on ``latest`` (the newest day with data up to today, as
+    :meth:`~storage.query.TableQuery.latest_date` gives it; None: there is none), until one
     returns a full page (``limit`` items); None when none does, or when the caller's own
     ``since``/``until`` already narrow the read more.
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from storage.query import NO_DAYS, DateWindow, TableQuery
-from storage.reads import around, equal, in_list, latest_fact, newest_within, sources, time_range, where
+from storage.reads import around, equal, in_list, latest_fact, newest_within, sources, time_range, utc_today, where
 
 # ``parent_observation_id`` filter value that matches observations without a parent.
 NO_PARENT = ""
@@ -150,7 +150,7 @@ def _newest_keys(
     partitions); the traces and parents a filter looks up are read from every day, as without a
     window (see :func:`storage.reads.newest_within`).
     """
-    latest = query.latest_date(project_id, ("observations",))
+    latest = query.latest_date(project_id, ("observations",), not_after=utc_today())
     if latest is not None and cursor is not None:
         latest = min(latest, cursor.start_time.date())
     return newest_within(

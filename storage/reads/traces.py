@@ -37,6 +37,7 @@ from storage.reads import (
     newest_within,
     sources,
     time_range,
+    utc_today,
     where,
 )
 from storage.schema import TABLES
@@ -246,7 +247,7 @@ def _newest_page(
     are left out, so every trace kept is complete (see :func:`storage.reads.newest_within`).
     """
     return newest_within(
-        query.latest_date(project_id, ("traces", "observations")),
+        query.latest_date(project_id, ("traces", "observations"), not_after=utc_today()),
         _NEWEST_WINDOWS,
         f.since,
         f.until,
