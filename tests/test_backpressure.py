@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import threading
+import time
 
 import grpc
 import httpx
@@ -74,3 +76,35 @@ def test_full_backlog_answers_429_then_recovers_and_keeps_memory_flat(start_serv
     assert names == {f"s{i}" for i in range(accepted)} | {"s999"}
     metrics = httpx.get(f"http://127.0.0.1:{server.http_port}/metrics", headers={"authorization": basic_auth()}).text
     assert 'spanfuse_requests_total{outcome="backpressure",signal="traces",transport="http"} 51.0' in metrics
+
+
+def test_many_concurrent_grpc_exports_wait_their_turn_instead_of_a_refusal_without_retry_info(start_server):
+    # The gRPC server used to cap concurrent RPCs at 64: the rest got RESOURCE_EXHAUSTED
+    # "Concurrent RPC limit exceeded!" without RetryInfo, which the OpenTelemetry Collector's
+    # and Go SDK's exporters take as permanent and drop (a probe with 300 clients: 6,141 of
+    # 7,545 exports). Now they queue for the receiver's threads like HTTP requests do.
+    server = start_server()
+    released = threading.Event()
+    write = server.wal._write_durably
+
+    def held(data: bytes) -> None:  # every export waits on its WAL write until the test lets go
+        released.wait(timeout=30)
+        write(data)
+
+    server.wal._write_durably = held
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        export = channel.unary_unary(
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            request_serializer=None,
+            response_deserializer=ExportTraceServiceResponse.FromString,
+        )
+        calls = [
+            export.future(_body(index, size=64), metadata=(("authorization", basic_auth()),), timeout=60)
+            for index in range(100)
+        ]
+        time.sleep(1.0)  # every export has arrived: refusals were immediate
+        assert not any(call.done() for call in calls), [call.exception() for call in calls if call.done()][:1]
+        released.set()
+        for call in calls:
+            call.result()
+    wait_until(lambda: len(server.query.observations("default")) == 100)

@@ -61,7 +61,10 @@ class OtlpGrpcReceiver:
                 ("grpc.max_send_message_length", 4 * 1024 * 1024),
                 ("grpc.so_reuseport", 0),
             ],
-            maximum_concurrent_rpcs=workers * 4,
+            # No cap on concurrent RPCs: grpcio refuses those over a cap with RESOURCE_EXHAUSTED and
+            # no RetryInfo, which the Collector's and Go SDK's exporters drop as permanent. RPCs
+            # wait for a thread instead; a full WAL refuses them with RetryInfo.
+            maximum_concurrent_rpcs=None,
         )
         handlers = []
         for service, spec in SERVICES.items():
