@@ -271,11 +271,12 @@ class Compactor:
 
     @staticmethod
     def _without_deleted(spec: TableSpec) -> str:
-        """SQL dropping rows of deleted traces (tombstones in ``$deletions``) from a merge."""
-        column = TRACE_COLUMN[spec.name]
+        """SQL dropping rows of deleted traces (tombstones in ``$deletions``) from a merge: the rows
+        received before the deletion; later ones are new data (see ``TableQuery._source``)."""
         return (
-            f"WHERE {column} IS NULL OR {column} NOT IN (SELECT id FROM read_parquet($deletions, "
-            "union_by_name = true, hive_partitioning = false) WHERE kind = 'trace')"
+            "WHERE NOT EXISTS (SELECT 1 FROM read_parquet($deletions, union_by_name = true, "
+            "hive_partitioning = false) d WHERE d.kind = 'trace' "
+            f"AND d.id = t.{TRACE_COLUMN[spec.name]} AND t.ingested_at <= d.deleted_at)"
         )
 
     def merge(self, spec: TableSpec, partition: Path, files: list[Path]) -> int:
@@ -315,7 +316,7 @@ class Compactor:
             # Sorting spills to disk within the memory limit (a window function would not), so
             # duplicates are dropped while streaming: the newest copy of a key comes first.
             reader = con.sql(
-                "SELECT * FROM read_parquet($files, union_by_name = true, hive_partitioning = false) "
+                "SELECT * FROM read_parquet($files, union_by_name = true, hive_partitioning = false) t "
                 f"{self._without_deleted(spec) if deleted else ''} "
                 f"ORDER BY {spec.sort_by}, {key}, ingested_at DESC, ingest_seq DESC",
                 params=params,

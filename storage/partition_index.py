@@ -43,6 +43,17 @@ def _may_hold(hashes: array | None, wanted: int) -> bool:
     return at < len(hashes) and hashes[at] == wanted
 
 
+def may_hold_any(hashes: array | None, wanted: pa.Array) -> bool:
+    """Whether a file with these ``hashes`` (None when unreadable) may hold any of the ``wanted``
+    hashes (an int64 array); the check runs in Arrow, over a view of the file's hashes."""
+    if hashes is None:
+        return True
+    if not hashes or not len(wanted):
+        return False
+    view = pa.Array.from_buffers(pa.int64(), len(hashes), [None, pa.py_buffer(hashes)])
+    return bool(pc.any(pc.is_in(view, value_set=wanted)).as_py())
+
+
 def distinct_count(files: list[array], excluded: pa.Array) -> int:
     """How many distinct hashes the ``files`` hold together, not counting those in ``excluded``
     (an int64 array, as :meth:`storage.query.TableQuery.deleted_trace_hashes` gives).

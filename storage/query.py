@@ -19,10 +19,11 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from storage.parquet_writer import COMPACTED_FILE_PREFIX, partition_date, vanished_files_named_in
-from storage.partition_index import PartitionIndex, distinct_count
+from storage.partition_index import PartitionIndex, distinct_count, may_hold_any
 from storage.retired import live_files
 from storage.schema import TABLES, TRACE_COLUMN, TableSpec
 from storage.spill import SpillDirectory
@@ -102,7 +103,8 @@ class TableQuery:
         self._trace_facts = PartitionIndex("id")  # traces files: which trace ids each holds
         self._trace_spans = PartitionIndex("trace_id")  # observations files: the same
         self._schemas: dict[Path, bool] = {}
-        self._deleted: dict[str, tuple[tuple[Path, ...], pa.Array]] = {}  # see deleted_trace_hashes
+        self._deleted: dict[str, tuple[tuple[Path, ...], tuple[pa.Array, pa.Array]]] = {}  # see _trace_tombstones
+        self._newest: dict[Path, int | None] = {}  # see _newest_ingest
 
     def close(self) -> None:
         self._db.close()
@@ -164,28 +166,64 @@ class TableQuery:
     def count_trace_ids(self, project_id: str) -> int | None:
         """How many traces a project has — distinct trace ids of its ``traces`` and
         ``observations`` files, deleted traces left out — from the in-memory trace indexes
-        (:func:`storage.partition_index.distinct_count`); None when a file could not be read,
-        so that the caller's query reports the damage."""
+        (:func:`storage.partition_index.distinct_count`). None when the caller's query must count:
+        a file could not be read (the query reports the damage), or a deleted trace may have rows
+        received after its deletion, which it shows."""
+        deleted, deleted_at = self._trace_tombstones(project_id)
         files = []
         for index, table in ((self._trace_facts, "traces"), (self._trace_spans, "observations")):
-            for _, hashes in index.load(self.partitions(table, project_id, None)):
-                if any(h is None for h in hashes):
-                    return None
-                files.extend(hashes)
-        return distinct_count(files, self.deleted_trace_hashes(project_id))
+            partitions = self.partitions(table, project_id, None)
+            for (partition, names), (_, hashes) in zip(partitions, index.load(partitions), strict=True):
+                for name, file_hashes in zip(names, hashes, strict=True):
+                    if file_hashes is None:
+                        return None
+                    if len(deleted):
+                        newest = self._newest_ingest(partition / name)
+                        after = deleted if newest is None else deleted.filter(pc.less(deleted_at, newest))
+                        if may_hold_any(file_hashes, after):
+                            return None
+                    files.append(file_hashes)
+        return distinct_count(files, deleted)
 
     def deleted_trace_hashes(self, project_id: str) -> pa.Array:
         """The hashes (as the trace indexes keep them) of a project's deleted trace ids, as an
         int64 array. Read again only when its tombstone files change: 10k tombstones take ~0.3 s."""
+        return self._trace_tombstones(project_id)[0]
+
+    def _trace_tombstones(self, project_id: str) -> tuple[pa.Array, pa.Array]:
+        """The hashes of a project's deleted trace ids and, for each, when it was last deleted
+        (µs, int64); see :meth:`deleted_trace_hashes`."""
         tombstones = tuple(p / name for p, names in self.partitions("deletions", project_id, None) for name in names)
         known = self._deleted.get(project_id)
         if known is not None and known[0] == tombstones:
             return known[1]
-        sql = "SELECT DISTINCT id FROM {deletions} WHERE kind = 'trace'"
-        ids = [row["id"] for row in self.query(project_id, sql)] if tombstones else []
-        hashes = pa.array(sorted({hash(trace_id) for trace_id in ids}), pa.int64())
-        self._deleted[project_id] = (tombstones, hashes)  # a race only reads the same files twice
-        return hashes
+        sql = "SELECT id, epoch_us(max(deleted_at)) AS at FROM {deletions} WHERE kind = 'trace' GROUP BY id"
+        latest: dict[int, int] = {}
+        for row in self.query(project_id, sql) if tombstones else []:
+            key = hash(row["id"])
+            latest[key] = max(latest.get(key, row["at"]), row["at"])
+        keys = sorted(latest)
+        found = (pa.array(keys, pa.int64()), pa.array([latest[k] for k in keys], pa.int64()))
+        self._deleted[project_id] = (tombstones, found)  # a race only reads the same files twice
+        return found
+
+    def _newest_ingest(self, path: Path) -> int | None:
+        """The latest ``ingested_at`` (µs) of a file's rows, from its footer's statistics (None if
+        it has none or cannot be read); remembered per file, as files never change."""
+        if path not in self._newest:
+            newest = None
+            try:
+                metadata = pq.read_metadata(path)
+                column = metadata.schema.names.index("ingested_at")
+                stats = [metadata.row_group(i).column(column).statistics for i in range(metadata.num_row_groups)]
+                if stats and all(s is not None and s.has_min_max for s in stats):
+                    newest = max(s.max_raw for s in stats)
+            except (OSError, ValueError, pa.ArrowException):
+                pass
+            if len(self._newest) >= _SCHEMA_CACHE_FILES:
+                self._newest.clear()
+            self._newest[path] = newest
+        return self._newest[path]
 
     def trace_dates(self, project_id: str, *trace_ids: str) -> list[dt.date]:
         """The days whose ``traces`` partitions may hold facts of any of ``trace_ids``, oldest
@@ -259,13 +297,15 @@ class TableQuery:
         if table == "deletions" or not deletions:
             return f"({rows})"
         params.append(deletions)
-        hidden = f"SELECT kind, id FROM read_parquet(?, {HIVE_OPTIONS}, union_by_name = true)"
+        hidden = f"SELECT kind, id, deleted_at FROM read_parquet(?, {HIVE_OPTIONS}, union_by_name = true)"
         conditions = [f"d.kind = 'trace' AND d.id = t.{TRACE_COLUMN[table]}"]
         if table == "scores":
             conditions.append("d.kind = 'score' AND d.id = t.id")
+        # A deletion hides what was received before it; what arrives later (the rest of a trace
+        # still running, a score written again) is new data, as in Langfuse.
         return (
-            f"(SELECT t.* FROM ({rows}) t WHERE NOT EXISTS "
-            f"(SELECT 1 FROM ({hidden}) d WHERE {' OR '.join(f'({c})' for c in conditions)}))"
+            f"(SELECT t.* FROM ({rows}) t WHERE NOT EXISTS (SELECT 1 FROM ({hidden}) d "
+            f"WHERE ({' OR '.join(f'({c})' for c in conditions)}) AND t.ingested_at <= d.deleted_at))"
         )
 
     def query(

@@ -22,14 +22,10 @@ from __future__ import annotations
 
 import threading
 import weakref
-from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from storage.query import TableQuery
 
@@ -71,17 +67,6 @@ class DailyRollups:
         with self._lock:
             for gone in [p for p in self._files if p.parent.parent == project_dir and p not in listed]:
                 del self._files[gone]
-
-
-def may_hold(hashes: array | None, deleted: pa.Array) -> bool:
-    """Whether a file whose trace ids hash to ``hashes`` (a :class:`storage.partition_index.PartitionIndex`
-    entry; None when unreadable) may hold any of the ``deleted`` hashes."""
-    if hashes is None:
-        return True
-    if not hashes or not len(deleted):
-        return False
-    view = pa.Array.from_buffers(pa.int64(), len(hashes), [None, pa.py_buffer(hashes)])
-    return bool(pc.any(pc.is_in(view, value_set=deleted)).as_py())
 
 
 _ROLLUPS: weakref.WeakKeyDictionary[TableQuery, DailyRollups] = weakref.WeakKeyDictionary()

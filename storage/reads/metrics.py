@@ -30,9 +30,10 @@ from typing import Any
 import duckdb
 
 from storage.parquet_writer import partition_date
+from storage.partition_index import may_hold_any
 from storage.query import COMPACTED_FILE_PREFIX, HIVE_OPTIONS, TableQuery
 from storage.reads import equal, half_open, merged_facts, sources, where
-from storage.reads.daily_rollup import FileRollup, may_hold, rollups_of
+from storage.reads.daily_rollup import FileRollup, rollups_of
 
 # Trace facts of a trace lie within this distance of its observations (spans crossing midnight);
 # partitions farther away are not read when merging facts.
@@ -201,7 +202,7 @@ def _rolled_up_days(tq: TableQuery, project_id: str, f: DailyFilter) -> dict[dt.
     if len(deleted):  # a day whose file may hold a deleted trace is read (and the trace left out) as usual
         for partition, hashes in tq.observation_trace_hashes(partitions):
             day = partition_date(partition)
-            if day in files and any(may_hold(h, deleted) for h in hashes):
+            if day in files and any(may_hold_any(h, deleted) for h in hashes):
                 del files[day]
     try:
         found = rollups.get(files.values(), lambda paths: _roll_up(tq, project_id, paths))

@@ -195,7 +195,8 @@ def test_deleted_trace_vanishes_from_a_rolled_up_day(
 ) -> None:
     root, tq = data
     before = daily_metrics(tq, P, DailyFilter())
-    write(root, "deletions", [{"kind": "trace", "id": "d", "deleted_at": micros(at(D3, 22))}])
+    # deleted after every row of the fixture was received (at D3 23:00 at the latest)
+    write(root, "deletions", [{"kind": "trace", "id": "d", "deleted_at": micros(at(D3, 23, 30))}])
     after = assert_same_as_general(tq, monkeypatch)[0]
     assert rolled_up_days(tq, DailyFilter(), monkeypatch) == {D1, D3}  # only D2's file holds trace d
     d2 = {d["date"]: d for d in after}[str(D2)]
@@ -203,7 +204,7 @@ def test_deleted_trace_vanishes_from_a_rolled_up_day(
     assert [(u["model"], u["countTraces"], u["countObservations"]) for u in d2["usage"]] == [("m1", 1, 1), ("m2", 1, 1)]
     assert [d for d in after if d["date"] != str(D2)] == [d for d in before if d["date"] != str(D2)]
     # a second deletion, in a new tombstone file: the deleted ids are read again
-    write(root, "deletions", [{"kind": "trace", "id": "e", "deleted_at": micros(at(D3, 22, 30))}])
+    write(root, "deletions", [{"kind": "trace", "id": "e", "deleted_at": micros(at(D3, 23, 45))}])
     again = assert_same_as_general(tq, monkeypatch)[0]
     assert rolled_up_days(tq, DailyFilter(), monkeypatch) == {D1}
     assert [d["date"] for d in again] == [str(D2), str(D1)]  # D3 had only trace e

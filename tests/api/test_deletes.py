@@ -16,6 +16,7 @@ from storage.query import TableQuery
 from storage.reads.traces import tombstone_traces
 from storage.retired import live_paths
 from tests.api.test_traces import T0_US, sid, span, tid, write_scores
+from tests.conftest import wait_until
 
 
 def _two_traces(api: Any) -> None:
@@ -147,6 +148,32 @@ def test_compaction_drops_rows_of_deleted_traces(api):
     assert {r["id"] for r in _rows(root, "observations")} == {sid(20), sid(21), sid(22)}
     assert api.get(f"/api/public/traces/{tid(2)}").json() == before
     assert api.get(f"/api/public/traces/{tid(1)}").status_code == 404
+
+
+def test_spans_received_after_a_deletion_are_new_data_and_compaction_keeps_them(api):
+    # A deletion hides what was received before it, as in Langfuse. Spans of the trace received
+    # later (the rest of an agent run still going, a score written again) were hidden for good,
+    # and compaction then deleted them: acknowledged data lost.
+    _two_traces(api)
+    root = Path(api.server.data_dir)
+    assert api.delete(f"/api/public/traces/{tid(1)}").status_code == 200
+    api.send_spans([span(1, 13, 10, name="after-delete", start=3)])
+    score = api.post("/api/public/scores", json={"id": "score-1", "traceId": tid(1), "name": "q", "value": 0.5})
+    assert score.status_code == 200, score.text
+
+    def shown() -> tuple[int, list[str], list[str], int]:
+        trace = api.get(f"/api/public/traces/{tid(1)}")
+        assert trace.status_code == 200, trace.text
+        observations = sorted(o["name"] for o in trace.json()["observations"])
+        scores = [score["value"] for score in trace.json()["scores"]]
+        listing = api.get("/api/public/traces", params={"limit": 1})  # a full page: the total is counted
+        return trace.status_code, observations, scores, listing.json()["meta"]["totalItems"]
+
+    wait_until(lambda: shown()[2])  # the score lands through the WAL
+    assert shown() == (200, ["after-delete"], [0.5], 2)
+    Compactor(root, min_files=2).run_once()
+    assert shown() == (200, ["after-delete"], [0.5], 2)
+    assert sorted(r["name"] for r in _rows(root, "observations") if r["trace_id"] == tid(1)) == ["after-delete"]
 
 
 def test_compaction_keeps_rows_without_a_trace_and_of_other_projects(tmp_path):
