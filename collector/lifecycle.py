@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import resource
 import signal
 from collections.abc import Callable
 
@@ -48,6 +49,21 @@ class SignalInbox:
         return self._signals.get()
 
 
+def raise_open_files_limit() -> None:
+    """Raise this process's soft limit on open files to its hard limit, as Go programs (the
+    OpenTelemetry Collector among them) do at start. Every client connection holds a descriptor:
+    under the usual soft limit of 1,024, about a thousand connected exporters exhaust it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft == resource.RLIM_INFINITY or soft >= hard:
+        return  # nothing to gain (an unlimited hard limit is not a value Linux takes for files)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (OSError, ValueError) as exc:
+        log.warning("cannot raise the open files limit from %d to %d: %s", soft, hard, exc)
+        return
+    log.debug("open files limit raised from %d to %d", soft, hard)
+
+
 def serve_until_stopped(config: Config, reload_config: Callable[[], Config]) -> None:
     """Run a collector with ``config`` until SIGINT or SIGTERM; on SIGHUP, ``reload_config()``
     (raising :class:`ConfigError` for a configuration that must not run) and restart with it.
@@ -55,6 +71,7 @@ def serve_until_stopped(config: Config, reload_config: Callable[[], Config]) -> 
     Raises :class:`OSError` if the collector cannot start (a port in use), after stopping it."""
     inbox = SignalInbox()
     inbox.install()
+    raise_open_files_limit()
     server = _started(Server(config))
     while True:
         sig = inbox.next()

@@ -106,7 +106,8 @@ class ServerProcess:
         self.log_path = tmp_path / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, preexec: Callable[[], None] | None = None) -> None:
+        """Start it and wait until it listens; ``preexec`` runs in the child before ``exec``."""
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "collector", "serve", "--config", str(self.config_path)],
@@ -115,6 +116,7 @@ class ServerProcess:
             cwd=ROOT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
             start_new_session=True,  # its own process group, as a shell gives a foreground job
+            preexec_fn=preexec,
         )
         log.close()
         wait_until(self._listening, timeout=30)

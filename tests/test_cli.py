@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import resource
 import signal
 import socket
 import subprocess
@@ -147,3 +149,23 @@ def test_sigusr1_writes_every_threads_stack_to_the_log_and_the_collector_goes_on
     wait_until(lambda: "in serve_until_stopped" in server.log_path.read_text())
     assert server._listening()
     assert server.terminate() == 0
+
+
+@pytest.mark.parametrize("transport", ["http", "grpc"])
+def test_more_clients_than_the_soft_open_files_limit_are_served(server_process, transport):
+    # Every connected exporter holds a descriptor. Started under a soft limit of 128 open files
+    # (a shell's or systemd's 1,024, scaled down), the collector stopped accepting connections
+    # once its clients used them up; it now raises the soft limit to the hard one, as Go
+    # programs such as the OpenTelemetry Collector do.
+    server = server_process()
+    server.start(preexec=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (128, 2048)))
+    port = server.http_port if transport == "http" else server.grpc_port
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(200)]
+    try:
+        outcome = send(server.http_port, server.grpc_port, [make_span(name="one-more")], transport)
+        assert outcome.ok, outcome
+    finally:
+        for connection in idle:
+            connection.close()
+    limits = Path(f"/proc/{server.proc.pid}/limits").read_text()
+    assert re.search(r"Max open files\s+2048\s+2048", limits), limits
