@@ -24,7 +24,6 @@ from typing import Any
 
 import duckdb
 import orjson
-from google.protobuf.message import DecodeError
 
 from collector.ingest import LOGS
 from collector.logs import configure_logging
@@ -34,7 +33,8 @@ from semconv import legacy
 from semconv.mapping import map_logs_request, map_traces_request
 from semconv.trace_facts import fold_request_facts
 from storage.compaction import CompactionStats, Compactor
-from storage.parquet_writer import PartitionedWriter, quarantine_named_in
+from storage.fsutil import quarantine_bytes
+from storage.parquet_writer import FlushResult, PartitionedWriter, quarantine_named_in
 from storage.query import TableQuery
 from storage.wal import Signal, WalRecord
 
@@ -45,7 +45,7 @@ _STOP_POLL_SECONDS = 0.2  # how soon a compaction pass notices its collector sto
 @dataclass
 class BatchResult:
     records: int = 0
-    undecodable: int = 0
+    set_aside: int = 0  # records that could not be stored, kept under quarantine/wal/
     files: int = 0
     bytes: int = 0
     seconds: float = 0.0
@@ -78,6 +78,14 @@ _EPOCH = dt.datetime(1970, 1, 1)
 _COST_COLUMNS = ("cost_details", "total_cost", "cost_source", "matched_model")
 _PARQUET_CONSUMER = "parquet"  # collector.pipeline.CONSUMER (not imported: the pipeline imports this module)
 _EARLIER_BATCHES_TIMEOUT = 30.0
+# What a retry of the batch may cure (a full disk, memory, a file a read met gone): never the record's fault.
+_RETRYABLE = (OSError, MemoryError, duckdb.Error)
+_KINDS = {
+    Signal.TRACES: "traces.pb",
+    Signal.LOGS: "logs.pb",
+    Signal.SCORES: "scores.json",
+    Signal.INGESTION: "ingestion.json",
+}
 _TRACE_REQUEST = pipeline_request_type()
 
 
@@ -125,20 +133,28 @@ class BatchProcessor:
         self._batch_start = 0
 
     def process(self, records: list[WalRecord]) -> BatchResult:
+        """Map and write ``records``; raises on what a retry may cure (a full disk, say).
+
+        A record that cannot be stored — damaged, or meeting a bug — would fail its batch on
+        every retry and hold up everything after it: it is set aside (:meth:`_set_aside`) and
+        the batch goes on without it.
+        """
         result = BatchResult()
         started = time.thread_time()
         self._pending = {}
         self._batch_start = records[0].offset if records else 0
         try:
-            for record in records:
-                result.records += 1
-                try:
-                    self._map(record, result)
-                except (DecodeError, UnicodeDecodeError, ValueError) as exc:
-                    # Validated at ingest, so this is damage on disk: report it, keep the rest.
-                    result.undecodable += 1
-                    log.error("wal record undecodable offset=%d error=%s", record.offset, exc)
-            flushed = self.writer.flush()
+            try:
+                self._map_each(records, result)
+                flushed = self.writer.flush()
+            except _RETRYABLE:
+                raise
+            except Exception as exc:  # rows the writer cannot take: find the records they came from
+                log.error("parquet batch cannot be written error=%r; writing its records one at a time", exc)
+                self.writer.discard()
+                self._pending = {}
+                result = BatchResult()
+                flushed = self._one_at_a_time(records, result)
         except BaseException:
             self.writer.discard()
             raise
@@ -148,6 +164,51 @@ class BatchProcessor:
         result.rows_by_table = flushed.rows_by_table
         result.cpu_seconds = time.thread_time() - started
         return result
+
+    def _map_each(self, records: list[WalRecord], result: BatchResult) -> None:
+        for record in records:
+            result.records += 1
+            try:
+                self._map(record, result)
+            except _RETRYABLE:
+                raise
+            except Exception as exc:
+                self._set_aside(record, exc, result)
+
+    def _one_at_a_time(self, records: list[WalRecord], result: BatchResult) -> FlushResult:
+        total = FlushResult()
+        for record in records:
+            self._map_each([record], result)
+            try:
+                flushed = self.writer.flush()
+            except _RETRYABLE:
+                raise
+            except Exception as exc:
+                self.writer.discard()
+                self._set_aside(record, exc, result)
+                continue
+            total.files += flushed.files
+            total.bytes += flushed.bytes
+            total.seconds += flushed.seconds
+            for table, rows in flushed.rows_by_table.items():
+                total.rows_by_table[table] = total.rows_by_table.get(table, 0) + rows
+        return total
+
+    def _set_aside(self, record: WalRecord, error: Exception, result: BatchResult) -> None:
+        """Keep a record that cannot be stored as ``quarantine/wal/<offset>-<project>.<kind>``,
+        durably before its WAL offset is committed: acknowledged data is never dropped. The file
+        is the request as received (OTLP protobuf, or the JSON of the Langfuse routes), to send
+        again once what stopped it is fixed."""
+        result.set_aside += 1
+        name = f"wal/{record.offset:020d}-{record.project_id}.{_KINDS.get(record.signal, 'bin')}"
+        kept = quarantine_bytes(self.root, name, record.payload)
+        log.error(
+            "wal record cannot be stored offset=%d project=%s error=%r; set aside as %s",
+            record.offset,
+            record.project_id,
+            error,
+            kept.relative_to(self.root),
+        )
 
     def _map(self, record: WalRecord, result: BatchResult) -> None:
         ingest = {"ingested_at": record.received_ns // 1000, "ingest_seq": record.offset}

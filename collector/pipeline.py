@@ -311,8 +311,8 @@ class ParquetPipeline:
         t = self.telemetry
         t.consumed.labels(CONSUMER).inc(result.records)
         t.batch_cpu_seconds.inc(result.cpu_seconds)
-        if result.undecodable:
-            t.consumer_errors.labels(CONSUMER, "undecodable").inc(result.undecodable)
+        if result.set_aside:
+            t.consumer_errors.labels(CONSUMER, "set_aside").inc(result.set_aside)
         for project, warnings in result.warnings_by_project.items():
             t.mapping_warnings.labels(project).inc(warnings)
         if result.files:

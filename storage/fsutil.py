@@ -76,6 +76,18 @@ def quarantine(data_dir: Path, path: Path) -> Path:
     return target
 
 
+def quarantine_bytes(data_dir: Path, name: str, data: bytes) -> Path:
+    """Keep ``data`` durably as ``<data_dir>/quarantine/<name>`` (a unique name if that is taken).
+
+    For data that cannot be stored where it belongs; returns where it is.
+    """
+    target = data_dir / QUARANTINE_DIR / name
+    if target.exists():
+        target = target.with_name(f"{target.name}.{uuid.uuid4().hex[:8]}")
+    atomic_write_bytes(target, data)
+    return target
+
+
 def remove_files(root: Path, pattern: str = "*") -> list[tuple[Path, int]]:
     """Delete the files under ``root`` (at any depth) whose names match ``pattern``; returns the
     path and size of each one removed."""

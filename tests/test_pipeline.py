@@ -13,7 +13,9 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from collector import batch as batch_module
 from collector import pipeline as pipeline_module
 from collector.batch import StopFlag, interrupt_when_stopping
 from collector.pipeline import CONSUMER, ParquetPipeline
@@ -22,6 +24,7 @@ from storage.compaction import Compactor
 from storage.query import TableQuery
 from storage.wal import Signal, WriteAheadLog
 from tests.conftest import wait_until
+from tests.faults.helpers import send
 from tests.otlp_helpers import make_span, trace_request
 
 
@@ -196,3 +199,40 @@ def test_a_stop_is_not_blocked_by_a_worker_killed_while_compacting(tmp_path):
     setter.start()
     setter.join(timeout=10)
     assert not setter.is_alive() and flag.is_set()
+
+
+@pytest.mark.parametrize("where", ["mapper", "writer"])
+def test_a_record_that_cannot_be_stored_is_set_aside_and_the_rest_goes_on(start_server, monkeypatch, where):
+    # A bug meeting one record (the mapper raising on it, or a row the Parquet writer cannot take)
+    # failed its batch on every retry: nothing after it reached Parquet, and once the WAL's bound
+    # was reached every export was refused. Now the record is kept under quarantine/wal/ and the
+    # rest is stored.
+    if where == "mapper":
+        mapper = batch_module.map_traces_request
+
+        def buggy(request: Any) -> Any:
+            if b"poison" in request.SerializeToString():
+                raise TypeError("a bug that only this record meets")
+            return mapper(request)
+
+        monkeypatch.setattr(batch_module, "map_traces_request", buggy)
+    else:
+        price = batch_module.price
+
+        def unwritable(observation: dict[str, Any], *args: Any) -> None:
+            price(observation, *args)
+            if observation["name"] == "poison":
+                observation["total_cost"] = "not a number"  # Arrow refuses it when the batch is written
+
+        monkeypatch.setattr(batch_module, "price", unwritable)
+    server = start_server(parquet={"workers": 0})
+    for name in ("before", "poison", "after"):
+        assert send(server.http_port, server.grpc_port, [make_span(name=name)], "http").ok
+    wait_until(lambda: {r["name"] for r in server.query.observations("default")} == {"before", "after"})
+    wait_until(lambda: server.pipeline.reader.lag_bytes() == 0)
+    (kept,) = (server.data_dir / "quarantine" / "wal").iterdir()
+    assert kept.name.endswith("-default.traces.pb")
+    request = ExportTraceServiceRequest.FromString(kept.read_bytes())  # the request as received
+    assert [span.name for span in request.resource_spans[0].scope_spans[0].spans] == ["poison"]
+    assert server.telemetry.consumer_errors.labels(CONSUMER, "set_aside")._value.get() == 1
+    assert server.telemetry.consumer_errors.labels(CONSUMER, "batch_failed")._value.get() == 0

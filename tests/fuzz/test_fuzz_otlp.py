@@ -4,7 +4,7 @@ Whatever bytes arrive, the receivers' own parsing (:meth:`OtlpHttpHandler._parse
 ``ParseFromString`` the gRPC receiver uses) either refuses them with a 400 and a message, or
 :meth:`Ingestor.submit` validates them into a WAL payload that the Parquet pipeline's
 :class:`BatchProcessor` maps, prices and writes without raising and without counting anything
-undecodable — and DuckDB reads back exactly one observation per accepted span (one log row per
+set aside — and DuckDB reads back exactly one observation per accepted span (one log row per
 accepted log record).
 """
 
@@ -88,7 +88,7 @@ class Pipeline:
         payload = self.wal.payloads[-1]
         record = WalRecord(0, 1, spec.signal, "default", time.time_ns(), payload)
         result = self.processor.process([record])
-        assert result.undecodable == 0, "an accepted request must map (it was validated at ingest)"
+        assert result.set_aside == 0, "an accepted request must map (it was validated at ingest)"
         table = "observations" if spec is TRACES else "logs"
         assert result.rows_by_table.get(table, 0) == submission.accepted
         files = [str(p) for p in (self.root / "tables" / table).rglob("*.parquet")]
