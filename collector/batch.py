@@ -197,8 +197,8 @@ class BatchProcessor:
     def _set_aside(self, record: WalRecord, error: Exception, result: BatchResult) -> None:
         """Keep a record that cannot be stored as ``quarantine/wal/<offset>-<project>.<kind>``,
         durably before its WAL offset is committed: acknowledged data is never dropped. The file
-        is the request as received (OTLP protobuf, or the JSON of the Langfuse routes), to send
-        again once what stopped it is fixed."""
+        is the WAL payload: an OTLP request as received (to send again once what stopped it is
+        fixed), or the JSON the Langfuse routes validated."""
         result.set_aside += 1
         name = f"wal/{record.offset:020d}-{record.project_id}.{_KINDS.get(record.signal, 'bin')}"
         kept = quarantine_bytes(self.root, name, record.payload)
