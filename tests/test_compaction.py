@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pyarrow.parquet as pq
+import pytest
 
 from collector.batch import StopFlag, compact, compact_in_worker, init_worker
 from collector.server import COMPACTION_BEHIND_FILES, compaction_pause
@@ -391,10 +392,13 @@ def _flush_files(writer: PartitionedWriter, first: int, count: int) -> None:
         _write(writer, [_observation(f"s{seq}-{n}", "t", TODAY_US + n, "x") for n in range(100)], seq)
 
 
-def test_a_read_whose_listed_files_a_merge_replaced_reads_them_as_listed(tmp_path, monkeypatch):
+@pytest.mark.parametrize(("expired", "counted"), [(False, 800), (True, 1_600)])
+def test_a_read_whose_listed_files_a_merge_replaced(tmp_path, monkeypatch, expired, counted):
     # DuckDB opens files as its scan reaches them. A merge that finished between a read's listing
     # and the open used to delete the listed file at once (the REST API answered 500 while a
-    # backfill's partitions were compacted). Its inputs now stay, retired, for longer than reads run.
+    # backfill's partitions were compacted). Its inputs now stay, retired, for longer than reads
+    # run: the read counts what it listed. Should a listed file be gone all the same (its time
+    # was up, retention, a quarantine), the read lists again and counts the merged file.
     writer, listed, query = _compacted_partition_and_reader(tmp_path)
     run = query._run
     merged_meanwhile = []
@@ -405,34 +409,16 @@ def test_a_read_whose_listed_files_a_merge_replaced_reads_them_as_listed(tmp_pat
             merged_meanwhile.append(Compactor(tmp_path, min_files=8).run_once(now=NOW).merges)
             assert str(listed) in repr(args)  # a one-file partition is read by name
             assert listed.exists() and listed.name not in live_files(listed.parent)  # retired
+            if expired:  # both merges' inputs: 8 flush files, then the listed file and 8 more
+                assert remove_expired(listed.parent, time.time(), after=0) == 8 + 9
         return run(text, *args)
 
     monkeypatch.setattr(query, "_run", merge_before_the_first_run)
-    assert query.query("p", "SELECT count(*) AS n FROM {observations}") == [{"n": 800}]  # as listed
+    assert query.query("p", "SELECT count(*) AS n FROM {observations}") == [{"n": counted}]
     assert merged_meanwhile == [1]
     assert query.query("p", "SELECT count(*) AS n FROM {observations}") == [{"n": 1_600}]
     (merged,) = live_files(listed.parent)
     assert merged.startswith(COMPACTED_FILE_PREFIX) and merged != listed.name
-
-
-def test_a_read_whose_listed_file_is_gone_lists_again(tmp_path, monkeypatch):
-    # Retired files go once their time is up, and retention removes whole days: a read that
-    # outlived that (or met a quarantine) finds a listed file gone. It lists again and reruns.
-    writer, listed, query = _compacted_partition_and_reader(tmp_path)
-    run = query._run
-    removed = []
-
-    def merge_and_expire_before_the_first_run(text, *args):
-        if not removed:
-            _flush_files(writer, 8, 8)
-            Compactor(tmp_path, min_files=8).run_once(now=NOW)
-            removed.append(remove_expired(listed.parent, time.time(), after=0))
-            assert not listed.exists()
-        return run(text, *args)
-
-    monkeypatch.setattr(query, "_run", merge_and_expire_before_the_first_run)
-    assert query.query("p", "SELECT count(*) AS n FROM {observations}") == [{"n": 1_600}]
-    assert removed == [8 + 9]  # both merges' inputs: 8 flush files, then the listed file and 8 more
 
 
 def test_retired_files_are_deleted_once_their_time_is_up(tmp_path):
