@@ -52,6 +52,10 @@ def _parse_duration(value: Any) -> float:
     return seconds
 
 
+# A DNS name or an IP address (IPv6 with a zone): anything else, such as a space, is a typo.
+_HOST = re.compile(r"[A-Za-z0-9._:%-]+")
+
+
 def split_endpoint(value: str) -> tuple[str, int]:
     """Split ``host:port`` (IPv6 as ``[::1]:4317``); port 0 asks the OS for a free port."""
     text = str(value).strip()
@@ -59,7 +63,7 @@ def split_endpoint(value: str) -> tuple[str, int]:
         host, sep, port = text[1:].partition("]:")
     else:
         host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
+    if not sep or not _HOST.fullmatch(host) or not port.isdigit() or int(port) > 65535:
         raise ValueError(f"expected host:port, got {value!r}")
     return host, int(port)
 
@@ -151,7 +155,8 @@ def _check_url(value: Any) -> str:
         port = parts.port  # raises ValueError for a port out of range
     except ValueError:
         port, parts = -1, urlsplit("")
-    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1 or parts.query or parts.fragment:
+    valid_host = _HOST.fullmatch(parts.hostname or "")
+    if parts.scheme not in ("http", "https") or not valid_host or port == -1 or parts.query or parts.fragment:
         raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
     return text
 

@@ -27,6 +27,12 @@ BAD_FILES = {
     "forward_bad_http_endpoint.yaml": (
         "exporters.otlphttp/b.endpoint: expected an http:// or https:// URL, got 'collector:4318'"
     ),
+    "forward_http_endpoint_space.yaml": (  # failed at every send, retried for ever, before
+        "exporters.otlphttp/b.endpoint: expected an http:// or https:// URL, got 'https://collector .internal:4318'"
+    ),
+    "forward_grpc_endpoint_space.yaml": (
+        "exporters.otlp/b.endpoint: expected host:port or https://host:port, got 'collector .internal:4318'"
+    ),
     "forward_bad_name.yaml": "exporters.otlp/a b: the name after '/' may use up to 64 letters, digits",
     "forward_grpc_skip_verify.yaml": "exporters.otlp/b: tls.insecure_skip_verify is not supported by the gRPC client",
     "forward_langfuse_logs.yaml": (
