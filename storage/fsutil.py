@@ -77,12 +77,14 @@ def quarantine(data_dir: Path, path: Path) -> Path:
 
 
 def quarantine_bytes(data_dir: Path, name: str, data: bytes) -> Path:
-    """Keep ``data`` durably as ``<data_dir>/quarantine/<name>`` (a unique name if that is taken).
-
-    For data that cannot be stored where it belongs; returns where it is.
+    """Keep ``data`` durably as ``<data_dir>/quarantine/<name>`` (a unique name if that is taken
+    by other bytes; the same bytes again are kept once). For data that cannot be stored where it
+    belongs; returns where it is.
     """
     target = data_dir / QUARANTINE_DIR / name
     if target.exists():
+        if target.stat().st_size == len(data) and target.read_bytes() == data:
+            return target  # set aside again, as when its batch is retried
         target = target.with_name(f"{target.name}.{uuid.uuid4().hex[:8]}")
     atomic_write_bytes(target, data)
     return target

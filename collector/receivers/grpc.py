@@ -60,8 +60,8 @@ class OtlpGrpcReceiver:
                 ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.max_send_message_length", 4 * 1024 * 1024),
                 ("grpc.so_reuseport", 0),
-                # Streams one connection may have open at once (gRPC's default is unlimited): the rest
-                # wait in the client, refused by none. nginx allows 128, Go's HTTP/2 server 250.
+                # Streams one connection may have open at once (gRPC's default is unlimited); those past
+                # it are refused as UNAVAILABLE, which exporters retry. nginx allows 128, Go's HTTP/2 250.
                 ("grpc.max_concurrent_streams", 128),
             ],
             # No cap on concurrent RPCs: grpcio refuses those over a cap with RESOURCE_EXHAUSTED and
