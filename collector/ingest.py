@@ -19,6 +19,9 @@ from collector.telemetry import Telemetry
 from storage.wal import Signal, WalFull, WriteAheadLog
 
 _ZERO_TRACE = bytes(16)
+# Every stored span (log record) repeats its resource's and scope's attributes and names: a 15 MiB
+# resource attribute on 1,000 spans would be 15 GiB in a worker. Four times the default body limit.
+MAX_REPEATED_BYTES = 64 * 1024 * 1024
 _ZERO_SPAN = bytes(8)
 
 
@@ -94,7 +97,8 @@ class Submission:
 
 
 def remove_invalid_items(spec: SignalSpec, message: Any) -> tuple[int, int, str | None]:
-    """Drop items with unusable ids from ``message`` in place.
+    """Drop items with unusable ids from ``message`` in place, and the items of a scope whose
+    resource and scope, repeated on each of them, exceed :data:`MAX_REPEATED_BYTES`.
 
     Returns (kept, removed, message describing the first problem).
     """
@@ -102,8 +106,19 @@ def remove_invalid_items(spec: SignalSpec, message: Any) -> tuple[int, int, str 
     kept = removed = 0
     first_problem = None
     for resource in getattr(message, outer):
+        shared = resource.resource.ByteSize()
         for scope in getattr(resource, middle):
             items = getattr(scope, inner)
+            repeated = (shared + scope.scope.ByteSize()) * len(items)
+            if repeated > MAX_REPEATED_BYTES:
+                first_problem = first_problem or (
+                    f"resource and scope of {shared + scope.scope.ByteSize()} bytes, repeated on each of "
+                    f"{len(items)} {spec.items}, exceed {MAX_REPEATED_BYTES >> 20} MiB; send them in smaller requests "
+                    "or with smaller resource attributes"
+                )
+                removed += len(items)
+                del items[:]
+                continue
             bad = []
             for index, item in enumerate(items):
                 problem = spec.problem(item)

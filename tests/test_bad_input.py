@@ -15,7 +15,7 @@ from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from tests.conftest import wait_until
-from tests.otlp_helpers import basic_auth, make_span, trace_request
+from tests.otlp_helpers import basic_auth, kv, make_span, trace_request
 
 LIMIT = 64 * 1024
 PROTOBUF = {"content-type": "application/x-protobuf", "authorization": basic_auth()}
@@ -420,3 +420,33 @@ def test_each_key_writes_only_its_own_project(server):
         assert response.status_code == 200
     assert [r["name"] for r in wait_until(lambda: server.query.observations("default"))] == ["mine"]
     assert [r["name"] for r in wait_until(lambda: server.query.observations("other"))] == ["theirs"]
+
+
+@pytest.mark.parametrize("transport", ["http", "grpc"])
+def test_spans_repeating_a_huge_resource_past_the_bound_are_refused_and_the_rest_stored(start_server, transport):
+    # Every stored span repeats its resource's attributes: a 0.6 MiB request (a 0.5 MiB resource
+    # attribute on 2,000 spans) took the workers to 2.3 GB, and 15 MiB on 1,000 spans would need
+    # 15 GiB; a worker killed for it failed the batch on every retry. Such spans are refused
+    # through partial_success, and the other spans of the request are stored.
+    server = start_server()
+    request = trace_request([make_span(name="kept")])
+    huge = request.resource_spans.add()
+    huge.resource.attributes.append(kv("k8s.blob", "x" * (1 << 20)))
+    huge.scope_spans.add().spans.extend(make_span(name=f"repeats-{i}") for i in range(100))  # ~100 MiB stored
+    body = request.SerializeToString()
+    if transport == "http":
+        response = httpx.post(f"http://127.0.0.1:{server.http_port}/v1/traces", headers=PROTOBUF, content=body)
+        assert response.status_code == 200
+        answer = ExportTraceServiceResponse.FromString(response.content)
+    else:
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            export = channel.unary_unary(
+                "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                request_serializer=None,
+                response_deserializer=ExportTraceServiceResponse.FromString,
+            )
+            answer = export(body, metadata=(("authorization", basic_auth()),), timeout=30)
+    assert answer.partial_success.rejected_spans == 100
+    assert "repeated on each of 100 spans, exceed 64 MiB" in answer.partial_success.error_message
+    rows = wait_until(lambda: server.query.observations("default"))
+    assert [r["name"] for r in rows] == ["kept"]
