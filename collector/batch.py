@@ -30,7 +30,7 @@ from collector.logs import configure_logging
 from collector.pricing import PriceTable, PricingEntry
 from collector.wire import pipeline_request_type
 from semconv import legacy
-from semconv.mapping import map_logs_request, map_traces_request
+from semconv.mapping import MappedSpans, map_logs_request, map_traces_parts
 from semconv.trace_facts import fold_request_facts
 from storage.compaction import CompactionStats, Compactor
 from storage.fsutil import quarantine_bytes
@@ -87,6 +87,8 @@ _KINDS = {
     Signal.INGESTION: "ingestion.json",
 }
 _TRACE_REQUEST = pipeline_request_type()
+# Spans of a request mapped, priced and handed to the writer at a time (see map_traces_parts).
+_SPANS_PER_PART = 4096
 
 
 def _json_payload(record: WalRecord, key: str) -> list[Any]:
@@ -213,13 +215,16 @@ class BatchProcessor:
     def _map(self, record: WalRecord, result: BatchResult) -> None:
         ingest = {"ingested_at": record.received_ns // 1000, "ingest_seq": record.offset}
         if record.signal == Signal.TRACES:
-            mapped = map_traces_request(_TRACE_REQUEST.FromString(record.payload))
-            for observation in mapped.observations:
-                price(observation, self.prices, record.project_id)
-            self.writer.add("observations", record.project_id, mapped.observations, ingest)
-            self.writer.add("traces", record.project_id, fold_request_facts(mapped.traces), ingest)
-            if mapped.warnings:
-                result.warnings_by_project[record.project_id] += mapped.warnings
+
+            def store(mapped: MappedSpans) -> None:
+                for observation in mapped.observations:
+                    price(observation, self.prices, record.project_id)
+                self.writer.add("observations", record.project_id, mapped.observations, ingest)
+                self.writer.add("traces", record.project_id, fold_request_facts(mapped.traces), ingest)
+                if mapped.warnings:
+                    result.warnings_by_project[record.project_id] += mapped.warnings
+
+            map_traces_parts(_TRACE_REQUEST.FromString(record.payload), store, _SPANS_PER_PART)
         elif record.signal == Signal.LOGS:
             rows = map_logs_request(LOGS.request_type.FromString(record.payload), record.received_ns)
             self.writer.add("logs", record.project_id, rows, ingest)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -12,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import yaml
 
@@ -172,3 +174,22 @@ def server_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     yield make
     for proc in made:
         proc.close()
+
+
+def rss_growth_at_peak(action: Callable[[], None]) -> int:
+    """How far this process's resident memory rose above its level before ``action``, at the
+    highest point while it ran (Linux's peak RSS, reset first; the growth at the end where the
+    reset is not allowed)."""
+    status = Path("/proc/self/status")
+    before = psutil.Process().memory_info().rss
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # peak RSS := RSS now
+        peaked = True
+    except OSError:
+        peaked = False
+    action()
+    if not peaked:
+        return psutil.Process().memory_info().rss - before
+    match = re.search(r"VmHWM:\s+(\d+) kB", status.read_text())
+    assert match is not None
+    return int(match.group(1)) * 1024 - before

@@ -10,15 +10,12 @@ from __future__ import annotations
 import gzip
 import os
 import random
-import re
 import zlib
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
 import httpx
-import psutil
 import pytest
 import zstandard
 from google.rpc import status_pb2
@@ -26,7 +23,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from collector.server import Server
-from tests.conftest import wait_until
+from tests.conftest import rss_growth_at_peak, wait_until
 from tests.fuzz.campaign import count, examples
 from tests.fuzz.test_fuzz_otlp import _INVALID_UTF8, INVALID_UTF8_MARKER, _deep_json, deep_wire_request
 from tests.otlp_helpers import basic_auth, logs_request, make_span, trace_request
@@ -224,25 +221,6 @@ def _accepted_ids(body: bytes, content_type: str) -> set[str]:
     return {s.span_id.hex() for rs in message.resource_spans for ss in rs.scope_spans for s in ss.spans}
 
 
-def _rss_growth_at_peak(action: Callable[[], None]) -> int:
-    """How far this process's resident memory rose above its level before ``action``, at the
-    highest point while it ran (Linux's peak RSS, reset first; the growth at the end where the
-    reset is not allowed)."""
-    status = Path("/proc/self/status")
-    before = psutil.Process().memory_info().rss
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # peak RSS := RSS now
-        peaked = True
-    except OSError:
-        peaked = False
-    action()
-    if not peaked:
-        return psutil.Process().memory_info().rss - before
-    match = re.search(r"VmHWM:\s+(\d+) kB", status.read_text())
-    assert match is not None
-    return int(match.group(1)) * 1024 - before
-
-
 @pytest.mark.parametrize("encoding", ["gzip", "zstd"])
 def test_compression_bomb_is_refused_cheaply(server: Server, encoding: str) -> None:
     bomb = _bomb(1024 * MIB, encoding)  # 1 GiB of zeros in about 1 MB (gzip) or 32 KB (zstd)
@@ -253,7 +231,7 @@ def test_compression_bomb_is_refused_cheaply(server: Server, encoding: str) -> N
             response = campaign.post(path, bomb, encoding=encoding, expect=413)
             assert "exceeds the limit" in message_of(response)
 
-    growth = _rss_growth_at_peak(send_everywhere)
+    growth = rss_growth_at_peak(send_everywhere)
     assert growth < 200 * MIB, f"RSS grew by {growth / MIB:.0f} MiB at its peak"
     campaign.client.close()
 
