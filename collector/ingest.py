@@ -19,10 +19,10 @@ from collector.telemetry import Telemetry
 from storage.wal import Signal, WalFull, WriteAheadLog
 
 _ZERO_TRACE = bytes(16)
+_ZERO_SPAN = bytes(8)
 # Every stored span (log record) repeats its resource's and scope's attributes and names: a 15 MiB
 # resource attribute on 1,000 spans would be 15 GiB in a worker. Four times the default body limit.
 MAX_REPEATED_BYTES = 64 * 1024 * 1024
-_ZERO_SPAN = bytes(8)
 
 
 def _span_problem(span: Any) -> str | None:
@@ -109,10 +109,10 @@ def remove_invalid_items(spec: SignalSpec, message: Any) -> tuple[int, int, str 
         shared = resource.resource.ByteSize()
         for scope in getattr(resource, middle):
             items = getattr(scope, inner)
-            repeated = (shared + scope.scope.ByteSize()) * len(items)
-            if repeated > MAX_REPEATED_BYTES:
+            each = shared + scope.scope.ByteSize()
+            if each * len(items) > MAX_REPEATED_BYTES:
                 first_problem = first_problem or (
-                    f"resource and scope of {shared + scope.scope.ByteSize()} bytes, repeated on each of "
+                    f"resource and scope of {each} bytes, repeated on each of "
                     f"{len(items)} {spec.items}, exceed {MAX_REPEATED_BYTES >> 20} MiB; send them in smaller requests "
                     "or with smaller resource attributes"
                 )
