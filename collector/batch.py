@@ -30,7 +30,7 @@ from collector.logs import configure_logging
 from collector.pricing import PriceTable, PricingEntry
 from collector.wire import pipeline_request_type
 from semconv import legacy
-from semconv.mapping import MappedSpans, map_logs_request, map_traces_parts
+from semconv.mapping import MappedSpans, map_logs_parts, map_traces_parts
 from semconv.trace_facts import fold_request_facts
 from storage.compaction import CompactionStats, Compactor
 from storage.fsutil import quarantine_bytes
@@ -87,7 +87,7 @@ _KINDS = {
     Signal.INGESTION: "ingestion.json",
 }
 _TRACE_REQUEST = pipeline_request_type()
-# Spans of a request mapped, priced and handed to the writer at a time (see map_traces_parts).
+# Spans (log records) of a request mapped and handed to the writer at a time (see map_traces_parts).
 _SPANS_PER_PART = 4096
 
 
@@ -226,8 +226,13 @@ class BatchProcessor:
 
             map_traces_parts(_TRACE_REQUEST.FromString(record.payload), store, _SPANS_PER_PART)
         elif record.signal == Signal.LOGS:
-            rows = map_logs_request(LOGS.request_type.FromString(record.payload), record.received_ns)
-            self.writer.add("logs", record.project_id, rows, ingest)
+            request = LOGS.request_type.FromString(record.payload)
+            map_logs_parts(
+                request,
+                record.received_ns,
+                lambda rows: self.writer.add("logs", record.project_id, rows, ingest),
+                _SPANS_PER_PART,
+            )
         elif record.signal == Signal.SCORES:
             self.writer.add("scores", record.project_id, _json_payload(record, "scores"), ingest)
         elif record.signal == Signal.INGESTION:

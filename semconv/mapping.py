@@ -366,7 +366,17 @@ def _log_row(
 
 def map_logs_request(request: Any, received_ns: int) -> list[dict[str, Any]]:
     """Map an ``ExportLogsServiceRequest`` into log rows (records without a time use ``received_ns``)."""
-    rows = []
+    parts: list[list[dict[str, Any]]] = []
+    map_logs_parts(request, received_ns, parts.append, 0)
+    return parts[0]
+
+
+def map_logs_parts(
+    request: Any, received_ns: int, deliver: Callable[[list[dict[str, Any]]], None], records_per_part: int
+) -> None:
+    """:func:`map_logs_request`, handing the rows to ``deliver`` in parts of ``records_per_part``
+    records (0: one part), as :func:`map_traces_parts` does for spans."""
+    rows: list[dict[str, Any]] = []
     for resource_logs in request.resource_logs:
         resource = resource_context(resource_logs.resource)
         for scope_logs in resource_logs.scope_logs:
@@ -375,4 +385,8 @@ def map_logs_request(request: Any, received_ns: int) -> list[dict[str, Any]]:
                     rows.append(_log_row(resource, scope_logs.scope, record, received_ns))
                 except Exception:  # as for spans: a reading bug must never drop a record
                     rows.append(_log_row(resource, scope_logs.scope, record, received_ns, read=False))
-    return rows
+                if records_per_part and len(rows) >= records_per_part:
+                    deliver(rows)
+                    rows = []
+    if not records_per_part or rows:
+        deliver(rows)

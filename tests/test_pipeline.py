@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from collector import batch as batch_module
 from collector import pipeline as pipeline_module
@@ -25,7 +26,7 @@ from storage.query import TableQuery
 from storage.wal import Signal, WalRecord, WriteAheadLog
 from tests.conftest import rss_growth_at_peak, wait_until
 from tests.faults.helpers import send
-from tests.otlp_helpers import make_span, trace_request
+from tests.otlp_helpers import logs_request, make_span, trace_request
 
 
 def _fill(wal: WriteAheadLog, requests: int, spans: int) -> set[str]:
@@ -238,16 +239,24 @@ def test_a_record_that_cannot_be_stored_is_set_aside_and_the_rest_goes_on(start_
     assert server.telemetry.consumer_errors.labels(CONSUMER, "batch_failed")._value.get() == 0
 
 
-def test_a_big_request_of_small_spans_is_mapped_in_parts_and_stored_whole(tmp_path):
+@pytest.mark.parametrize(("signal", "bound_mib"), [(Signal.TRACES, 220), (Signal.LOGS, 120)])
+def test_a_big_request_of_small_items_is_mapped_in_parts_and_stored_whole(tmp_path, signal, bound_mib):
     # A request's rows take about 60 times its encoded size as dicts: a 15.6 MiB request of
     # 270,000 minimal spans took a worker to ~1.1 GB. Mapped and handed to the writer 4,096
-    # spans at a time, a worker holds one part's rows as dicts (510 MiB for both workers then).
-    # Here, 150,000 spans (8.6 MiB): 336 MiB in one part, 134 MiB in parts.
-    payload = trace_request([make_span(name=f"s{i}") for i in range(150_000)]).SerializeToString()
-    record = WalRecord(0, len(payload), Signal.TRACES, "p", time.time_ns(), payload)
+    # spans (log records) at a time, a worker holds one part's rows as dicts (510 MiB for both
+    # workers then). Here, 150,000 spans (8.6 MiB) rose 336 MiB in one part, 134 MiB in parts;
+    # 150,000 log records (1.6 MiB) 203 and 84 MiB.
+    if signal == Signal.TRACES:
+        table, request = "observations", trace_request([make_span(name=f"s{i}") for i in range(150_000)])
+    else:
+        records = [LogRecord(time_unix_nano=1_764_000_000_000_000_000 + i) for i in range(150_000)]
+        table, request = "logs", logs_request(records)
+    payload = request.SerializeToString()
+    record = WalRecord(0, len(payload), signal, "p", time.time_ns(), payload)
     processor = batch_module.BatchProcessor(tmp_path)
     results = []
     growth = rss_growth_at_peak(lambda: results.append(processor.process([record])))
-    assert results[0].rows_by_table["observations"] == 150_000
-    assert TableQuery(tmp_path).count("p", "observations") == 150_000
-    assert growth < 220 * 2**20, f"peak RSS rose {growth / 2**20:.0f} MiB for a {len(payload) / 2**20:.1f} MiB request"
+    assert results[0].rows_by_table[table] == 150_000
+    assert TableQuery(tmp_path).count("p", table) == 150_000
+    rose = f"peak RSS rose {growth / 2**20:.0f} MiB for a {len(payload) / 2**20:.1f} MiB request"
+    assert growth < bound_mib * 2**20, rose
