@@ -88,7 +88,7 @@ _KINDS = {
 }
 _TRACE_REQUEST = pipeline_request_type()
 # Spans (log records) of a request mapped and handed to the writer at a time (see map_traces_parts).
-_SPANS_PER_PART = 4096
+_ITEMS_PER_PART = 4096
 
 
 def _json_payload(record: WalRecord, key: str) -> list[Any]:
@@ -189,11 +189,7 @@ class BatchProcessor:
                 self.writer.discard()
                 self._set_aside(record, exc, result)
                 continue
-            total.files += flushed.files
-            total.bytes += flushed.bytes
-            total.seconds += flushed.seconds
-            for table, rows in flushed.rows_by_table.items():
-                total.rows_by_table[table] = total.rows_by_table.get(table, 0) + rows
+            total.add(flushed)
         return total
 
     def _set_aside(self, record: WalRecord, error: Exception, result: BatchResult) -> None:
@@ -224,14 +220,14 @@ class BatchProcessor:
                 if mapped.warnings:
                     result.warnings_by_project[record.project_id] += mapped.warnings
 
-            map_traces_parts(_TRACE_REQUEST.FromString(record.payload), store, _SPANS_PER_PART)
+            map_traces_parts(_TRACE_REQUEST.FromString(record.payload), store, _ITEMS_PER_PART)
         elif record.signal == Signal.LOGS:
             request = LOGS.request_type.FromString(record.payload)
             map_logs_parts(
                 request,
                 record.received_ns,
                 lambda rows: self.writer.add("logs", record.project_id, rows, ingest),
-                _SPANS_PER_PART,
+                _ITEMS_PER_PART,
             )
         elif record.signal == Signal.SCORES:
             self.writer.add("scores", record.project_id, _json_payload(record, "scores"), ingest)

@@ -6,8 +6,8 @@ column (row groups of 8,192 rows, bloom filter on the lookup column) and folds d
 retired, and retired files are deleted only minutes later (:mod:`storage.retired`), so a read
 that listed them still finds them; a reader that sees both for a moment still reads each row
 once, because reads deduplicate too. A crash in between leaves both, and the next run folds them.
-Rows of deleted traces (tombstones in the ``deletions`` table) are dropped when their
-partition is merged; until then reads hide them.
+Rows of deleted traces and scores (tombstones in the ``deletions`` table) received before the
+deletion are dropped when their partition is merged; until then reads hide them.
 
 Retention deletes whole ``date=`` partitions older than the configured number of days.
 
@@ -41,7 +41,7 @@ from storage.parquet_writer import (
     unreadable,
 )
 from storage.retired import RETIRED_SECONDS, live_files, remove_expired, retire
-from storage.schema import TABLES, TRACE_COLUMN, TableSpec
+from storage.schema import TABLES, TRACE_COLUMN, TableSpec, hidden_by_deletion
 from storage.spill import SpillDirectory, reclaim_spill_directories
 
 log = logging.getLogger("spanfuse.compaction")
@@ -271,12 +271,10 @@ class Compactor:
 
     @staticmethod
     def _without_deleted(spec: TableSpec) -> str:
-        """SQL dropping rows of deleted traces (tombstones in ``$deletions``) from a merge: the rows
-        received before the deletion; later ones are new data (see ``TableQuery._source``)."""
+        """SQL dropping from a merge the rows that tombstones in ``$deletions`` hide from reads."""
         return (
             "WHERE NOT EXISTS (SELECT 1 FROM read_parquet($deletions, union_by_name = true, "
-            "hive_partitioning = false) d WHERE d.kind = 'trace' "
-            f"AND d.id = t.{TRACE_COLUMN[spec.name]} AND t.ingested_at <= d.deleted_at)"
+            f"hive_partitioning = false) d WHERE {hidden_by_deletion(spec.name)})"
         )
 
     def merge(self, spec: TableSpec, partition: Path, files: list[Path]) -> int:

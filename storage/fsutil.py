@@ -90,6 +90,15 @@ def quarantine_bytes(data_dir: Path, name: str, data: bytes) -> Path:
     return target
 
 
+def entries(directory: Path) -> list[os.DirEntry[str]]:
+    """The entries of ``directory``; none if it is gone (or is not a directory)."""
+    try:
+        with os.scandir(directory) as found:
+            return list(found)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
 def remove_files(root: Path, pattern: str = "*") -> list[tuple[Path, int]]:
     """Delete the files under ``root`` (at any depth) whose names match ``pattern``; returns the
     path and size of each one removed."""

@@ -85,6 +85,15 @@ class FlushResult:
     seconds: float = 0.0
     rows_by_table: dict[str, int] = field(default_factory=dict)
 
+    def add(self, other: FlushResult) -> None:
+        """Count ``other`` (a later flush) in this one."""
+        self.files += other.files
+        self.rows += other.rows
+        self.bytes += other.bytes
+        self.seconds += other.seconds
+        for table, rows in other.rows_by_table.items():
+            self.rows_by_table[table] = self.rows_by_table.get(table, 0) + rows
+
 
 class PartitionedWriter:
     """Collects rows for every (table, project, date) and writes one file per partition per flush."""
@@ -298,7 +307,7 @@ _NAMED_FILE = re.compile(r"""([^'"\s]+\.parquet)(?![\w.])""")
 
 def vanished_files_named_in(data_dir: str | Path, message: str) -> list[Path]:
     """The table files an error ``message`` names that no longer exist: removed since the read
-    listed them (a compaction merge removes its inputs once the merged file is published)."""
+    listed them (retired compaction inputs whose time was up, retention, a quarantine)."""
     tables = Path(data_dir).resolve() / "tables"
     named = (Path(match.group(1)).resolve() for match in _NAMED_FILE.finditer(message))
     return [path for path in named if path.is_relative_to(tables) and not path.exists()]

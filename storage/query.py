@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from storage.parquet_writer import COMPACTED_FILE_PREFIX, partition_date, vanished_files_named_in
 from storage.partition_index import PartitionIndex, distinct_count, may_hold_any
 from storage.retired import live_files
-from storage.schema import TABLES, TRACE_COLUMN, TableSpec
+from storage.schema import TABLES, TableSpec, hidden_by_deletion
 from storage.spill import SpillDirectory
 
 _PROJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -75,6 +75,20 @@ NO_DAYS: DateWindow = (dt.date.max, dt.date.min)  # a window no partition lies i
 _READ_ATTEMPTS = 3  # listings of the files a query reads, when files listed vanish under it
 
 
+def _newest_ingest(path: Path) -> int | None:
+    """The latest ``ingested_at`` (µs) of a file's rows, from its footer's statistics; None if it
+    has none or cannot be read."""
+    try:
+        metadata = pq.read_metadata(path)
+        column = metadata.schema.names.index("ingested_at")
+        stats = [metadata.row_group(i).column(column).statistics for i in range(metadata.num_row_groups)]
+    except (OSError, ValueError, pa.ArrowException):
+        return None
+    if not stats or not all(s is not None and s.has_min_max for s in stats):
+        return None
+    return max(s.max_raw for s in stats)
+
+
 class QueryTimeout(Exception):
     """A query ran longer than its time limit and was cut off."""
 
@@ -104,7 +118,7 @@ class TableQuery:
         self._trace_spans = PartitionIndex("trace_id")  # observations files: the same
         self._schemas: dict[Path, bool] = {}
         self._deleted: dict[str, tuple[tuple[Path, ...], tuple[pa.Array, pa.Array]]] = {}  # see _trace_tombstones
-        self._newest: dict[Path, int | None] = {}  # see _newest_ingest
+        self._later_rows: dict[Path, bool] = {}  # see _may_hold_later_rows
 
     def close(self) -> None:
         self._db.close()
@@ -177,11 +191,8 @@ class TableQuery:
                 for name, file_hashes in zip(names, hashes, strict=True):
                     if file_hashes is None:
                         return None
-                    if len(deleted):
-                        newest = self._newest_ingest(partition / name)
-                        after = deleted if newest is None else deleted.filter(pc.less(deleted_at, newest))
-                        if may_hold_any(file_hashes, after):
-                            return None
+                    if len(deleted) and self._may_hold_later_rows(partition / name, file_hashes, deleted, deleted_at):
+                        return None
                     files.append(file_hashes)
         return distinct_count(files, deleted)
 
@@ -205,25 +216,21 @@ class TableQuery:
         keys = sorted(latest)
         found = (pa.array(keys, pa.int64()), pa.array([latest[k] for k in keys], pa.int64()))
         self._deleted[project_id] = (tombstones, found)  # a race only reads the same files twice
+        self._later_rows.clear()  # verdicts against the tombstones before
         return found
 
-    def _newest_ingest(self, path: Path) -> int | None:
-        """The latest ``ingested_at`` (µs) of a file's rows, from its footer's statistics (None if
-        it has none or cannot be read); remembered per file, as files never change."""
-        if path not in self._newest:
-            newest = None
-            try:
-                metadata = pq.read_metadata(path)
-                column = metadata.schema.names.index("ingested_at")
-                stats = [metadata.row_group(i).column(column).statistics for i in range(metadata.num_row_groups)]
-                if stats and all(s is not None and s.has_min_max for s in stats):
-                    newest = max(s.max_raw for s in stats)
-            except (OSError, ValueError, pa.ArrowException):
-                pass
-            if len(self._newest) >= _SCHEMA_CACHE_FILES:
-                self._newest.clear()
-            self._newest[path] = newest
-        return self._newest[path]
+    def _may_hold_later_rows(self, path: Path, hashes: array, deleted: pa.Array, deleted_at: pa.Array) -> bool:
+        """Whether the file ``path`` (its trace-id ``hashes``) may hold rows of a deleted trace
+        received after the deletion: its newest ``ingested_at`` (footer statistics) is later than
+        a deletion of a trace it may hold. Remembered per file until the tombstones change."""
+        known = self._later_rows.get(path)
+        if known is None:
+            newest = _newest_ingest(path)
+            later = deleted if newest is None else deleted.filter(pc.less(deleted_at, newest))
+            if len(self._later_rows) >= _SCHEMA_CACHE_FILES:
+                self._later_rows.clear()
+            known = self._later_rows[path] = may_hold_any(hashes, later)
+        return known
 
     def trace_dates(self, project_id: str, *trace_ids: str) -> list[dt.date]:
         """The days whose ``traces`` partitions may hold facts of any of ``trace_ids``, oldest
@@ -297,16 +304,9 @@ class TableQuery:
         if table == "deletions" or not deletions:
             return f"({rows})"
         params.append(deletions)
-        hidden = f"SELECT kind, id, deleted_at FROM read_parquet(?, {HIVE_OPTIONS}, union_by_name = true)"
-        conditions = [f"d.kind = 'trace' AND d.id = t.{TRACE_COLUMN[table]}"]
-        if table == "scores":
-            conditions.append("d.kind = 'score' AND d.id = t.id")
-        # A deletion hides what was received before it; what arrives later (the rest of a trace
-        # still running, a score written again) is new data, as in Langfuse.
-        return (
-            f"(SELECT t.* FROM ({rows}) t WHERE NOT EXISTS (SELECT 1 FROM ({hidden}) d "
-            f"WHERE ({' OR '.join(f'({c})' for c in conditions)}) AND t.ingested_at <= d.deleted_at))"
-        )
+        tombstones = f"SELECT kind, id, deleted_at FROM read_parquet(?, {HIVE_OPTIONS}, union_by_name = true)"
+        hidden = f"SELECT 1 FROM ({tombstones}) d WHERE {hidden_by_deletion(table)}"
+        return f"(SELECT t.* FROM ({rows}) t WHERE NOT EXISTS ({hidden}))"
 
     def query(
         self,
@@ -321,8 +321,8 @@ class TableQuery:
         Placeholders are replaced in the order they appear, so their bound parameters come
         first, then ``params``. ``dates`` (first, last; inclusive, either may be None) limits every
         placeholder to the ``date=`` partitions in that window. Raises :class:`QueryTimeout`
-        after ``timeout`` seconds. Files are listed again if one listed is removed (by a
-        compaction merge) before DuckDB opens it.
+        after ``timeout`` seconds. Files are listed again if one listed is removed before DuckDB
+        opens it.
         """
         attempt = 1
         while True:
@@ -335,8 +335,8 @@ class TableQuery:
             try:
                 return self._run(text, [*bound, *params], timeout, {})
             except duckdb.IOException as exc:
-                # DuckDB opens files as its scan reaches them: a merge that finished meanwhile
-                # removed one. Its rows are in the merged file, which a new listing finds.
+                # DuckDB opens files as its scan reaches them, and one went meanwhile (a retired
+                # merge input whose time was up, retention, a quarantine): a new listing has not it.
                 if attempt == _READ_ATTEMPTS or not vanished_files_named_in(self.root, str(exc)):
                     raise
                 attempt += 1

@@ -17,29 +17,19 @@ next merge deduplicate them, as they did before markers existed.
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 
-from storage.fsutil import atomic_write_bytes, fsync_dir
+from storage.fsutil import atomic_write_bytes, entries, fsync_dir
 
 RETIRED_SUFFIX = ".retired"
 # Twice the longest time limit of any read (the workers' own reads, 60 s; the API's are 10 s).
 RETIRED_SECONDS = 120.0
 
 
-def _entries(partition: Path) -> tuple[list[str], list[str]]:
+def _names(partition: Path) -> tuple[list[str], list[str]]:
     """(Parquet file names, marker names) in ``partition``; both empty if it is gone."""
-    files, markers = [], []
-    try:
-        with os.scandir(partition) as entries:
-            for entry in entries:
-                if entry.name.endswith(".parquet"):
-                    files.append(entry.name)
-                elif entry.name.endswith(RETIRED_SUFFIX):
-                    markers.append(entry.name)
-    except (FileNotFoundError, NotADirectoryError):
-        pass
-    return files, markers
+    names = [entry.name for entry in entries(partition)]
+    return [n for n in names if n.endswith(".parquet")], [n for n in names if n.endswith(RETIRED_SUFFIX)]
 
 
 # Markers never change once published (written under a temporary name, with unique names), so
@@ -64,7 +54,7 @@ def _retired_by(marker: Path) -> frozenset[str]:
 
 def live_files(partition: Path) -> list[str]:
     """Names of ``partition``'s Parquet files that no merge has retired, sorted."""
-    files, markers = _entries(partition)
+    files, markers = _names(partition)
     if markers:
         retired = frozenset().union(*(_retired_by(partition / marker) for marker in markers))
         files = [name for name in files if name not in retired]
@@ -84,7 +74,7 @@ def remove_expired(partition: Path, now: float, after: float = RETIRED_SECONDS) 
     in between leaves it to the next call.
     """
     removed = 0
-    for marker_name in _entries(partition)[1]:
+    for marker_name in _names(partition)[1]:
         marker = partition / marker_name
         try:
             if now - marker.stat().st_mtime < after:

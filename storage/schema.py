@@ -183,3 +183,13 @@ TABLES: dict[str, TableSpec] = {spec.name: spec for spec in (OBSERVATIONS, TRACE
 
 # Which column of each table names the trace a row belongs to (deleting a trace hides these rows).
 TRACE_COLUMN = {"observations": "trace_id", "traces": "id", "scores": "trace_id", "logs": "trace_id"}
+
+
+def hidden_by_deletion(table: str) -> str:
+    """SQL, true when tombstone ``d`` (a ``deletions`` row) hides row ``t`` of ``table``: a row of
+    a deleted trace (or a deleted score) received before the deletion. What arrives later (the
+    rest of a trace still running, a score written again) is new data, as in Langfuse."""
+    kinds = [f"d.kind = 'trace' AND d.id = t.{TRACE_COLUMN[table]}"]
+    if table == "scores":
+        kinds.append("d.kind = 'score' AND d.id = t.id")
+    return f"({' OR '.join(f'({kind})' for kind in kinds)}) AND t.ingested_at <= d.deleted_at"

@@ -21,7 +21,7 @@ import uuid
 import weakref
 from pathlib import Path
 
-from storage.fsutil import remove_files
+from storage.fsutil import entries, remove_files
 from storage.lease import Lease, is_held, take
 
 log = logging.getLogger("spanfuse.storage")
@@ -82,10 +82,10 @@ def reclaim_spill_directories(data_dir: Path) -> tuple[int, int]:
     directories are leased."""
     files = size = 0
     root = data_dir / SPILL_DIR
-    for user in _entries(root):
+    for user in entries(root):
         if not user.is_dir(follow_symlinks=False):
             continue
-        for entry in _entries(Path(user.path)):
+        for entry in entries(Path(user.path)):
             path = Path(entry.path)
             if entry.name.startswith(_NEW) and not _older_than(path, _SETUP_SECONDS):
                 continue  # being set up: its lease may not be taken yet
@@ -120,11 +120,3 @@ def _older_than(path: Path, seconds: float) -> bool:
         return time.time() - path.lstat().st_mtime > seconds
     except FileNotFoundError:
         return False
-
-
-def _entries(directory: Path) -> list[os.DirEntry[str]]:
-    try:
-        with os.scandir(directory) as entries:
-            return list(entries)
-    except (FileNotFoundError, NotADirectoryError):
-        return []

@@ -439,13 +439,7 @@ def test_spans_repeating_a_huge_resource_past_the_bound_are_refused_and_the_rest
         assert response.status_code == 200
         answer = ExportTraceServiceResponse.FromString(response.content)
     else:
-        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
-            export = channel.unary_unary(
-                "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-                request_serializer=None,
-                response_deserializer=ExportTraceServiceResponse.FromString,
-            )
-            answer = export(body, metadata=(("authorization", basic_auth()),), timeout=30)
+        answer = _grpc_export(server, body)
     assert answer.partial_success.rejected_spans == 100
     assert "repeated on each of 100 spans, exceed 64 MiB" in answer.partial_success.error_message
     rows = wait_until(lambda: server.query.observations("default"))
