@@ -132,8 +132,15 @@ class OtlpProtocols(_Strict):
         return self
 
 
+class Admission(_Strict):
+    # Bytes of requests (bodies, decompressed too) all receivers may hold at once; more are
+    # refused with a retryable answer. At least one request of the largest size always fits.
+    request_limit_mib: int = Field(64, gt=0, le=64 * 1024)
+
+
 class OtlpReceiver(_Strict):
     protocols: OtlpProtocols
+    admission: Admission = Admission()
 
 
 class Receivers(_Strict):

@@ -15,6 +15,7 @@ from typing import Any
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
+from collector.admission import RequestBudget
 from collector.telemetry import Telemetry
 from storage.wal import Signal, WalFull, WriteAheadLog
 
@@ -135,9 +136,10 @@ def remove_invalid_items(spec: SignalSpec, message: Any) -> tuple[int, int, str 
 class Ingestor:
     """Validates decoded requests and appends them to the WAL, counting everything."""
 
-    def __init__(self, wal: WriteAheadLog, telemetry: Telemetry) -> None:
+    def __init__(self, wal: WriteAheadLog, telemetry: Telemetry, budget: RequestBudget) -> None:
         self.wal = wal
         self.telemetry = telemetry
+        self.budget = budget  # the bytes of requests every receiver may hold at once
 
     def check_room(self) -> None:
         """Raise :class:`~storage.wal.WalFull` early, before a request body is read and parsed."""

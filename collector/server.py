@@ -17,6 +17,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from collector import native
+from collector.admission import RequestBudget
 from collector.api.common import ApiContext
 from collector.app import create_app
 from collector.auth import Authenticator
@@ -81,7 +82,8 @@ class Server:
             fsync=wal_settings.fsync,
         )
         self.auth = Authenticator(config)
-        self.ingestor = Ingestor(self.wal, self.telemetry)
+        admission = config.receivers.otlp.admission
+        self.ingestor = Ingestor(self.wal, self.telemetry, RequestBudget(admission.request_limit_mib * MIB))
         self.query = TableQuery(self.data_dir)
         self.pipeline: ParquetPipeline | None = None
         self.forwarders: list[WalForwarder] = []
@@ -232,6 +234,17 @@ class Server:
             "spanfuse_wal_backlog_bytes",
             "WAL bytes not yet consumed by every consumer.",
             lambda: {(): wal.backlog_bytes()},
+        )
+        budget = self.ingestor.budget
+        t.gauge(
+            "spanfuse_receiver_request_bytes",
+            "Bytes of requests the receivers hold now (received, not yet answered).",
+            lambda: {(): budget.held_bytes},
+        )
+        t.gauge(
+            "spanfuse_receiver_request_limit_bytes",
+            "Request bytes held at which receivers answer 429 / RESOURCE_EXHAUSTED.",
+            lambda: {(): budget.limit_bytes},
         )
         t.gauge(
             "spanfuse_wal_backlog_limit_bytes",

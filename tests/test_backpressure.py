@@ -6,14 +6,16 @@ import gc
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 
 import grpc
 import httpx
 import psutil
 from google.rpc.error_details_pb2 import RetryInfo
+from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from tests.conftest import wait_until
+from tests.conftest import rss_growth_at_peak, wait_until
 from tests.otlp_helpers import basic_auth, make_span, trace_request
 
 HEADERS = {"content-type": "application/x-protobuf", "authorization": basic_auth()}
@@ -111,3 +113,119 @@ def test_many_concurrent_grpc_exports_wait_their_turn_instead_of_a_refusal_witho
     assert set(outcomes) <= {grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE}, outcomes
     assert outcomes[grpc.StatusCode.OK] >= 128, outcomes
     wait_until(lambda: len(server.query.observations("default")) == outcomes[grpc.StatusCode.OK])
+
+
+def _holding_wal_writes(server) -> threading.Event:  # type: ignore[no-untyped-def]
+    """Make every WAL write wait until the returned event is set (or 30 s pass)."""
+    released = threading.Event()
+    write = server.wal._write_durably
+
+    def held(data: bytes) -> None:
+        released.wait(timeout=30)
+        write(data)
+
+    server.wal._write_durably = held
+    return released
+
+
+def _admission(limit_mib: int) -> dict:
+    protocols = {"grpc": {"endpoint": "127.0.0.1:0"}, "http": {"endpoint": "127.0.0.1:0"}}
+    return {"otlp": {"protocols": protocols, "admission": {"request_limit_mib": limit_mib}}}
+
+
+def test_requests_past_the_in_flight_budget_are_refused_retryably_before_their_body_is_kept(start_server):
+    # Requests held in memory used to have no bound: 600 exporters of 0.8 MB took the collector
+    # past 800 MiB. Now those past receivers.otlp.admission.request_limit_mib are refused at once,
+    # on both transports, with the answers exporters retry.
+    server = start_server(receivers=_admission(1))
+    released = _holding_wal_writes(server)
+    url = f"http://127.0.0.1:{server.http_port}/v1/traces"
+    answers: dict[str, int] = {}
+    held = [
+        threading.Thread(
+            target=lambda i=i: answers.update(
+                {f"held{i}": httpx.post(url, headers=HEADERS, content=_body(i, 400_000), timeout=60).status_code}
+            )
+        )
+        for i in range(2)
+    ]
+    for thread in held:
+        thread.start()
+    wait_until(lambda: server.ingestor.budget.held_bytes >= 800_000)
+    with httpx.Client(timeout=30) as client:
+        refused = client.post(url, headers=HEADERS, content=_body(2, 400_000))
+        assert refused.status_code == 429
+        assert refused.headers["retry-after"] == "1"
+        assert "requests in flight" in Status.FromString(refused.content).message
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: held as it is read, refused part way
+            body = _body(3, 400_000)
+            for start in range(0, len(body), 65536):
+                yield body[start : start + 65536]
+
+        assert client.post(url, headers=HEADERS, content=chunks()).status_code == 429
+
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+            try:
+                export(_body(4, 400_000), metadata=(("authorization", basic_auth()),), timeout=10)
+                raise AssertionError("expected RESOURCE_EXHAUSTED")
+            except grpc.RpcError as error:
+                assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert "requests in flight" in (error.details() or "")
+                assert "google.rpc.retryinfo-bin" in dict(error.trailing_metadata())
+
+        # Langfuse's write routes share the budget.
+        api = f"http://127.0.0.1:{server.http_port}/api/public"
+        auth = {"authorization": basic_auth()}
+        event = {"id": "e1", "timestamp": "2026-11-27T00:00:00Z", "type": "trace-create", "body": {"id": "t1"}}
+        batch = {"batch": [event], "metadata": {"padding": "x" * 400_000}}
+        for path, body in (("/ingestion", batch), ("/scores", [{"traceId": "t1", "name": "n", "value": 1}] * 8_000)):
+            refused = client.post(api + path, headers=auth, json=body)
+            assert refused.status_code == 429, (path, refused.text)
+            assert refused.headers["retry-after"] == "1"
+            assert refused.json()["error"] == "RetryLater"
+
+        released.set()
+        for thread in held:
+            thread.join(timeout=60)
+        assert answers == {"held0": 200, "held1": 200}
+        assert server.ingestor.budget.held_bytes == 0
+        # The refused requests' connection serves the next one; a request over the limit alone is taken.
+        assert client.post(url, headers=HEADERS, content=_body(5, 1_500_000)).status_code == 200
+    names = {
+        r["name"]
+        for r in wait_until(
+            lambda: len(server.query.observations("default")) == 3 and server.query.observations("default")
+        )
+    }
+    assert names == {"s0", "s1", "s5"}
+
+
+def test_memory_stays_bounded_with_many_exporters_sending_at_once(start_server):
+    # 100 exporters send 1 MiB each while the WAL holds every write: without the budget each body
+    # and its decoded request stayed in memory, 394 MiB at the peak; with 8 MiB of them at most,
+    # 114 MiB (most of it the 100 client threads in this process).
+    server = start_server(receivers=_admission(8))
+    released = _holding_wal_writes(server)
+    url = f"http://127.0.0.1:{server.http_port}/v1/traces"
+    body = _body(0, 1 << 20)
+    codes: Counter[int] = Counter()
+
+    def send() -> None:
+        codes[httpx.post(url, headers=HEADERS, content=body, timeout=60).status_code] += 1
+
+    def everyone_at_once() -> None:
+        senders = [threading.Thread(target=send) for _ in range(100)]
+        for sender in senders:
+            sender.start()
+        # Every request is either answered or admitted (held until the WAL takes it).
+        wait_until(lambda: sum(codes.values()) + server.ingestor.budget.held_bytes // len(body) >= 100, timeout=30)
+        released.set()
+        for sender in senders:
+            sender.join(timeout=60)
+
+    gc.collect()
+    growth = rss_growth_at_peak(everyone_at_once)
+    assert codes[200] + codes[429] == 100 and 4 <= codes[200] <= 10, codes
+    assert growth < 200 * 2**20, f"peak RSS rose {growth / 2**20:.0f} MiB"

@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from collector.admission import Busy
 from collector.auth import Authenticator, AuthError
 from collector.config import Config
 from collector.ingest import Ingestor
@@ -195,6 +196,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             {"message": str(exc.detail), "error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
         )
+
+    @app.exception_handler(Busy)
+    async def busy(request: Request, exc: Busy) -> JSONResponse:
+        return JSONResponse({"message": str(exc), "error": "RetryLater"}, status_code=429, headers={"Retry-After": "1"})
 
     @app.exception_handler(QueryTimeout)
     async def timeout(request: Request, exc: QueryTimeout) -> JSONResponse:

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Literal
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
+from collector.admission import Hold
 from collector.api.common import ApiContext, ApiError, context
 from collector.auth import INVALID_CREDENTIALS, AuthError
 from collector.receivers.http import HttpError, decompress, read_body
@@ -77,15 +79,27 @@ def refuse_if_full(ctx: ApiContext) -> Response | None:
     return None
 
 
-async def read_json(request: Request) -> Any:
-    """The request body as JSON (gzip/deflate undone, size-limited); 400/413/415 otherwise."""
+def request_budget(request: Request) -> Iterator[Hold]:
+    """A write's share of the receivers' request budget (:mod:`collector.admission`), held until
+    it is answered; taken by :func:`read_json`, which raises ``Busy`` (429) past the limit."""
+    with context(request).ingestor.budget.hold() as hold:
+        yield hold
+
+
+Budgeted = Annotated[Hold, Depends(request_budget)]
+
+
+async def read_json(request: Request, hold: Hold) -> Any:
+    """The request body as JSON (gzip/deflate undone, size-limited, held in ``hold``); 400/413/415 otherwise."""
     protocols = context(request).config.receivers.otlp.protocols
     limit = protocols.http.max_request_body_size if protocols.http is not None else 16 * 1024 * 1024
     try:
-        raw = await read_body(request, limit)
+        raw = await read_body(request, limit, hold)
         body = decompress(raw, request.headers.get("content-encoding"), limit)
     except HttpError as exc:
         raise ApiError(exc.status, exc.message, "InvalidRequestError") from None
+    if body is not raw:
+        hold.take(len(body))
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -117,7 +131,7 @@ async def append_durably(
 
 
 @router.post("/ingestion", status_code=207)
-async def ingestion(request: Request) -> Response:
+async def ingestion(request: Request, hold: Budgeted) -> Response:
     """Langfuse's legacy batch ``{batch: [{id, timestamp, type, body}], metadata?}``; answers 207.
 
     Event types: trace-create, span-create/-update, generation-create/-update, event-create,
@@ -128,7 +142,7 @@ async def ingestion(request: Request) -> Response:
     ctx = context(request)
     if (refusal := refuse_if_full(ctx)) is not None:
         return refusal
-    body = await read_json(request)
+    body = await read_json(request, hold)
     batch = body.get("batch") if isinstance(body, dict) else None
     if not isinstance(batch, list):
         return json_response(

@@ -25,6 +25,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from collector.api.common import BadRequest, NotFound, Page, Paged, Project, context, parse_time
 from collector.api.ingestion import (
+    Budgeted,
     append_durably,
     json_response,
     now_micros,
@@ -139,7 +140,7 @@ def _page(
 
 # ------------------------------------------------------------------------------------ create
 @router.post("/scores")
-async def create_scores(request: Request) -> Response:
+async def create_scores(request: Request, hold: Budgeted) -> Response:
     """Create one score (200 ``{"id"}``) or a list of scores (202, or 207 when some are invalid).
 
     Accepts Basic credentials or ``Authorization: Bearer <public key>`` (Langfuse's scores access).
@@ -148,7 +149,7 @@ async def create_scores(request: Request) -> Response:
     ctx = context(request)
     if (refusal := refuse_if_full(ctx)) is not None:
         return refusal
-    body = await read_json(request)
+    body = await read_json(request, hold)
     now = now_micros()
     if isinstance(body, dict):
         try:

@@ -17,6 +17,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import DecodeError
 from google.rpc.error_details_pb2 import RetryInfo
 
+from collector.admission import Busy
 from collector.auth import Authenticator, AuthError
 from collector.ingest import LOGS, TRACES, Ingestor, SignalSpec
 from collector.telemetry import Telemetry
@@ -113,10 +114,15 @@ class OtlpGrpcReceiver:
             project_id = self.auth.project_for(metadata.get("authorization"))
         except AuthError as exc:
             raise _Abort(grpc.StatusCode.UNAUTHENTICATED, str(exc), "unauthenticated") from None
-        try:
-            self.ingestor.check_room()  # refuse before parsing
-        except WalFull as exc:
-            raise _Abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), "backpressure", retry=True) from None
+        with self.ingestor.budget.hold() as hold:
+            try:
+                self.ingestor.check_room()  # refuse before parsing
+                hold.take(len(request))
+            except (WalFull, Busy) as exc:
+                raise _Abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), "backpressure", retry=True) from None
+            return self._store(spec, project_id, request)
+
+    def _store(self, spec: SignalSpec, project_id: str, request: bytes) -> Any:
         message = spec.request_type()
         try:
             message.ParseFromString(request)

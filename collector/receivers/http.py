@@ -21,6 +21,7 @@ from google.protobuf.message import DecodeError
 from google.rpc import status_pb2
 
 from collector import otlp_json
+from collector.admission import Busy, Hold
 from collector.auth import Authenticator, AuthError
 from collector.ingest import LOGS, TRACES, Ingestor, SignalSpec
 from collector.telemetry import Telemetry
@@ -126,18 +127,46 @@ def _unzstd(body: bytes, limit: int) -> bytes:
         raise HttpError(400, "body is not valid zstd data") from None
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, hold: Hold | None = None) -> bytes:
+    """The request body, at most ``limit`` bytes (413 past it), held in ``hold`` as it is read:
+    the declared ``Content-Length`` before any byte, a chunked body chunk by chunk. When the
+    budget cannot spare it, the rest of the body is read and dropped (the connection stays
+    usable) and :class:`~collector.admission.Busy` raised."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HttpError(413, f"body of {declared} bytes exceeds the limit of {limit} bytes", reason="too_large")
+    if declared is not None and declared.isdigit():
+        if int(declared) > limit:
+            raise HttpError(413, f"body of {declared} bytes exceeds the limit of {limit} bytes", reason="too_large")
+        if hold is not None:
+            await _unless_busy(request, limit, hold, int(declared))
+            hold = None  # all of it is held
     chunks = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
             raise HttpError(413, f"body exceeds the limit of {limit} bytes", reason="too_large")
+        if hold is not None:
+            await _unless_busy(request, limit - size, hold, len(chunk))
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _unless_busy(request: Request, limit: int, hold: Hold, size: int) -> None:
+    try:
+        hold.take(size)
+    except Busy:
+        await discard_body(request, limit)
+        raise
+
+
+async def discard_body(request: Request, limit: int) -> None:
+    """Read what is left of the body (at most ``limit`` bytes) without keeping it, so a request
+    refused before its body was read leaves its connection ready for the next one."""
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return
 
 
 def _error_response(error: HttpError, encoding: str) -> Response:
@@ -175,13 +204,23 @@ class OtlpHttpHandler:
         except AuthError as exc:
             raise HttpError(401, str(exc), _UNAUTHENTICATED, reason="unauthenticated") from None
         encoding = media_type(content_type)
+        with self.ingestor.budget.hold() as hold:
+            return await self._store(request, spec, project_id, encoding, hold)
+
+    async def _store(self, request: Request, spec: SignalSpec, project_id: str, encoding: str, hold: Hold) -> Response:
         try:
-            raw = await read_body(request, self.max_body_bytes)  # read even when refusing: keeps the connection
-            self.ingestor.check_room()  # refuse before decompressing and parsing
+            try:
+                self.ingestor.check_room()  # refuse before reading, decompressing and parsing
+            except WalFull:
+                await discard_body(request, self.max_body_bytes)
+                raise
+            raw = await read_body(request, self.max_body_bytes, hold)
             body = decompress(raw, request.headers.get("content-encoding"), self.max_body_bytes)
+            if body is not raw:
+                hold.take(len(body))
             message = self._parse(body, spec, encoding)
             submission = self.ingestor.submit(spec, project_id, message, body if encoding == PROTOBUF else None, "http")
-        except WalFull as exc:
+        except (WalFull, Busy) as exc:
             raise _retry_later(429, str(exc), "backpressure") from None
         except WalClosed as exc:
             raise _retry_later(503, str(exc), "unavailable") from None

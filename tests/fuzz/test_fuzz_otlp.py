@@ -31,6 +31,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, Instr
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from collector.admission import RequestBudget
 from collector.batch import BatchProcessor
 from collector.ingest import LOGS, TRACES, Ingestor, SignalSpec
 from collector.receivers.http import JSON, PROTOBUF, HttpError, OtlpHttpHandler
@@ -65,7 +66,7 @@ class Pipeline:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.wal = CapturingWal()
-        self.ingestor = Ingestor(self.wal, Telemetry())  # type: ignore[arg-type]
+        self.ingestor = Ingestor(self.wal, Telemetry(), RequestBudget(128 << 20))  # type: ignore[arg-type]
         self.processor = BatchProcessor(root)
         self.db = duckdb.connect()
 
