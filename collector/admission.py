@@ -6,6 +6,8 @@ exporters of 0.8 MB requests took the collector past 800 MiB). A request is admi
 bytes held stay within the limit; past it, it is refused at once with a retryable answer (HTTP
 429 with ``Retry-After``, gRPC RESOURCE_EXHAUSTED with ``RetryInfo``), before its body is kept.
 One request alone is always admitted, so a body at the size limit is never refused for good.
+Bodies count decompressed; an OTLP/JSON body counts nine times, about what it takes once decoded
+(protobuf's decoded form is about twice its bytes, in C; a JSON body's is mostly Python objects).
 The OpenTelemetry Collector's OTel-Arrow receiver bounds its requests the same way
 (``admission.request_limit_mib``).
 """

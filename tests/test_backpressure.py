@@ -229,3 +229,42 @@ def test_memory_stays_bounded_with_many_exporters_sending_at_once(start_server):
     growth = rss_growth_at_peak(everyone_at_once)
     assert codes[200] + codes[429] == 100 and 4 <= codes[200] <= 10, codes
     assert growth < 200 * 2**20, f"peak RSS rose {growth / 2**20:.0f} MiB"
+
+
+def test_a_json_body_holds_what_it_takes_decoded(start_server):
+    # An OTLP/JSON body takes ~8 times its size once decoded (Python objects): it holds that much
+    # of the budget, so one 1.2 MB JSON request fills an 8 MiB budget where 1.2 MB of protobuf would not.
+    server = start_server(receivers=_admission(8))
+    released = _holding_wal_writes(server)
+    url = f"http://127.0.0.1:{server.http_port}/v1/traces"
+    document = {
+        "resourceSpans": [
+            {
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": "ab" * 16,
+                                "spanId": "cd" * 8,
+                                "name": "s",
+                                "attributes": [{"key": "blob", "value": {"stringValue": "x" * 1_200_000}}],
+                            }
+                        ]
+                    }
+                ]
+            }
+        ]
+    }
+    answer: list[int] = []
+    json_headers = {**HEADERS, "content-type": "application/json"}
+    sender = threading.Thread(
+        target=lambda: answer.append(httpx.post(url, headers=json_headers, json=document, timeout=60).status_code)
+    )
+    sender.start()
+    wait_until(lambda: server.ingestor.budget.held_bytes > 9 * 1_200_000)
+    refused = httpx.post(url, headers=HEADERS, content=_body(1, 100_000), timeout=30)
+    assert refused.status_code == 429
+    released.set()
+    sender.join(timeout=60)
+    assert answer == [200]
+    assert httpx.post(url, headers=HEADERS, content=_body(2, 100_000), timeout=30).status_code == 200

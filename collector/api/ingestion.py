@@ -25,7 +25,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from collector.admission import Hold
 from collector.api.common import ApiContext, ApiError, context
 from collector.auth import INVALID_CREDENTIALS, AuthError
-from collector.receivers.http import HttpError, decompress, read_body
+from collector.receivers.http import JSON_DECODED_FACTOR, HttpError, decompress, read_body
 from semconv import legacy
 from storage.wal import Signal, WalClosed, WalFull, WalWriteFailed
 
@@ -100,6 +100,7 @@ async def read_json(request: Request, hold: Hold) -> Any:
         raise ApiError(exc.status, exc.message, "InvalidRequestError") from None
     if body is not raw:
         hold.take(len(body))
+    hold.take(JSON_DECODED_FACTOR * len(body))  # what it takes decoded
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
