@@ -132,6 +132,8 @@ _TABLES: dict[str, dict[str, _Field]] = {}
 
 
 def _table(descriptor: Any) -> dict[str, _Field]:
+    """The fields of a message type, each message field's entry holding its own type's table
+    (registered before it is filled, so recursive types such as AnyValue refer to themselves)."""
     table = _TABLES.get(descriptor.full_name)
     if table is not None:
         return table
@@ -149,7 +151,7 @@ def _kind(field: Any) -> tuple[int, Any]:
     if kind == FieldDescriptor.TYPE_MESSAGE:
         if field.message_type.GetOptions().map_entry:
             return -1, None  # maps: json_format's
-        return _MESSAGE, field.message_type
+        return _MESSAGE, _table(field.message_type)
     if kind == FieldDescriptor.TYPE_STRING:
         return _STRING, None
     if kind == FieldDescriptor.TYPE_BYTES:
@@ -185,19 +187,30 @@ def _fields(node: dict[str, Any], table: dict[str, _Field], depth: int) -> dict[
             elif oneof in oneofs:
                 raise _Unusual
             oneofs.add(oneof)
-        if repeated:
+        if kind == _STRING and not repeated and type(value) is str:  # the commonest: inlined
+            out[name] = value
+        elif kind == _MESSAGE:  # the next commonest
+            if repeated and type(value) is list:
+                out[name] = [_fields(item, argument, depth + 1) if type(item) is dict else _unusual() for item in value]
+            elif not repeated and type(value) is dict:
+                out[name] = _fields(value, argument, depth + 1)
+            else:
+                raise _Unusual
+        elif repeated:
             if type(value) is not list:
                 raise _Unusual
-            out[name] = [_value(kind, argument, item, depth) for item in value]
+            out[name] = [_value(kind, argument, item) for item in value]
         else:
-            out[name] = _value(kind, argument, value, depth)
+            out[name] = _value(kind, argument, value)
     return out
 
 
-def _value(kind: int, argument: Any, value: Any, depth: int) -> Any:
+def _unusual() -> Any:
+    raise _Unusual
+
+
+def _value(kind: int, argument: Any, value: Any) -> Any:
     exact = type(value)
-    if kind == _MESSAGE and exact is dict:
-        return _fields(value, _table(argument), depth + 1)
     if kind == _STRING and exact is str:
         return value
     if kind == _INTEGER:
