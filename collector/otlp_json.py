@@ -78,13 +78,13 @@ def parse(body: bytes, message_type: type) -> Any:
         raise JsonDecodeError("malformed OTLP/JSON: the body must be a JSON object")
     try:
         return message_type(**_fields(document, _table(message_type.DESCRIPTOR), 0))
-    except _Unusual:
+    except (_Unusual, ValueError, TypeError):  # (the constructor's own refusals too: json_format words them)
         return parse_document(document, message_type)
 
 
 def parse_document(document: dict[str, Any], message_type: type) -> Any:
     """A decoded OTLP/JSON document as a ``message_type`` message, through protobuf's ``json_format``
-    (every rule of the proto3 JSON mapping; ~5x slower than :func:`parse`'s way, which takes the
+    (every rule of the proto3 JSON mapping; ~4x slower than :func:`parse`'s way, which takes the
     forms exporters send and leaves anything else to this). Changes ``document``'s ids in place."""
     _convert_ids(document)
     message = message_type()
@@ -96,10 +96,10 @@ def parse_document(document: dict[str, Any], message_type: type) -> Any:
 
 
 # --------------------------------------------------------------------------- the common forms
-# json_format sets every field through Python reflection: ~340 µs a span of the benchmark's
-# requests, 0.17 s of the event loop for a request of 512 spans. The forms exporters write are
+# json_format sets every field through Python reflection: ~310-470 µs a span of the benchmark's
+# requests, 0.16-0.24 s for a request of 512 spans (bench/otlp_json.py). The forms exporters write are
 # instead turned into the keyword arguments of the message's constructor, which protobuf's C
-# code fills in one call (~70 µs a span). Anything that form does not cover exactly as
+# code fills in one call (~80-97 µs a span). Anything that form does not cover exactly as
 # json_format would — a null, a number as a float or an integer as an unusual string, a field
 # given twice (camelCase and snake_case), two members of a oneof, unpadded or URL-safe base64,
 # an enum number the enum does not name, a map, nesting deeper than _MAX_DEPTH, a key in
