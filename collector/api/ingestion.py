@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -79,7 +79,7 @@ def refuse_if_full(ctx: ApiContext) -> Response | None:
     return None
 
 
-def request_budget(request: Request) -> Iterator[Hold]:
+async def request_budget(request: Request) -> AsyncIterator[Hold]:  # (async: FastAPI runs a plain one in a thread)
     """A write's share of the receivers' request budget (:mod:`collector.admission`), held until
     it is answered; taken by :func:`read_json`, which raises ``Busy`` (429) past the limit."""
     with context(request).ingestor.budget.hold() as hold:
