@@ -4,7 +4,8 @@ Every request body being received, decompressed, parsed and appended is in memor
 answered, so without a bound memory grows with the number of exporters sending at once (600
 exporters of 0.8 MB requests took the collector past 800 MiB). A request is admitted while the
 bytes held stay within the limit; past it, it is refused at once with a retryable answer (HTTP
-429 with ``Retry-After``, gRPC RESOURCE_EXHAUSTED with ``RetryInfo``), before its body is kept.
+429 with ``Retry-After``, gRPC RESOURCE_EXHAUSTED with ``RetryInfo``), and what it sent is dropped.
+An HTTP body is held as it arrives, so a client sending slowly holds only what it has sent.
 One request alone is always admitted, so a body at the size limit is never refused for good.
 Bodies count decompressed; an OTLP/JSON body counts nine times, about what it takes once decoded
 (protobuf's decoded form is about twice its bytes, in C; a JSON body's is mostly Python objects).

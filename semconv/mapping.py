@@ -145,7 +145,8 @@ def _events(span: SpanData) -> tuple[str | None, str | None]:
     for event in span_events:
         attrs = attributes(event.attributes)
         if event.name == "exception" and exception_message is None:
-            exception_message = attrs.get("exception.message") or attrs.get("exception.type")
+            # Any type may come: an int or a map would break the str the status message is.
+            exception_message = as_str(attrs.get("exception.message")) or as_str(attrs.get("exception.type"))
         events.append({"name": event.name, "time_unix_nano": event.time_unix_nano, "attributes": attrs})
     return to_json(events), exception_message
 

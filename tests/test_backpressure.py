@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import socket
 import threading
 import time
 from collections import Counter
@@ -268,3 +269,24 @@ def test_a_json_body_holds_what_it_takes_decoded(start_server):
     sender.join(timeout=60)
     assert answer == [200]
     assert httpx.post(url, headers=HEADERS, content=_body(2, 100_000), timeout=30).status_code == 200
+
+
+def test_a_client_sending_slowly_holds_only_what_it_has_sent(start_server):
+    # A body is held as it arrives, not as declared: a client that announces 4 MiB and trickles
+    # (a slow link, or on purpose) does not take a 1 MiB budget from everyone else.
+    server = start_server(receivers=_admission(1))
+    body = _body(0, 4 * 2**20)
+    with socket.create_connection(("127.0.0.1", server.http_port)) as slow:
+        slow.sendall(
+            f"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+            f"Authorization: {basic_auth()}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body[:100_000]
+        )
+        wait_until(lambda: server.ingestor.budget.held_bytes >= 100_000)
+        assert server.ingestor.budget.held_bytes < 1_000_000
+        url = f"http://127.0.0.1:{server.http_port}/v1/traces"
+        assert httpx.post(url, headers=HEADERS, content=_body(1, 400_000), timeout=30).status_code == 200
+        slow.sendall(body[100_000:])  # the rest: the slow request is then the only one, and taken
+        assert b" 200 " in slow.recv(4096).split(b"\r\n", 1)[0]
+    rows = wait_until(lambda: len(server.query.observations("default")) == 2 and server.query.observations("default"))
+    assert {row["name"] for row in rows} == {"s0", "s1"}

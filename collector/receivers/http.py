@@ -132,35 +132,32 @@ def _unzstd(body: bytes, limit: int) -> bytes:
 
 
 async def read_body(request: Request, limit: int, hold: Hold | None = None) -> bytes:
-    """The request body, at most ``limit`` bytes (413 past it), held in ``hold`` as it is read:
-    the declared ``Content-Length`` before any byte, a chunked body chunk by chunk. When the
-    budget cannot spare it, the rest of the body is read and dropped (the connection stays
-    usable) and :class:`~collector.admission.Busy` raised."""
+    """The request body, at most ``limit`` bytes (413 past it), held in ``hold`` chunk by chunk
+    as it arrives (not as declared: a client trickling a big body in holds only what it sent).
+    When the budget cannot spare a chunk, the rest of the body is read and dropped (the
+    connection stays usable) and :class:`~collector.admission.Busy` raised."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit():
-        if int(declared) > limit:
-            raise HttpError(413, f"body of {declared} bytes exceeds the limit of {limit} bytes", reason="too_large")
-        if hold is not None:
-            await _unless_busy(request, limit, hold, int(declared))
-            hold = None  # all of it is held
-    chunks = []
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HttpError(413, f"body of {declared} bytes exceeds the limit of {limit} bytes", reason="too_large")
+    chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    refused: Busy | None = None
+    async for chunk in request.stream():  # (one pass: a second stream() fails once the last chunk is in)
         size += len(chunk)
         if size > limit:
+            if refused is not None:
+                break
             raise HttpError(413, f"body exceeds the limit of {limit} bytes", reason="too_large")
-        if hold is not None:
-            await _unless_busy(request, limit - size, hold, len(chunk))
-        chunks.append(chunk)
+        if refused is None and hold is not None:
+            try:
+                hold.take(len(chunk))
+            except Busy as busy:
+                refused, chunks = busy, []
+        if refused is None:
+            chunks.append(chunk)
+    if refused is not None:
+        raise refused
     return b"".join(chunks)
-
-
-async def _unless_busy(request: Request, limit: int, hold: Hold, size: int) -> None:
-    try:
-        hold.take(size)
-    except Busy:
-        await discard_body(request, limit)
-        raise
 
 
 async def discard_body(request: Request, limit: int) -> None:

@@ -103,6 +103,21 @@ def test_attribute_without_value_maps(pipeline: Pipeline) -> None:
     assert pipeline.run("regressions", request.SerializeToString(), TRACES, PROTOBUF) == "stored"
 
 
+_NOT_TEXT = [({"code": 7}, '{"code":7}'), (42, "42"), (["a", "b"], '["a","b"]'), (True, "true"), (2.5, "2.5")]
+
+
+@pytest.mark.parametrize(("message", "shown"), _NOT_TEXT)
+def test_exception_event_with_a_message_that_is_not_text_maps(pipeline: Pipeline, message: object, shown: str) -> None:
+    """An error span's ``exception`` event whose ``exception.message`` was a map or a number made
+    the compiled mapper raise (its status message is a str): the accepted request was set aside,
+    not stored. Found by test_hostile_trace_requests_are_refused_or_stored."""
+    span = make_span()
+    span.status.code = 2  # error, without a message of its own: the exception's is shown
+    span.events.add(name="exception", attributes=[kv("exception.message", message)])
+    assert pipeline.run("regressions", trace_request([span]).SerializeToString(), TRACES, PROTOBUF) == "stored"
+    assert map_traces_request(trace_request([span])).observations[0]["status_message"] == shown
+
+
 # ---------------------------------------------------------------- REST: 500s
 
 
