@@ -26,6 +26,24 @@ def _body(index: int, size: int = 64 * 1024) -> bytes:
     return trace_request([make_span(name=f"s{index}", attributes={"blob": "x" * size})]).SerializeToString()
 
 
+def _holding_wal_writes(server) -> threading.Event:  # type: ignore[no-untyped-def]
+    """Make every WAL write wait until the returned event is set (or 30 s pass)."""
+    released = threading.Event()
+    write = server.wal._write_durably
+
+    def held(data: bytes) -> None:
+        released.wait(timeout=30)
+        write(data)
+
+    server.wal._write_durably = held
+    return released
+
+
+def _admission(limit_mib: int) -> dict:
+    protocols = {"grpc": {"endpoint": "127.0.0.1:0"}, "http": {"endpoint": "127.0.0.1:0"}}
+    return {"otlp": {"protocols": protocols, "admission": {"request_limit_mib": limit_mib}}}
+
+
 def test_full_backlog_answers_429_then_recovers_and_keeps_memory_flat(start_server):
     server = start_server(storage={"wal": {"max_backlog_mib": 1}})
     server.pipeline.pause()
@@ -89,14 +107,7 @@ def test_many_concurrent_grpc_exports_wait_their_turn_instead_of_a_refusal_witho
     # 7,545 exports). Now they queue for the receiver's threads like HTTP requests do; only
     # streams past 128 on one connection are refused, as UNAVAILABLE, which every exporter retries.
     server = start_server()
-    released = threading.Event()
-    write = server.wal._write_durably
-
-    def held(data: bytes) -> None:  # every export waits on its WAL write until the test lets go
-        released.wait(timeout=30)
-        write(data)
-
-    server.wal._write_durably = held
+    released = _holding_wal_writes(server)  # every export waits on its WAL write until the test lets go
     with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
         export = channel.unary_unary(
             "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
@@ -116,25 +127,7 @@ def test_many_concurrent_grpc_exports_wait_their_turn_instead_of_a_refusal_witho
     wait_until(lambda: len(server.query.observations("default")) == outcomes[grpc.StatusCode.OK])
 
 
-def _holding_wal_writes(server) -> threading.Event:  # type: ignore[no-untyped-def]
-    """Make every WAL write wait until the returned event is set (or 30 s pass)."""
-    released = threading.Event()
-    write = server.wal._write_durably
-
-    def held(data: bytes) -> None:
-        released.wait(timeout=30)
-        write(data)
-
-    server.wal._write_durably = held
-    return released
-
-
-def _admission(limit_mib: int) -> dict:
-    protocols = {"grpc": {"endpoint": "127.0.0.1:0"}, "http": {"endpoint": "127.0.0.1:0"}}
-    return {"otlp": {"protocols": protocols, "admission": {"request_limit_mib": limit_mib}}}
-
-
-def test_requests_past_the_in_flight_budget_are_refused_retryably_before_their_body_is_kept(start_server):
+def test_requests_past_the_in_flight_budget_are_refused_retryably(start_server):
     # Requests held in memory used to have no bound: 600 exporters of 0.8 MB took the collector
     # past 800 MiB. Now those past receivers.otlp.admission.request_limit_mib are refused at once,
     # on both transports, with the answers exporters retry.
