@@ -133,8 +133,8 @@ class OtlpProtocols(_Strict):
 
 
 class Admission(_Strict):
-    # Bytes of requests (bodies, decompressed too) all receivers may hold at once; more are
-    # refused with a retryable answer. At least one request of the largest size always fits.
+    # Bytes of requests all receivers may hold at once (collector.admission says how they count);
+    # more are refused with a retryable answer. One request alone is always taken.
     request_limit_mib: int = Field(64, gt=0, le=64 * 1024)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -54,18 +55,31 @@ def _hex_id_to_base64(value: Any) -> Any:
         return _UNUSABLE_ID
 
 
-def _convert_ids(node: Any, depth: int = 0) -> None:
+def _base64_id_to_hex(value: Any) -> Any:
+    return base64.b64decode(value).hex() if isinstance(value, str) else value
+
+
+def _convert_ids(node: Any, convert: Callable[[Any], Any] = _hex_id_to_base64, depth: int = 0) -> None:
+    """Rewrite, in place, every id of an OTLP document's spans, links and log records with ``convert``."""
     if depth > 8:
         return
     if isinstance(node, list):
         for item in node:
-            _convert_ids(item, depth + 1)
+            _convert_ids(item, convert, depth + 1)
     elif isinstance(node, dict):
         for key, value in node.items():
             if key in _ID_KEYS:
-                node[key] = _hex_id_to_base64(value)
+                node[key] = convert(value)
             elif key in _CONTAINERS:
-                _convert_ids(value, depth + 1)
+                _convert_ids(value, convert, depth + 1)
+
+
+def to_document(message: Any, integer_enums: bool = False) -> dict[str, Any]:
+    """``message`` as an OTLP/JSON document: the proto3 JSON mapping with hex ids (and enums as
+    numbers with ``integer_enums``, as OpenTelemetry's exporters write them)."""
+    mapped = json_format.MessageToDict(message, use_integers_for_enums=integer_enums)
+    _convert_ids(mapped, _base64_id_to_hex)
+    return mapped
 
 
 def parse(body: bytes, message_type: type) -> Any:
@@ -172,6 +186,7 @@ def _fields(node: dict[str, Any], table: dict[str, _Field], depth: int) -> dict[
         raise _Unusual
     out: dict[str, Any] = {}
     oneofs: set[str] | None = None
+    alone = len(node) == 1  # (most AnyValues): no second member of a oneof to look for
     for key, value in node.items():
         field = table.get(key)
         if field is None:
@@ -181,7 +196,7 @@ def _fields(node: dict[str, Any], table: dict[str, _Field], depth: int) -> dict[
         name, kind, argument, repeated, oneof = field
         if value is None or name in out:
             raise _Unusual
-        if oneof is not None:
+        if oneof is not None and not alone:
             if oneofs is None:
                 oneofs = set()
             elif oneof in oneofs:
@@ -242,5 +257,5 @@ def _value(kind: int, argument: Any, value: Any) -> Any:
 
 
 def render(message: Any) -> bytes:
-    """Encode a response message as OTLP/JSON."""
-    return json_format.MessageToJson(message, indent=None).encode()
+    """Encode a message (an answer, or a request) as OTLP/JSON."""
+    return orjson.dumps(to_document(message))

@@ -25,7 +25,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from collector.admission import Hold
 from collector.api.common import ApiContext, ApiError, context
 from collector.auth import INVALID_CREDENTIALS, AuthError
-from collector.receivers.http import JSON_DECODED_FACTOR, HttpError, decompress, read_body
+from collector.receivers.http import HttpError, read_held_body
 from semconv import legacy
 from storage.wal import Signal, WalClosed, WalFull, WalWriteFailed
 
@@ -94,13 +94,9 @@ async def read_json(request: Request, hold: Hold) -> Any:
     protocols = context(request).config.receivers.otlp.protocols
     limit = protocols.http.max_request_body_size if protocols.http is not None else 16 * 1024 * 1024
     try:
-        raw = await read_body(request, limit, hold)
-        body = decompress(raw, request.headers.get("content-encoding"), limit)
+        body = await read_held_body(request, limit, hold, json=True)
     except HttpError as exc:
         raise ApiError(exc.status, exc.message, "InvalidRequestError") from None
-    if body is not raw:
-        hold.take(len(body))
-    hold.take(JSON_DECODED_FACTOR * len(body))  # what it takes decoded
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:

@@ -34,7 +34,7 @@ RETRY_AFTER_SECONDS = 1
 _JSON_INLINE_BYTES = 64 * 1024  # OTLP/JSON bodies parsed on the event loop; bigger ones in a thread
 # What an OTLP/JSON body takes decoded, as Python objects and then constructor arguments, in its
 # own bytes (measured 7.5 on the benchmark's requests): held in the request budget beside the body.
-JSON_DECODED_FACTOR = 8
+_JSON_DECODED_FACTOR = 8
 
 ROUTES: dict[str, SignalSpec] = {
     "/v1/traces": TRACES,
@@ -131,7 +131,7 @@ def _unzstd(body: bytes, limit: int) -> bytes:
         raise HttpError(400, "body is not valid zstd data") from None
 
 
-async def read_body(request: Request, limit: int, hold: Hold | None = None) -> bytes:
+async def read_body(request: Request, limit: int, hold: Hold) -> bytes:
     """The request body, at most ``limit`` bytes (413 past it), held in ``hold`` chunk by chunk
     as it arrives (not as declared: a client trickling a big body in holds only what it sent).
     When the budget cannot spare a chunk, the rest of the body is read and dropped (the
@@ -148,16 +148,28 @@ async def read_body(request: Request, limit: int, hold: Hold | None = None) -> b
             if refused is not None:
                 break
             raise HttpError(413, f"body exceeds the limit of {limit} bytes", reason="too_large")
-        if refused is None and hold is not None:
+        if refused is None:
             try:
                 hold.take(len(chunk))
             except Busy as busy:
-                refused, chunks = busy, []
-        if refused is None:
-            chunks.append(chunk)
+                refused, chunks = busy, []  # what was kept is dropped; the rest is read past
+            else:
+                chunks.append(chunk)
     if refused is not None:
         raise refused
     return b"".join(chunks)
+
+
+async def read_held_body(request: Request, limit: int, hold: Hold, json: bool) -> bytes:
+    """The body with ``Content-Encoding`` undone (:func:`read_body`, :func:`decompress`), holding
+    in ``hold`` what decompressing adds and, for JSON, what decoding it will take."""
+    raw = await read_body(request, limit, hold)
+    body = decompress(raw, request.headers.get("content-encoding"), limit)
+    if body is not raw:
+        hold.take(len(body))
+    if json:
+        hold.take(_JSON_DECODED_FACTOR * len(body))
+    return body
 
 
 async def discard_body(request: Request, limit: int) -> None:
@@ -215,12 +227,7 @@ class OtlpHttpHandler:
             except WalFull:
                 await discard_body(request, self.max_body_bytes)
                 raise
-            raw = await read_body(request, self.max_body_bytes, hold)
-            body = decompress(raw, request.headers.get("content-encoding"), self.max_body_bytes)
-            if body is not raw:
-                hold.take(len(body))
-            if encoding == JSON:
-                hold.take(JSON_DECODED_FACTOR * len(body))
+            body = await read_held_body(request, self.max_body_bytes, hold, json=encoding == JSON)
             if encoding == JSON and len(body) > _JSON_INLINE_BYTES:
                 # ~0.1 ms a span: off the event loop, which serves every other request meanwhile.
                 message = await asyncio.to_thread(self._parse, body, spec, encoding)

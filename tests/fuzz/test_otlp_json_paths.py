@@ -4,7 +4,6 @@ the same message, or both a refusal."""
 
 from __future__ import annotations
 
-import base64
 import random
 from typing import Any
 
@@ -20,20 +19,6 @@ from collector import otlp_json
 from tests.fuzz.campaign import count, fuzz_settings
 from tests.fuzz.test_fuzz_otlp import json_trace_bodies, log_requests, trace_requests
 from tests.otlp_helpers import make_span, trace_request
-
-_IDS = ("traceId", "spanId", "parentSpanId")
-
-
-def _hex_ids(node: Any) -> Any:
-    """json_format's rendering (base64 ids) as OTLP/JSON (hex ids)."""
-    if isinstance(node, list):
-        return [_hex_ids(item) for item in node]
-    if isinstance(node, dict):
-        return {
-            key: base64.b64decode(value).hex() if key in _IDS and isinstance(value, str) else _hex_ids(value)
-            for key, value in node.items()
-        }
-    return node
 
 
 def _snake(key: str) -> str:
@@ -110,7 +95,7 @@ def test_well_formed_and_disturbed_json_parse_alike(signal: str, data: st.DataOb
         message = message_type.FromString(encoded)
     except Exception:
         return  # the strategies also draw damaged encodings
-    document = _hex_ids(json_format.MessageToDict(message))
+    document = otlp_json.to_document(message)
     parsed = _agree(orjson.dumps(document), message_type, f"otlp_json:{signal}")
     if parsed != "refused":  # (json_format refuses AnyValues nested more than 64 deep)
         # The request comes back whole (compared as JSON: a NaN is not equal to itself).
@@ -142,7 +127,7 @@ def _genai_request() -> ExportTraceServiceRequest:
 def test_an_exporters_request_parses_alike_and_whole(seed: int) -> None:
     # As OpenTelemetry JS's exporter writes it: hex ids, 64-bit integers as strings, enums as numbers.
     request = _genai_request()
-    document = _hex_ids(json_format.MessageToDict(request, use_integers_for_enums=True))
+    document = otlp_json.to_document(request, integer_enums=True)
     parsed = _agree(orjson.dumps(document), ExportTraceServiceRequest, "otlp_json:exporter")
     assert ExportTraceServiceRequest.FromString(parsed) == request
     _agree(orjson.dumps(_disturb(document, random.Random(seed))), ExportTraceServiceRequest, "otlp_json:disturbed")
