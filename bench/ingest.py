@@ -484,7 +484,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def write_config(path: Path, data_dir: Path, grpc_port: int, http_port: int, max_backlog_mib: int = 1024) -> None:
+def write_config(
+    path: Path, data_dir: Path, grpc_port: int, http_port: int, max_backlog_mib: int = 1024, workers: int = 2
+) -> None:
     doc = {
         "receivers": {
             "otlp": {
@@ -494,7 +496,7 @@ def write_config(path: Path, data_dir: Path, grpc_port: int, http_port: int, max
                 }
             }
         },
-        "exporters": {"parquet": {"path": str(data_dir), "flush_interval": "1s"}},
+        "exporters": {"parquet": {"path": str(data_dir), "flush_interval": "1s", "workers": workers}},
         "service": {
             "pipelines": {
                 "traces": {"receivers": ["otlp"], "exporters": ["parquet"]},
@@ -533,12 +535,12 @@ class RssSampler(threading.Thread):
 
 
 class ServerProcess:
-    def __init__(self, workdir: Path, max_backlog_mib: int = 1024) -> None:
+    def __init__(self, workdir: Path, max_backlog_mib: int = 1024, workers: int = 2) -> None:
         self.data_dir = workdir / "data"
         self.config_path = workdir / "config.yaml"
         self.log_path = workdir / "server.log"
         self.grpc_port, self.http_port = free_port(), free_port()
-        write_config(self.config_path, self.data_dir, self.grpc_port, self.http_port, max_backlog_mib)
+        write_config(self.config_path, self.data_dir, self.grpc_port, self.http_port, max_backlog_mib, workers)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -950,6 +952,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the server's WAL backlog bound; a small one shows sustained overload (default: %(default)s)",
     )
     parser.add_argument(
+        "--workers", type=int, default=2, help="the parquet exporter's mapping processes (default: %(default)s)"
+    )
+    parser.add_argument(
         "--max-requests",
         type=int,
         default=100_000,
@@ -1003,7 +1008,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     workdir = Path(tempfile.mkdtemp(prefix="spanfuse-bench-"))
-    server = ServerProcess(workdir, args.max_backlog_mib)
+    server = ServerProcess(workdir, args.max_backlog_mib, args.workers)
     sampler: RssSampler | None = None
     rows: RowCounter | None = None
     steps: list[StepResult] = []

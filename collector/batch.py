@@ -113,6 +113,23 @@ def _stored_row(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def set_aside(root: Path, record: WalRecord, error: BaseException) -> Path:
+    """Keep a record that cannot be stored as ``quarantine/wal/<offset>-<project>.<kind>``,
+    durably before its WAL offset is committed: acknowledged data is never dropped. The file
+    is the WAL payload: an OTLP request as received (to send again once what stopped it is
+    fixed), or the JSON the Langfuse routes validated. Returns where it is."""
+    name = f"wal/{record.offset:020d}-{record.project_id}.{_KINDS.get(record.signal, 'bin')}"
+    kept = quarantine_bytes(root, name, record.payload)
+    log.error(
+        "wal record cannot be stored offset=%d project=%s error=%r; set aside as %s",
+        record.offset,
+        record.project_id,
+        error,
+        kept.relative_to(root),
+    )
+    return kept
+
+
 class BatchProcessor:
     """Turns WAL records into published Parquet files; one per process.
 
@@ -138,7 +155,7 @@ class BatchProcessor:
         """Map and write ``records``; raises on what a retry may cure (a full disk, say).
 
         A record that cannot be stored — damaged, or meeting a bug — would fail its batch on
-        every retry and hold up everything after it: it is set aside (:meth:`_set_aside`) and
+        every retry and hold up everything after it: it is set aside (:func:`set_aside`) and
         the batch goes on without it.
         """
         result = BatchResult()
@@ -192,21 +209,9 @@ class BatchProcessor:
             total.add(flushed)
         return total
 
-    def _set_aside(self, record: WalRecord, error: Exception, result: BatchResult) -> None:
-        """Keep a record that cannot be stored as ``quarantine/wal/<offset>-<project>.<kind>``,
-        durably before its WAL offset is committed: acknowledged data is never dropped. The file
-        is the WAL payload: an OTLP request as received (to send again once what stopped it is
-        fixed), or the JSON the Langfuse routes validated."""
+    def _set_aside(self, record: WalRecord, error: BaseException, result: BatchResult) -> None:
         result.set_aside += 1
-        name = f"wal/{record.offset:020d}-{record.project_id}.{_KINDS.get(record.signal, 'bin')}"
-        kept = quarantine_bytes(self.root, name, record.payload)
-        log.error(
-            "wal record cannot be stored offset=%d project=%s error=%r; set aside as %s",
-            record.offset,
-            record.project_id,
-            error,
-            kept.relative_to(self.root),
-        )
+        set_aside(self.root, record, error)
 
     def _map(self, record: WalRecord, result: BatchResult) -> None:
         ingest = {"ingested_at": record.received_ns // 1000, "ingest_seq": record.offset}
@@ -379,6 +384,11 @@ def _exit_with_parent() -> None:
 def process_in_worker(records: list[WalRecord]) -> BatchResult:
     assert _processor is not None, "init_worker was not called"
     return _processor.process(records)
+
+
+def worker_is_ready() -> bool:
+    """Whether a pool worker started and set itself up (the pipeline asks after a worker died)."""
+    return _processor is not None
 
 
 def compact(

@@ -36,6 +36,8 @@ from collector.batch import (
     compact_in_worker,
     init_worker,
     process_in_worker,
+    set_aside,
+    worker_is_ready,
 )
 from collector.pricing import PricingEntry
 from collector.telemetry import Telemetry
@@ -49,6 +51,8 @@ CONSUMER = "parquet"
 _BATCH_BYTES = 16 * 1024 * 1024  # a batch is cut at this size or when the flush interval ends
 _RETRY_SECONDS = 1.0
 DRAIN_SECONDS = 20.0  # a clean stop processes the WAL's backlog for this long at most
+# A record that ends its worker this many times, alone in its batch, is set aside (not tried for good).
+_CRASHES_TO_SET_ASIDE = 2
 
 
 def _start_forkserver_deaf_to_the_terminal(context: Any) -> None:
@@ -110,6 +114,8 @@ class ParquetPipeline:
         self._rewound = False  # set after a failure: the records being gathered are read again
         self._new_workers = False  # with it: the failure was the workers' death, and they were replaced
         self._drain_on_stop = True  # whether stop() processes the WAL's backlog first (not when paused)
+        # Workers died with batches in flight: the records before this WAL offset go one at a time.
+        self._suspect_until = -1
         self._context = multiprocessing.get_context("forkserver")
         self._stopping = StopFlag(self._context)  # set first thing in stop(): ends compaction passes
 
@@ -240,6 +246,9 @@ class ParquetPipeline:
             self._settle(block=len(self._inflight) > self.workers)
 
     def _submit(self, batch: list[WalRecord]) -> None:
+        if self._pool is not None and batch and batch[0].offset < self._suspect_until:
+            self._submit_one_at_a_time(batch)
+            return
         end = self.reader.position
         if self._pool is not None:
             try:
@@ -256,6 +265,64 @@ class ParquetPipeline:
             except Exception as exc:  # reported like a worker's failure
                 future.set_exception(exc)
         self._inflight.append((end, future))
+
+    def _submit_one_at_a_time(self, batch: list[WalRecord]) -> None:
+        """Process the records a worker died on, each alone and waited for, then the rest of ``batch``.
+
+        A record that makes its worker crash (a fault in native code, the kernel's OOM killer)
+        would otherwise fail its batch on every retry, and nothing after it would be stored. One
+        that ends its worker :data:`_CRASHES_TO_SET_ASIDE` times alone, while new workers start
+        and answer, is set aside as a record that raises is (:func:`~collector.batch.set_aside`).
+        """
+        while self._inflight:  # commits stay in WAL order
+            self._settle(block=True)
+            if self._rewound:
+                return
+        for index, record in enumerate(batch):
+            if record.offset >= self._suspect_until:
+                self._suspect_until = -1
+                self._submit(batch[index:])
+                return
+            crashes = 0
+            while True:
+                try:
+                    result = self._run_alone(record)
+                    break
+                except BrokenProcessPool as exc:
+                    crashes += 1
+                    self._replace_pool()
+                    if crashes < _CRASHES_TO_SET_ASIDE:
+                        continue
+                    if not self._workers_answer():  # workers cannot run at all: not the record's doing
+                        self._recover(exc)
+                        return
+                    set_aside(self.root, record, exc)
+                    result = BatchResult(records=1, set_aside=1)
+                    break
+                except Exception as exc:  # as a batch's failure (a full disk, no worker): retried later
+                    self._recover(exc)
+                    return
+            self._count(result)
+            self._commit(record.next_offset)
+        self._suspect_until = -1
+
+    def _run_alone(self, record: WalRecord) -> BatchResult:
+        """``record`` as a batch of its own; BrokenProcessPool only if its worker died with it."""
+        assert self._pool is not None
+        try:
+            future = self._pool.submit(process_in_worker, [record])
+        except Exception as exc:  # the pool broke before the record reached it
+            self._replace_pool()
+            raise RuntimeError(f"no worker: {exc!r}") from exc
+        return future.result()
+
+    def _workers_answer(self) -> bool:
+        """Whether new workers start and answer (then a crash was the record's doing)."""
+        assert self._pool is not None
+        try:
+            return self._pool.submit(worker_is_ready).result()
+        except Exception:
+            return False
 
     def _settle(self, block: bool) -> None:
         """Account for finished batches in WAL order; commit after the last one that succeeded."""
@@ -290,6 +357,9 @@ class ParquetPipeline:
     def _recover(self, error: BaseException) -> None:
         """A batch failed (e.g. disk full): drop what is in flight and read again from the commit point."""
         self.telemetry.consumer_errors.labels(CONSUMER, "batch_failed").inc()
+        if isinstance(error, BrokenProcessPool) and self._inflight:
+            # A worker died: one of the records in flight may be what kills it.
+            self._suspect_until = max(self._suspect_until, self._inflight[-1][0])
         for _, future in self._inflight:
             future.cancel()
         for _, future in self._inflight:

@@ -135,6 +135,47 @@ def test_a_worker_killed_between_batches_costs_a_retry_not_the_pipeline(tmp_path
         pipeline.stop()
     assert telemetry.consumer_errors.labels(CONSUMER, "batch_failed")._value.get() >= 1
     assert wal.committed()[CONSUMER] == wal.durable_offset
+    # The records met the dead worker, but went through alone on a new one: nothing set aside.
+    assert telemetry.consumer_errors.labels(CONSUMER, "set_aside")._value.get() == 0
+    assert not (tmp_path / "quarantine").exists()
+
+
+_CRASH_MARK = b"crash-the-worker"
+
+
+def process_or_crash(records: list[WalRecord]) -> batch_module.BatchResult:
+    """The pipeline's worker task, except that a worker handed a record holding :data:`_CRASH_MARK`
+    dies as a fault in native code would take it down (imported by the worker, by this name)."""
+    if any(_CRASH_MARK in record.payload for record in records):
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return batch_module.process_in_worker(records)
+
+
+def test_a_record_that_crashes_its_worker_is_set_aside_and_the_rest_goes_on(tmp_path, monkeypatch):
+    # Each retry of the batch killed a new worker: nothing after the record was stored, and once
+    # the WAL's bound was reached every export was refused. Now the records of the batches in
+    # flight go again one at a time; the one that ends its worker alone twice is set aside.
+    monkeypatch.setattr(pipeline_module, "process_in_worker", process_or_crash)
+    telemetry = Telemetry()
+    wal, pipeline = _started_with_one_worker(tmp_path, telemetry)
+    pipeline.flush_interval = 3600  # one batch: the record that crashes sits among others
+    try:
+        before = _fill(wal, 3, 10)
+        crash = make_span(name=_CRASH_MARK.decode())
+        wal.append(Signal.TRACES, "default", trace_request([crash]).SerializeToString()).result()
+        after = _fill(wal, 3, 10)
+        pipeline.flush_interval = 0.05
+        wait_until(lambda: sorted(_stored_ids(tmp_path)) == sorted(before | after), timeout=60)
+        wait_until(lambda: wal.committed()[CONSUMER] == wal.durable_offset, timeout=30)
+    finally:
+        wal.close()
+        pipeline.stop()
+    (kept,) = (tmp_path / "quarantine" / "wal").iterdir()
+    assert kept.name.endswith("-default.traces.pb")
+    request = ExportTraceServiceRequest.FromString(kept.read_bytes())  # the request as received
+    assert [span.span_id for span in request.resource_spans[0].scope_spans[0].spans] == [crash.span_id]
+    assert telemetry.consumer_errors.labels(CONSUMER, "set_aside")._value.get() == 1
+    assert telemetry.consumer_errors.labels(CONSUMER, "batch_failed")._value.get() == 1
 
 
 def test_workers_dead_before_a_stop_are_replaced_and_the_stop_still_lands_the_backlog(tmp_path):
