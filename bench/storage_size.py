@@ -55,7 +55,7 @@ def main() -> None:
         for i in range(args.requests):
             payload = fresh_payload(templates[i % len(templates)])
             otlp_bytes += len(payload)
-            wal_bytes += len(encode_frame(Signal.TRACES, PROJECT, time.time_ns(), payload))
+            wal_bytes += sum(map(len, encode_frame(Signal.TRACES, PROJECT, time.time_ns(), payload)))
             record = WalRecord(i, i + 1, Signal.TRACES, PROJECT, time.time_ns(), payload)
             processor.process([record])
         mapping_seconds = time.perf_counter() - started

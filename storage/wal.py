@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import errno
 import logging
+import mmap
 import os
 import struct
 import threading
@@ -31,7 +33,7 @@ from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any
 
 from storage.fsutil import atomic_write_bytes, fsync_dir, remove_stray_temporaries
 
@@ -44,6 +46,10 @@ HEADER_SIZE = _HEADER.size
 _MAGIC_BYTES = struct.pack("<I", MAGIC)
 _MAX_BODY = 1 << 30
 _MAX_GROUP_BYTES = 32 * 1024 * 1024
+# Payloads smaller than this are copied out of the WAL as it is read; bigger ones stay in its file
+# until used (see WalRecord).
+_COPIED_PAYLOAD_BYTES = 64 * 1024
+_IOV_MAX = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "sysconf") else 16
 
 
 class Signal:
@@ -78,14 +84,61 @@ class WalWriteFailed(WalError):
     """Writing or fsyncing failed (e.g. disk full); nothing of the append was kept."""
 
 
-@dataclass(frozen=True, slots=True)
 class WalRecord:
-    offset: int
-    next_offset: int
-    signal: int
-    project_id: str
-    received_ns: int
-    payload: bytes
+    """One durable record: where it is in the log, what it holds, and its payload.
+
+    A record read from the log keeps its payload in the segment file until :attr:`payload` is
+    first used, and a pickled one (the batches handed to worker processes) carries only where
+    the payload is: copying each request through the collector's memory, a pipe and a worker's
+    unpickling cost more than the worker reading it from the page cache. The reader checked the
+    frame's checksum; the segment stays until every consumer has committed past the record.
+    """
+
+    __slots__ = ("_payload", "_segment", "next_offset", "offset", "project_id", "received_ns", "signal")
+
+    def __init__(
+        self,
+        offset: int,
+        next_offset: int,
+        signal: int,
+        project_id: str,
+        received_ns: int,
+        payload: bytes | None = None,
+        segment: tuple[str, int, int] | None = None,
+    ) -> None:
+        if payload is None and segment is None:
+            raise ValueError("a WAL record needs its payload or where it is")
+        self.offset = offset
+        self.next_offset = next_offset
+        self.signal = signal
+        self.project_id = project_id
+        self.received_ns = received_ns
+        self._payload = payload
+        self._segment = segment  # (segment file, position of the payload in it, its size)
+
+    @property
+    def payload(self) -> bytes:
+        if self._payload is None:
+            assert self._segment is not None
+            path, at, size = self._segment
+            with open(path, "rb", buffering=0) as fh:
+                fh.seek(at)
+                data = fh.read(size)
+            if len(data) != size:  # an I/O error: the batch is tried again, and the reader meets the damage
+                raise OSError(errno.EIO, f"WAL record at offset {self.offset} is cut short in {path}")
+            self._payload = data
+        return self._payload
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        payload = self._payload if self._segment is None else None
+        fields = (self.offset, self.next_offset, self.signal, self.project_id, self.received_ns)
+        return (WalRecord, (*fields, payload, self._segment))
+
+    def __repr__(self) -> str:
+        return (
+            f"WalRecord(offset={self.offset}, next_offset={self.next_offset}, signal={self.signal}, "
+            f"project_id={self.project_id!r})"
+        )
 
 
 @dataclass
@@ -95,18 +148,29 @@ class RecoveryReport:
     damaged_regions: list[tuple[int, int]] = field(default_factory=list)
 
 
-def encode_frame(signal: int, project_id: str, received_ns: int, payload: bytes) -> bytes:
+def encode_frame(signal: int, project_id: str, received_ns: int, payload: bytes) -> tuple[bytes, bytes]:
+    """A frame as two parts written one after the other: its head (header, meta, project) and
+    ``payload``, not copied (a request's hundreds of KiB joined into a new buffer cost a copy
+    and the page faults of fresh memory, more than the checksum)."""
     project = project_id.encode()
-    body = _META.pack(signal, received_ns, len(project)) + project + payload
-    return _HEADER.pack(MAGIC, len(body), zlib.crc32(body)) + body
+    meta = _META.pack(signal, received_ns, len(project)) + project
+    crc = zlib.crc32(payload, zlib.crc32(meta))
+    return _HEADER.pack(MAGIC, len(meta) + len(payload), crc) + meta, payload
 
 
-def _decode_body(offset: int, body: bytes) -> WalRecord:
-    signal, received_ns, plen = _META.unpack_from(body)
-    start = _META.size
-    project = body[start : start + plen].decode()
-    payload = body[start + plen :]
-    return WalRecord(offset, offset + HEADER_SIZE + len(body), signal, project, received_ns, payload)
+def _write_all(fd: int, parts: list[bytes]) -> None:
+    """Write ``parts`` in order with as few system calls as the OS allows (partial writes resumed)."""
+    views = [memoryview(part) for part in parts if part]
+    first = 0
+    while first < len(views):
+        written = os.writev(fd, views[first : first + _IOV_MAX])
+        while written:
+            size = len(views[first])
+            if written < size:
+                views[first] = views[first][written:]
+                break
+            written -= size
+            first += 1
 
 
 def _frame_at(buf: bytes | memoryview, pos: int) -> int:
@@ -136,7 +200,8 @@ def _next_valid_frame(buf: bytes, pos: int) -> int:
 
 @dataclass
 class _Pending:
-    frame: bytes
+    frame: tuple[bytes, bytes]  # see encode_frame
+    size: int
     future: Future[int]
 
 
@@ -269,14 +334,15 @@ class WriteAheadLog:
         during shutdown; the future fails with :class:`WalWriteFailed` on an I/O error.
         """
         frame = encode_frame(signal, project_id, received_ns or time.time_ns(), payload)
+        size = len(frame[0]) + len(frame[1])
         future: Future[int] = Future()
         with self._cond:
             if self._closed:
                 raise WalClosed("the write-ahead log is closed")
-            if self._backlog_locked() + len(frame) > self.max_backlog_bytes:
+            if self._backlog_locked() + size > self.max_backlog_bytes:
                 raise WalFull("write-ahead log backlog is over its bound; retry later")
-            self._queue.append(_Pending(frame, future))
-            self._queued_bytes += len(frame)
+            self._queue.append(_Pending(frame, size, future))
+            self._queued_bytes += size
             self._cond.notify_all()
         return future
 
@@ -288,21 +354,21 @@ class WriteAheadLog:
                 return None
             group: list[_Pending] = []
             size = 0
-            while self._queue and (not group or size + len(self._queue[0].frame) <= _MAX_GROUP_BYTES):
+            while self._queue and (not group or size + self._queue[0].size <= _MAX_GROUP_BYTES):
                 item = self._queue.popleft()
                 group.append(item)
-                size += len(item.frame)
+                size += item.size
             return group
 
     def _writer_loop(self) -> None:
         while (group := self._take_group()) is not None:
-            data = b"".join(item.frame for item in group)
+            size = sum(item.size for item in group)
             try:
                 self._maybe_roll()
-                self._write_durably(data)
+                self._write_durably([part for item in group for part in item.frame])
             except OSError as exc:
                 with self._cond:
-                    self._queued_bytes -= len(data)
+                    self._queued_bytes -= size
                 error = WalWriteFailed(f"write-ahead log write failed: {exc.strerror or exc}")
                 log.error("wal write failed error=%s records=%d", exc, len(group))
                 for item in group:
@@ -310,20 +376,17 @@ class WriteAheadLog:
                 continue
             offset = self._durable
             with self._cond:
-                self._durable += len(data)
-                self._queued_bytes -= len(data)
+                self._durable += size
+                self._queued_bytes -= size
                 self._cond.notify_all()
             for item in group:
                 item.future.set_result(offset)
-                offset += len(item.frame)
+                offset += item.size
 
-    def _write_durably(self, data: bytes) -> None:
+    def _write_durably(self, parts: list[bytes]) -> None:
         before = self._durable - self._segments[-1]
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
+            _write_all(self._fd, parts)
             started = time.perf_counter()
             if self.fsync:
                 os.fdatasync(self._fd)
@@ -437,45 +500,68 @@ class WalReader:
         self.skipped_bytes = 0
 
     def read(self, max_bytes: int = 16 * 1024 * 1024) -> list[WalRecord]:
-        """Return durable records from the current position, about ``max_bytes`` at most."""
+        """Return durable records from the current position, about ``max_bytes`` at most.
+
+        The segment is mapped, not read: a frame's checksum is checked in place, and a payload
+        of :data:`_COPIED_PAYLOAD_BYTES` or more stays in the file (see :class:`WalRecord`)."""
         records: list[WalRecord] = []
         budget = max_bytes
         while budget > 0 and self.position < self.wal.durable_offset:
             start, end = self.wal._locate(self.position)
             if self.position >= end:  # at the boundary of a segment that is being rolled
                 break
-            with open(self.wal._segment_path(start), "rb") as fh:
-                fh.seek(self.position - start)
-                while budget > 0 and self.position < end:
-                    record = self._read_frame(fh, start, end)
-                    if record is not None:
+            path = self.wal._segment_path(start).absolute()  # workers read payloads from it
+            with open(path, "rb") as fh:
+                present = min(end, start + os.fstat(fh.fileno()).st_size)
+                if present <= self.position:  # the file was cut short behind the log's back
+                    self._skip(end - self.position)
+                    continue
+                with mmap.mmap(fh.fileno(), present - start, access=mmap.ACCESS_READ) as mapped:
+                    while budget > 0 and self.position < present:
+                        record = self._read_frame(mapped, str(path), start, present)
+                        if record is None:
+                            self._skip_damage(mapped, start, present)
+                            continue
                         records.append(record)
                         budget -= record.next_offset - record.offset
         return records
 
-    def _read_frame(self, fh: BinaryIO, start: int, end: int) -> WalRecord | None:
-        header = fh.read(HEADER_SIZE)
-        if len(header) == HEADER_SIZE:
-            magic, length, crc = _HEADER.unpack(header)
-            if magic == MAGIC and _META.size <= length <= end - self.position - HEADER_SIZE:
-                body = fh.read(length)
-                if len(body) == length and zlib.crc32(body) == crc:
-                    record = _decode_body(self.position, body)
-                    self.position = record.next_offset
-                    return record
-        self._skip_damage(fh, start, end)
-        return None
+    def _read_frame(self, mapped: mmap.mmap, path: str, start: int, end: int) -> WalRecord | None:
+        """The valid frame at the current position (and move past it), or None."""
+        pos = self.position - start
+        if self.position + HEADER_SIZE > end:
+            return None
+        magic, length, crc = _HEADER.unpack_from(mapped, pos)
+        if magic != MAGIC or not _META.size <= length <= end - self.position - HEADER_SIZE:
+            return None
+        body = pos + HEADER_SIZE
+        with memoryview(mapped) as view:
+            if zlib.crc32(view[body : body + length]) != crc:
+                return None
+        signal, received_ns, project_size = _META.unpack_from(mapped, body)
+        at = body + _META.size + project_size
+        if at > body + length:
+            return None
+        project = mapped[body + _META.size : at].decode()
+        next_offset = self.position + HEADER_SIZE + length
+        size = body + length - at
+        if size < _COPIED_PAYLOAD_BYTES:
+            record = WalRecord(self.position, next_offset, signal, project, received_ns, mapped[at : at + size])
+        else:
+            record = WalRecord(self.position, next_offset, signal, project, received_ns, segment=(path, at, size))
+        self.position = next_offset
+        return record
 
-    def _skip_damage(self, fh: BinaryIO, start: int, end: int) -> None:
+    def _skip_damage(self, mapped: mmap.mmap, start: int, end: int) -> None:
         """Move past damaged bytes to the next valid frame of the segment (or to its end)."""
-        fh.seek(self.position - start)
-        rest = fh.read(end - self.position)
+        rest = mapped[self.position - start : end - start]
         resume = _next_valid_frame(rest, 0)
-        skip = resume if resume >= 0 else len(rest)
-        log.error("wal damaged data skipped consumer=%s from=%d bytes=%d", self.name, self.position, skip)
-        self.skipped_bytes += skip
-        self.position += skip
-        fh.seek(self.position - start)
+        self._skip(resume if resume >= 0 else len(rest))
+
+    def _skip(self, size: int) -> None:
+        log.error("wal damaged data skipped consumer=%s from=%d bytes=%d", self.name, self.position, size)
+        self.skipped_bytes += size
+        self.position += size
 
     def commit(self, offset: int | None = None) -> None:
         """Persist progress up to ``offset`` (default: everything read so far)."""

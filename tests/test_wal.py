@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import threading
 from pathlib import Path
 
@@ -33,6 +34,30 @@ def test_records_read_back_in_order_with_their_metadata(tmp_path):
         (f"p{i}", f"payload {i}".encode(), 1000 + i, Signal.TRACES) for i in range(5)
     ]
     assert records[-1].next_offset == wal.durable_offset
+    wal.close()
+
+
+def test_a_big_payload_is_handed_on_by_where_it_is_and_read_from_the_log_when_used(tmp_path):
+    # A batch of records goes to a worker process pickled: the big payloads as where they are in
+    # the segment (the worker reads them from the page cache), the small ones as bytes.
+    wal = _open(tmp_path, segment_bytes=1 << 20)
+    big = [os.urandom(700_000) for _ in range(3)]  # past one segment: the records span two files
+    small = b"a few spans"
+    for payload in (big[0], small, big[1], big[2]):
+        wal.append(Signal.TRACES, "p", payload).result()
+    records = wal.consumer("parquet").read()
+    sent = pickle.dumps(records, protocol=pickle.HIGHEST_PROTOCOL)
+    assert len(sent) < 2_000  # no payload of 700 kB went with them
+    received = pickle.loads(sent)
+    assert [r.payload for r in received] == [big[0], small, big[1], big[2]]
+    assert [(r.offset, r.next_offset, r.project_id) for r in received] == [
+        (r.offset, r.next_offset, r.project_id) for r in records
+    ]
+    assert len(_segments(tmp_path)) == 2
+    with open(_segments(tmp_path)[0], "r+b") as fh:
+        fh.truncate(100_000)  # cut short behind the log's back: an error, never a short payload
+    with pytest.raises(OSError, match="cut short"):  # retryable: a batch is tried again
+        _ = pickle.loads(sent)[0].payload
     wal.close()
 
 

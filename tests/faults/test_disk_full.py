@@ -75,7 +75,7 @@ class TmpfsDisk:
 
 
 class InjectedDisk:
-    """``ENOSPC`` from the WAL's ``os.write``, from fsync when publishing files, and mid-Parquet write."""
+    """``ENOSPC`` from the WAL's writes, from fsync when publishing files, and mid-Parquet write."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.full = False
@@ -87,8 +87,13 @@ class InjectedDisk:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             return real_os.write(fd, data)
 
+        def writev(fd: int, buffers: Any) -> int:
+            if disk.full:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return real_os.writev(fd, buffers)
+
         proxy = SimpleNamespace(**{name: getattr(real_os, name) for name in dir(real_os) if not name.startswith("__")})
-        proxy.write = write
+        proxy.write, proxy.writev = write, writev
         monkeypatch.setattr(storage.wal, "os", proxy)
 
         real_fsync_file = storage.fsutil.fsync_file
