@@ -13,6 +13,7 @@ start-up (about a second of CPU) is inside the time, as it is after a collector 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -65,6 +66,9 @@ def main() -> None:
     parser.add_argument("--code", type=Path, default=Path(__file__).resolve().parent.parent, help="checkout to run")
     args = parser.parse_args()
     sys.path[:0] = [str(args.code), str(Path(__file__).resolve().parent)]
+    # The workers' forkserver imports its preloaded modules before it takes this sys.path: from its
+    # working directory first, else from the installed checkout (whatever --code says).
+    os.chdir(args.code)
     rates = []
     for _ in range(args.rounds):
         figures = drain(args.records, args.workers)
