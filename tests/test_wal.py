@@ -144,6 +144,20 @@ def test_garbage_tail_is_truncated(tmp_path):
     wal.close()
 
 
+def test_a_segment_cut_short_while_open_is_read_up_to_the_cut_and_the_rest_reported(tmp_path):
+    # Not the log's doing (a tool, a broken disk): the reader maps what is there and never reads
+    # past the file's end, and the bytes that are gone count as skipped.
+    wal = _open(tmp_path)
+    offsets = [wal.append(Signal.TRACES, "p", f"record {i}".encode()).result() for i in range(3)]
+    with open(_segments(tmp_path)[-1], "r+b") as fh:
+        fh.truncate(offsets[1] + 5)  # into the second frame's header
+    reader = wal.consumer("c")
+    assert [r.payload for r in reader.read()] == [b"record 0"]
+    assert reader.position == wal.durable_offset
+    assert reader.skipped_bytes == wal.durable_offset - offsets[1]
+    wal.close()
+
+
 def test_damage_inside_a_segment_is_skipped_and_later_records_survive(tmp_path):
     wal = _open(tmp_path)
     offsets = [wal.append(Signal.TRACES, "p", f"record {i}".encode()).result() for i in range(3)]
