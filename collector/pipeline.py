@@ -290,13 +290,18 @@ class ParquetPipeline:
                     break
                 except BrokenProcessPool as exc:
                     crashes += 1
+                    log.error("a worker died with the WAL record at offset %d alone (%d times)", record.offset, crashes)
                     self._replace_pool()
                     if crashes < _CRASHES_TO_SET_ASIDE:
                         continue
                     if not self._workers_answer():  # workers cannot run at all: not the record's doing
                         self._recover(exc)
                         return
-                    set_aside(self.root, record, exc)
+                    try:
+                        set_aside(self.root, record, exc)
+                    except OSError as failed:  # a full disk, say: tried again from the last commit
+                        self._recover(failed)
+                        return
                     result = BatchResult(records=1, set_aside=1)
                     break
                 except Exception as exc:  # as a batch's failure (a full disk, no worker): retried later
