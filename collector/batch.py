@@ -63,8 +63,8 @@ def price(observation: dict[str, Any], prices: PriceTable, project_id: str) -> N
     usage = observation.get("usage_details")
     if not usage or observation.get("cost_source") == "provided":
         return
-    at = dt.datetime.fromtimestamp(observation["start_time"] / 1e6, dt.UTC)
-    result = prices.cost(usage, observation.get("model"), observation.get("provider"), project_id, at)
+    at_us = observation["start_time"]  # µs since the epoch, as the price table takes it
+    result = prices.cost(usage, observation.get("model"), observation.get("provider"), project_id, at_us)
     if result.unknown_model:
         observation["cost_source"] = "unknown_model"
         return

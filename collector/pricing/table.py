@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from functools import _CacheInfo, lru_cache
 
 from collector.pricing.config import PricingEntry
@@ -27,6 +27,11 @@ def _as_datetime(at: object) -> datetime | None:
     if isinstance(at, date):
         return datetime.combine(at, time.min, tzinfo=UTC)
     return None
+
+
+_DAY_US = 86_400_000_000
+_EPOCH_DAY = date(1970, 1, 1)
+_DAYS_KEPT = 4096  # days since the epoch -> date, for calls timed in µs (see PriceTable.cost)
 
 
 def _utc_day(at: datetime | None) -> date:
@@ -68,6 +73,7 @@ class PriceTable:
             self.default = None
         self._scoped = self._custom.project_scoped
         self._cached = lru_cache(maxsize=cache_size)(self._resolve_uncached)
+        self._days: dict[int, date] = {}
 
     # -- public API ------------------------------------------------------------------------------------------
 
@@ -76,7 +82,7 @@ class PriceTable:
     ) -> ModelPrices | None:
         """The prices that apply to a call of ``model`` (as sent) at ``at`` (None: now; naive: UTC), or None."""
         at = _as_datetime(at)
-        found = self._lookup(model, provider, project_id, at)
+        found = self._lookup(model, provider, project_id, _utc_day(at))
         if found is None or found.__class__ is ModelPrices:
             return found  # type: ignore[return-value]
         return found.select(at)  # type: ignore[union-attr]
@@ -87,24 +93,46 @@ class PriceTable:
         model: str | None,
         provider: str | None = None,
         project_id: str | None = None,
-        at: datetime | None = None,
+        at: datetime | float | None = None,
     ) -> CostResult:
-        """Price one call's disjoint usage buckets. Unknown model (or odd input) → ``unknown_model=True``."""
-        if at is not None and at.__class__ is not datetime:
-            at = _as_datetime(at)
+        """Price one call's disjoint usage buckets. Unknown model (or odd input) → ``unknown_model=True``.
+
+        ``at`` is when the call was made: a datetime (naive: UTC), a number of µs since the epoch
+        (as stored rows carry it: no datetime is made unless the prices change within a day), or
+        None for now.
+        """
         try:
-            if model.__class__ is str and (provider is None or provider.__class__ is str) and not self._scoped:
-                found = self._cached(model, provider, None, _utc_day(at)) if model else None  # the common case
+            timed_in_us = at.__class__ is int or at.__class__ is float
+            if timed_in_us:
+                day = self._day(int(at))  # type: ignore[arg-type]
             else:
-                found = self._lookup(model, provider, project_id, at)
+                if at is not None and at.__class__ is not datetime:
+                    at = _as_datetime(at)
+                day = _utc_day(at)  # type: ignore[arg-type]
+            if model.__class__ is str and (provider is None or provider.__class__ is str) and not self._scoped:
+                found = self._cached(model, provider, None, day) if model else None  # the common case
+            else:
+                found = self._lookup(model, provider, project_id, day)
             if found is None:
                 return unknown_cost()
             if found.__class__ is not ModelPrices:
-                found = found.select(at)  # type: ignore[union-attr]
+                if timed_in_us:
+                    at = datetime.fromtimestamp(at / 1e6, UTC)  # type: ignore[operator]
+                found = found.select(at)  # type: ignore[union-attr,arg-type]
             return compute_cost(found, usage)  # type: ignore[arg-type]
         except Exception:  # never raise on odd input (e.g. usage that is not a mapping)
             log.debug("pricing: cannot price usage %r of model %r", usage, model, exc_info=True)
             return unknown_cost()
+
+    def _day(self, at_us: int) -> date:
+        """The UTC day of ``at_us`` µs since the epoch (kept: rows of a batch share a few days)."""
+        number = at_us // _DAY_US
+        day = self._days.get(number)
+        if day is None:
+            if len(self._days) >= _DAYS_KEPT:
+                self._days.clear()
+            day = self._days[number] = _EPOCH_DAY + timedelta(days=number)
+        return day
 
     def warm(self) -> None:
         """Load the genai-prices data now (~0.4 s, ~20 MB) instead of on the first call; call at startup."""
@@ -121,14 +149,14 @@ class PriceTable:
 
     # -- internals -------------------------------------------------------------------------------------------
 
-    def _lookup(self, model: object, provider: object, project_id: object, at: datetime | None) -> _Resolved:
+    def _lookup(self, model: object, provider: object, project_id: object, day: date) -> _Resolved:
         if model.__class__ is not str or not model:
             return None
         if provider is not None and provider.__class__ is not str:
             provider = None
         if project_id is not None and (project_id.__class__ is not str or not self._custom.project_scoped):
             project_id = None  # only project-scoped entries make the project part of the key
-        return self._cached(model, provider, project_id, _utc_day(at))
+        return self._cached(model, provider, project_id, day)
 
     def _resolve_uncached(self, model: str, provider: str | None, project_id: str | None, day: date) -> _Resolved:
         try:

@@ -62,6 +62,15 @@ def test_key_includes_provider_and_day_but_not_time_of_day() -> None:
     assert table.cache_info().misses == 3
 
 
+def test_a_call_timed_in_microseconds_keys_the_cache_by_its_utc_day() -> None:
+    table = PriceTable()
+    midnight = int(datetime(2026, 6, 2, tzinfo=UTC).timestamp()) * 1_000_000
+    for at in (midnight - 3_600_000_000, midnight - 1, midnight, midnight + 3_600_000_000):
+        assert not table.cost({"input": 10}, "gpt-4o", "openai", at=at).unknown_model
+    assert (table.cache_info().hits, table.cache_info().misses) == (2, 2)  # 1 June twice, 2 June twice
+    assert table.cost({"input": 10}, "gpt-4o", "openai", at=10**30).unknown_model  # past any date: no price, no raise
+
+
 def test_project_only_in_key_when_entries_are_project_scoped() -> None:
     table = PriceTable()
     table.resolve("gpt-4o", "openai", "p1", at=AT)

@@ -8,7 +8,7 @@ each bucket must be priced at the expected per-token rate (rates below are genai
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from genai_prices import Usage, calc_price
@@ -283,6 +283,17 @@ def test_each_bucket_priced_at_its_rate(default_table: PriceTable, case: Case) -
         assert result.cost_details[bucket] == pytest.approx(units * case.rates_mtok[bucket] / 1e6, rel=1e-12)
     assert result.cost_details["total"] == pytest.approx(sum(v for k, v in result.cost_details.items() if k != "total"))
     assert result.cost_details["total"] == result.total_cost
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_a_call_timed_in_microseconds_is_priced_as_at_that_moment(default_table: PriceTable, case: Case) -> None:
+    # Workers pass a row's start time (µs since the epoch) rather than make a datetime for every
+    # call; the day decides the cache key, the moment a time-of-day price (DeepSeek's off-peak).
+    at = case.at or NOW
+    micros = (at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    by_datetime = default_table.cost(case.usage, case.model, case.provider, at=at)
+    assert default_table.cost(case.usage, case.model, case.provider, at=micros) == by_datetime
+    assert default_table.cost(case.usage, case.model, case.provider, at=float(micros)) == by_datetime
 
 
 def test_anchor_gpt_4o_1000_input_900_cached_100_output(default_table: PriceTable) -> None:
