@@ -157,14 +157,16 @@ def test_a_record_that_crashes_its_worker_is_set_aside_and_the_rest_goes_on(tmp_
     # flight go again one at a time; the one that ends its worker alone twice is set aside.
     monkeypatch.setattr(pipeline_module, "process_in_worker", process_or_crash)
     telemetry = Telemetry()
-    wal, pipeline = _started_with_one_worker(tmp_path, telemetry)
-    pipeline.flush_interval = 3600  # one batch: the record that crashes sits among others
+    wal = WriteAheadLog(tmp_path / "wal")
+    wal.open()
+    before = _fill(wal, 3, 10)
+    crash = make_span(name=_CRASH_MARK.decode())
+    wal.append(Signal.TRACES, "default", trace_request([crash]).SerializeToString()).result()
+    after = _fill(wal, 3, 10)
+    # Started on the backlog: one batch, where the record that crashes sits among others.
+    pipeline = ParquetPipeline(wal, tmp_path, telemetry, workers=1, flush_interval=0.05)
+    pipeline.start()
     try:
-        before = _fill(wal, 3, 10)
-        crash = make_span(name=_CRASH_MARK.decode())
-        wal.append(Signal.TRACES, "default", trace_request([crash]).SerializeToString()).result()
-        after = _fill(wal, 3, 10)
-        pipeline.flush_interval = 0.05
         wait_until(lambda: sorted(_stored_ids(tmp_path)) == sorted(before | after), timeout=60)
         wait_until(lambda: wal.committed()[CONSUMER] == wal.durable_offset, timeout=30)
     finally:
