@@ -114,7 +114,8 @@ class ParquetPipeline:
         self._rewound = False  # set after a failure: the records being gathered are read again
         self._new_workers = False  # with it: the failure was the workers' death, and they were replaced
         self._drain_on_stop = True  # whether stop() processes the WAL's backlog first (not when paused)
-        # Workers died with batches in flight: the records before this WAL offset go one at a time.
+        # Workers died with batches in flight: the records before this WAL offset go one at a time
+        # (only records read again after that failure can lie below it).
         self._suspect_until = -1
         self._context = multiprocessing.get_context("forkserver")
         self._stopping = StopFlag(self._context)  # set first thing in stop(): ends compaction passes
@@ -270,9 +271,7 @@ class ParquetPipeline:
         """Process the records a worker died on, each alone and waited for, then the rest of ``batch``.
 
         A record that makes its worker crash (a fault in native code, the kernel's OOM killer)
-        would otherwise fail its batch on every retry, and nothing after it would be stored. One
-        that ends its worker :data:`_CRASHES_TO_SET_ASIDE` times alone, while new workers start
-        and answer, is set aside as a record that raises is (:func:`~collector.batch.set_aside`).
+        would otherwise fail its batch on every retry, and nothing after it would be stored.
         """
         while self._inflight:  # commits stay in WAL order
             self._settle(block=True)
@@ -280,36 +279,38 @@ class ParquetPipeline:
                 return
         for index, record in enumerate(batch):
             if record.offset >= self._suspect_until:
-                self._suspect_until = -1
                 self._submit(batch[index:])
                 return
-            crashes = 0
-            while True:
-                try:
-                    result = self._run_alone(record)
-                    break
-                except BrokenProcessPool as exc:
-                    crashes += 1
-                    log.error("a worker died with the WAL record at offset %d alone (%d times)", record.offset, crashes)
-                    self._replace_pool()
-                    if crashes < _CRASHES_TO_SET_ASIDE:
-                        continue
-                    if not self._workers_answer():  # workers cannot run at all: not the record's doing
-                        self._recover(exc)
-                        return
-                    try:
-                        set_aside(self.root, record, exc)
-                    except OSError as failed:  # a full disk, say: tried again from the last commit
-                        self._recover(failed)
-                        return
-                    result = BatchResult(records=1, set_aside=1)
-                    break
-                except Exception as exc:  # as a batch's failure (a full disk, no worker): retried later
-                    self._recover(exc)
-                    return
+            result = self._process_alone(record)
+            if result is None:  # failed as a batch does: read again from the last commit
+                return
             self._count(result)
             self._commit(record.next_offset)
-        self._suspect_until = -1
+
+    def _process_alone(self, record: WalRecord) -> BatchResult | None:
+        """``record`` processed alone; set aside (:func:`~collector.batch.set_aside`) once it has
+        ended its worker :data:`_CRASHES_TO_SET_ASIDE` times while new workers start and answer.
+        None when a failure was handed to :meth:`_recover`."""
+        died: BrokenProcessPool | None = None
+        for crashes in range(1, _CRASHES_TO_SET_ASIDE + 1):
+            try:
+                return self._run_alone(record)
+            except BrokenProcessPool as exc:
+                log.error("a worker died with the WAL record at offset %d alone (%d times)", record.offset, crashes)
+                self._replace_pool()
+                died = exc
+            except Exception as exc:  # as a batch's failure (a full disk, no worker): retried later
+                self._recover(exc)
+                return None
+        assert died is not None
+        try:
+            if not self._workers_answer():  # workers cannot run at all: not the record's doing
+                raise died
+            set_aside(self.root, record, died)
+        except (BrokenProcessPool, OSError) as exc:  # (OSError: the set-aside met a full disk, say)
+            self._recover(exc)
+            return None
+        return BatchResult(records=1, set_aside=1)
 
     def _run_alone(self, record: WalRecord) -> BatchResult:
         """``record`` as a batch of its own; BrokenProcessPool only if its worker died with it."""

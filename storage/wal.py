@@ -173,7 +173,7 @@ def _write_all(fd: int, parts: list[bytes]) -> None:
             first += 1
 
 
-def _frame_at(buf: bytes | memoryview, pos: int) -> int:
+def _frame_at(buf: bytes | mmap.mmap, pos: int) -> int:
     """Length of the valid frame at ``pos`` in ``buf``, or 0 if there is none."""
     if pos + HEADER_SIZE > len(buf):
         return 0
@@ -181,12 +181,13 @@ def _frame_at(buf: bytes | memoryview, pos: int) -> int:
     end = pos + HEADER_SIZE + length
     if magic != MAGIC or length < _META.size or length > _MAX_BODY or end > len(buf):
         return 0
-    if zlib.crc32(buf[pos + HEADER_SIZE : end]) != crc:
-        return 0
+    with memoryview(buf) as view:  # (checked in place: a slice of a segment would be a copy)
+        if zlib.crc32(view[pos + HEADER_SIZE : end]) != crc:
+            return 0
     return HEADER_SIZE + length
 
 
-def _next_valid_frame(buf: bytes, pos: int) -> int:
+def _next_valid_frame(buf: bytes | mmap.mmap, pos: int) -> int:
     """Position of the next valid frame after ``pos``, or -1."""
     search = pos + 1
     while True:
@@ -346,7 +347,8 @@ class WriteAheadLog:
             self._cond.notify_all()
         return future
 
-    def _take_group(self) -> list[_Pending] | None:
+    def _take_group(self) -> tuple[list[_Pending], int] | None:
+        """The appends waiting (up to a group's bound) and their bytes, or None once closed."""
         with self._cond:
             while not self._queue and not self._closed:
                 self._cond.wait()
@@ -358,11 +360,11 @@ class WriteAheadLog:
                 item = self._queue.popleft()
                 group.append(item)
                 size += item.size
-            return group
+            return group, size
 
     def _writer_loop(self) -> None:
-        while (group := self._take_group()) is not None:
-            size = sum(item.size for item in group)
+        while (taken := self._take_group()) is not None:
+            group, size = taken
             try:
                 self._maybe_roll()
                 self._write_durably([part for item in group for part in item.frame])
@@ -516,47 +518,43 @@ class WalReader:
                 if present <= self.position:  # the file was cut short behind the log's back
                     self._skip(end - self.position)
                     continue
+                segment = str(path)
                 with mmap.mmap(fh.fileno(), present - start, access=mmap.ACCESS_READ) as mapped:
                     while budget > 0 and self.position < present:
-                        record = self._read_frame(mapped, str(path), start, present)
+                        record = self._read_frame(mapped, segment, start)
                         if record is None:
-                            self._skip_damage(mapped, start, present)
+                            self._skip_damage(mapped, start)
                             continue
                         records.append(record)
                         budget -= record.next_offset - record.offset
         return records
 
-    def _read_frame(self, mapped: mmap.mmap, path: str, start: int, end: int) -> WalRecord | None:
+    def _read_frame(self, mapped: mmap.mmap, segment: str, start: int) -> WalRecord | None:
         """The valid frame at the current position (and move past it), or None."""
         pos = self.position - start
-        if self.position + HEADER_SIZE > end:
+        size = _frame_at(mapped, pos)
+        if not size:
             return None
-        magic, length, crc = _HEADER.unpack_from(mapped, pos)
-        if magic != MAGIC or not _META.size <= length <= end - self.position - HEADER_SIZE:
-            return None
-        body = pos + HEADER_SIZE
-        with memoryview(mapped) as view:
-            if zlib.crc32(view[body : body + length]) != crc:
-                return None
+        body, end = pos + HEADER_SIZE, pos + size
         signal, received_ns, project_size = _META.unpack_from(mapped, body)
         at = body + _META.size + project_size
-        if at > body + length:
+        if at > end:
             return None
         project = mapped[body + _META.size : at].decode()
-        next_offset = self.position + HEADER_SIZE + length
-        size = body + length - at
-        if size < _COPIED_PAYLOAD_BYTES:
-            record = WalRecord(self.position, next_offset, signal, project, received_ns, mapped[at : at + size])
+        next_offset = self.position + size
+        if end - at < _COPIED_PAYLOAD_BYTES:
+            payload, where = mapped[at:end], None
         else:
-            record = WalRecord(self.position, next_offset, signal, project, received_ns, segment=(path, at, size))
+            payload, where = None, (segment, at, end - at)
+        record = WalRecord(self.position, next_offset, signal, project, received_ns, payload, where)
         self.position = next_offset
         return record
 
-    def _skip_damage(self, mapped: mmap.mmap, start: int, end: int) -> None:
-        """Move past damaged bytes to the next valid frame of the segment (or to its end)."""
-        rest = mapped[self.position - start : end - start]
-        resume = _next_valid_frame(rest, 0)
-        self._skip(resume if resume >= 0 else len(rest))
+    def _skip_damage(self, mapped: mmap.mmap, start: int) -> None:
+        """Move past damaged bytes to the next valid frame of the mapped segment (or to its end)."""
+        pos = self.position - start
+        resume = _next_valid_frame(mapped, pos)
+        self._skip((resume if resume >= 0 else len(mapped)) - pos)
 
     def _skip(self, size: int) -> None:
         log.error("wal damaged data skipped consumer=%s from=%d bytes=%d", self.name, self.position, size)
