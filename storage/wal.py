@@ -28,12 +28,15 @@ import os
 import struct
 import threading
 import time
-import zlib
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+# zlib's CRC-32, computed with ISA-L's carry-less multiply: ~56 GB/s against zlib's ~4 here, where
+# every request is checked twice (written, then read back) and zlib's took 0.7 µs of CPU per span.
+from isal.isal_zlib import crc32
 
 from storage.fsutil import atomic_write_bytes, fsync_dir, remove_stray_temporaries
 
@@ -154,7 +157,7 @@ def encode_frame(signal: int, project_id: str, received_ns: int, payload: bytes)
     and the page faults of fresh memory, more than the checksum)."""
     project = project_id.encode()
     meta = _META.pack(signal, received_ns, len(project)) + project
-    crc = zlib.crc32(payload, zlib.crc32(meta))
+    crc = crc32(payload, crc32(meta))
     return _HEADER.pack(MAGIC, len(meta) + len(payload), crc) + meta, payload
 
 
@@ -182,7 +185,7 @@ def _frame_at(buf: bytes | mmap.mmap, pos: int) -> int:
     if magic != MAGIC or length < _META.size or length > _MAX_BODY or end > len(buf):
         return 0
     with memoryview(buf) as view:  # (checked in place: a slice of a segment would be a copy)
-        if zlib.crc32(view[pos + HEADER_SIZE : end]) != crc:
+        if crc32(view[pos + HEADER_SIZE : end]) != crc:
             return 0
     return HEADER_SIZE + length
 
