@@ -8,12 +8,13 @@ the processor can cut them short at shutdown.
 from __future__ import annotations
 
 import enum
-import gzip
 import logging
 import random
 from collections.abc import Callable, Mapping
 
 import requests
+
+from exporters.compression import gzip_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class OtlpHttpTransport:
     def send(self, body: bytes, wait: Callable[[float], bool]) -> Outcome:
         """Deliver ``body``; ``wait(seconds)`` sleeps between attempts and returns True to give up early."""
         if self.compression == "gzip":
-            body = gzip.compress(body, compresslevel=6)
+            body = gzip_bytes(body)
         for attempt in range(self.max_attempts):
             delay: float | None = None
             try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import email.utils
 import time
 import warnings
-import zlib
 from collections.abc import Mapping
 
 import requests
@@ -19,18 +18,12 @@ import urllib3
 from google.protobuf.message import DecodeError
 from google.rpc import status_pb2
 
+from exporters.compression import gzip_bytes
 from exporters.forward.base import Outcome, Result, TlsOptions, partial_success
 
 PROTOBUF = "application/x-protobuf"
 _RETRYABLE_4XX = {408, 429}
 _PAYLOAD_PROBLEMS = {400, 413, 422}
-_GZIP_LEVEL = 6
-
-
-def gzip_bytes(data: bytes) -> bytes:
-    """gzip at a moderate level (``gzip.compress`` defaults to the slowest one)."""
-    compressor = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, zlib.MAX_WBITS | 16)
-    return compressor.compress(data) + compressor.flush()
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
+import os
 import time
 
+import pytest
+
+from exporters.compression import gzip_bytes
 from exporters.transport import OtlpHttpTransport, Outcome, join_url, retry_after_seconds
 from tests.conftest import free_port
 
@@ -19,6 +24,16 @@ def _no_abort(waits: list[float]):
         return False
 
     return wait
+
+
+@pytest.mark.parametrize("size", [0, 1, 100_000, 3_000_000])
+def test_gzip_bytes_is_one_gzip_member_any_reader_undoes(size):
+    data = (os.urandom(size // 4) + b"gen_ai.usage.input_tokens" * (size // 25))[:size]
+    packed = gzip_bytes(data)
+    assert gzip.decompress(packed) == data
+    assert packed[:2] == b"\x1f\x8b"
+    if size >= 100_000:
+        assert len(packed) < 0.6 * size  # compressed, not stored
 
 
 def test_503_with_retry_after_is_retried_until_accepted(sink):
