@@ -151,8 +151,12 @@ def create_app(otlp: OtlpHttpHandler, telemetry: Telemetry, api: ApiContext) -> 
         log.error("query failed path=%s", request.url.path, exc_info=exc)
         return JSONResponse({"message": "Internal Server Error", "error": "InternalError"}, status_code=500)
 
-    @app.get("/metrics", include_in_schema=False, dependencies=[Depends(authenticated_project)])
-    def metrics() -> Response:
-        return Response(telemetry.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
-
+    app.state.telemetry = telemetry
+    app.add_api_route("/metrics", metrics, include_in_schema=False, dependencies=[Depends(authenticated_project)])
     return app
+
+
+def metrics(request: Request) -> Response:
+    """Prometheus text. Module-level, as every route: see ``collector.receivers.http._ENDPOINTS``."""
+    telemetry: Telemetry = request.app.state.telemetry
+    return Response(telemetry.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

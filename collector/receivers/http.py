@@ -264,14 +264,22 @@ class OtlpHttpHandler:
         return message
 
 
+def _endpoint_for(spec: SignalSpec) -> Any:
+    async def export(request: Request) -> Response:
+        handler: OtlpHttpHandler = request.app.state.otlp
+        return await handler.handle(request, spec)
+
+    return export
+
+
+# Made once for every application, taking the handler from the application's state: FastAPI keeps
+# the endpoints it has seen in a process-wide cache (4,096 of them), so endpoints made for each
+# application would keep a replaced collector (a reload's) alive with everything it held.
+_ENDPOINTS = {spec.name: _endpoint_for(spec) for spec in (TRACES, LOGS)}
+
+
 def add_otlp_routes(app: FastAPI, handler: OtlpHttpHandler) -> None:
     """Register the OTLP export paths (POST only; other methods get 405)."""
-
-    def endpoint_for(spec: SignalSpec) -> Any:
-        async def export(request: Request) -> Response:
-            return await handler.handle(request, spec)
-
-        return export
-
+    app.state.otlp = handler
     for path, spec in ROUTES.items():
-        app.add_api_route(path, endpoint_for(spec), methods=["POST"], include_in_schema=False)
+        app.add_api_route(path, _ENDPOINTS[spec.name], methods=["POST"], include_in_schema=False)
