@@ -221,7 +221,11 @@ def test_memory_stays_bounded_with_many_exporters_sending_at_once(start_server):
 
     gc.collect()
     growth = rss_growth_at_peak(everyone_at_once)
-    assert codes[200] + codes[429] == 100 and 4 <= codes[200] <= 10, codes
+    # Bodies are held as they arrive, so 100 of them streaming at once share the budget in pieces,
+    # and a body refused half-way gives its piece back: how many are whole when the budget is full
+    # depends on how their chunks interleave: fewer than 4 (this test's old bound) in 3 runs of 10,
+    # as few as 2. At least one always is.
+    assert codes[200] + codes[429] == 100 and 1 <= codes[200] <= 10, codes
     assert growth < 200 * 2**20, f"peak RSS rose {growth / 2**20:.0f} MiB"
 
 
