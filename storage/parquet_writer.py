@@ -231,13 +231,17 @@ _TEXT_COLUMNS = frozenset(
 def parquet_options(
     spec: TableSpec, names: list[str], rows: int, row_group_size: int, compression: str = "zstd"
 ) -> dict[str, Any]:
-    """Writer options: zstd, page index, bloom filters on the lookup columns, no dictionaries for long text."""
+    """Writer options: zstd, page index, bloom filters on the lookup columns, no dictionaries and
+    no statistics for long text (never filtered on: its min and max would be copies of the longest
+    values, 1.3 % of a flush file, and taking them 0.6 % of a worker's instructions)."""
+    short = [c for c in names if c not in _TEXT_COLUMNS]
     return {
         "compression": compression,
         "row_group_size": row_group_size,
         "write_page_index": True,
         "bloom_filter_options": {c: {"ndv": max(rows, 1), "fpp": 0.01} for c in spec.bloom_columns},
-        "use_dictionary": [c for c in names if c not in _TEXT_COLUMNS],
+        "use_dictionary": short,
+        "write_statistics": short,
     }
 
 

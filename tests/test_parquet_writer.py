@@ -141,6 +141,9 @@ def test_files_keep_the_parquet_options(tmp_path):
     assert not chunks["name"].bloom_filter_length
     assert not chunks["input"].has_dictionary_page
     assert chunks["trace_id"].has_dictionary_page
+    # Statistics where reads filter or prune (ids, times, the ingest columns), none for long text.
+    assert all(chunks[c].is_stats_set for c in ("id", "trace_id", "start_time", "ingested_at", "name"))
+    assert not any(chunks[c].is_stats_set for c in ("input", "output", "metadata", "attributes"))
 
 
 def test_one_file_per_partition_per_flush_and_discard(tmp_path):
