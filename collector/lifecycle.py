@@ -26,6 +26,7 @@ log = logging.getLogger("spanfuse.server")
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 RELOAD_SIGNAL = signal.SIGHUP
+_SIGNAL_POLL_SECONDS = 0.5
 
 
 class SignalInbox:
@@ -46,8 +47,16 @@ class SignalInbox:
         self._signals.put(sig)
 
     def next(self) -> int:
-        """Block until a signal arrives; its number."""
-        return self._signals.get()
+        """Block until a signal arrives; its number.
+
+        Waits in rounds: the kernel may hand a process's signal to any of its threads, and one
+        caught by another thread only runs its handler when the main thread next runs Python
+        code, which a wait without end never does (a SIGTERM once went unanswered that way)."""
+        while True:
+            try:
+                return self._signals.get(timeout=_SIGNAL_POLL_SECONDS)
+            except queue.Empty:
+                pass
 
 
 def raise_open_files_limit() -> None:
