@@ -234,14 +234,14 @@ def parquet_options(
     """Writer options: zstd, page index, bloom filters on the lookup columns, no dictionaries and
     no statistics for long text (never filtered on: its min and max would be copies of the longest
     values, 1.3 % of a flush file, and taking them 0.6 % of a worker's instructions)."""
-    short = [c for c in names if c not in _TEXT_COLUMNS]
+    not_text = [c for c in names if c not in _TEXT_COLUMNS]
     return {
         "compression": compression,
         "row_group_size": row_group_size,
         "write_page_index": True,
         "bloom_filter_options": {c: {"ndv": max(rows, 1), "fpp": 0.01} for c in spec.bloom_columns},
-        "use_dictionary": short,
-        "write_statistics": short,
+        "use_dictionary": not_text,
+        "write_statistics": not_text,
     }
 
 

@@ -275,7 +275,7 @@ def _endpoint_for(spec: SignalSpec) -> Any:
 # Made once for every application, taking the handler from the application's state: FastAPI keeps
 # the endpoints it has seen in a process-wide cache (4,096 of them), so endpoints made for each
 # application would keep a replaced collector (a reload's) alive with everything it held.
-_ENDPOINTS = {spec.name: _endpoint_for(spec) for spec in (TRACES, LOGS)}
+_ENDPOINTS = {spec.name: _endpoint_for(spec) for spec in ROUTES.values()}
 
 
 def add_otlp_routes(app: FastAPI, handler: OtlpHttpHandler) -> None:
