@@ -70,10 +70,21 @@ REQUEST_TIMEOUT_SECONDS = 30.0
 QUERYABLE_TIMEOUT_SECONDS = 120.0  # plus twice the step's duration: the backlog a step leaves grows with it
 RSS_SAMPLE_SECONDS = 0.1
 
-# A template payload with the byte offsets of every trace/span id in its encoding, so a client can
-# stamp fresh random ids into a copy without re-encoding: (encoded request, ((id length, offsets), ...)).
-IdSlots = tuple[tuple[int, tuple[int, ...]], ...]
-Template = tuple[bytes, IdSlots]
+
+@dataclass(frozen=True)
+class Template:
+    """An encoded request cut around every trace and span id it holds, so a client can stamp
+    fresh random ids into a copy without re-encoding it.
+
+    ``pieces`` are the bytes between the ids; ``ids[i]`` is where, in a block of
+    ``random_bytes`` fresh random bytes, the id after ``pieces[i]`` is taken from (an id that
+    occurs several times, as a trace id or a parent's span id does, takes the same bytes).
+    """
+
+    payload: bytes
+    pieces: tuple[bytes, ...]
+    ids: tuple[tuple[int, int], ...]
+    random_bytes: int
 
 
 # ---------------------------------------------------------------------------------------------- payloads
@@ -292,31 +303,40 @@ def build_template(seed: int, spans: int, now_ns: int) -> Template:
                 expected[parent_id] += 1
             made += 1
     payload = request.SerializeToString()
-    slots: list[tuple[int, tuple[int, ...]]] = []
+    occurrences: list[tuple[int, int, int]] = []  # (offset, length, where in the random block)
+    random_bytes = 0
     for id_bytes, count in expected.items():
-        offsets: list[int] = []
         at = payload.find(id_bytes)
+        found = 0
         while at >= 0:
-            offsets.append(at)
+            occurrences.append((at, len(id_bytes), random_bytes))
+            found += 1
             at = payload.find(id_bytes, at + 1)
-        if len(offsets) != count:
-            raise RuntimeError(f"id found {len(offsets)} times in the template, expected {count}; change the seed")
-        slots.append((len(id_bytes), tuple(offsets)))
-    return payload, tuple(slots)
+        if found != count:
+            raise RuntimeError(f"id found {found} times in the template, expected {count}; change the seed")
+        random_bytes += len(id_bytes)
+    occurrences.sort()
+    pieces: list[bytes] = []
+    pos = 0
+    for offset, length, _ in occurrences:
+        pieces.append(payload[pos:offset])
+        pos = offset + length
+    pieces.append(payload[pos:])
+    ids = tuple((source, source + length) for _, length, source in occurrences)
+    return Template(payload, tuple(pieces), ids, random_bytes)
 
 
 def fresh_payload(template: Template) -> bytes:
-    """A copy of ``template`` with new random trace and span ids (parent links kept consistent)."""
-    payload, slots = template
-    buf = bytearray(payload)
-    fresh = os.urandom(sum(length for length, _ in slots))
-    pos = 0
-    for length, offsets in slots:
-        new = fresh[pos : pos + length]
-        pos += length
-        for offset in offsets:
-            buf[offset : offset + length] = new
-    return bytes(buf)
+    """A copy of ``template`` with new random trace and span ids (parent links kept consistent).
+
+    Joined from the pieces between the ids: 0.4 µs a span against 1.1 for patching a copy id by id,
+    CPU the load clients spend on the same two cores as the collector they measure.
+    """
+    fresh = os.urandom(template.random_bytes)
+    parts: list[bytes] = [b""] * (2 * len(template.ids) + 1)
+    parts[0::2] = template.pieces
+    parts[1::2] = [fresh[start:end] for start, end in template.ids]
+    return b"".join(parts)
 
 
 def check_template(template: Template, spans: int) -> None:
@@ -618,25 +638,44 @@ class ServerProcess:
 
 
 class RowCounter:
-    """Counts observation rows in the Parquet files, as a reader would see them."""
+    """Counts observation rows in the Parquet files, as a reader would see them.
+
+    A published file never changes (compaction writes new ones and retires the old), so each is
+    counted once, through DuckDB, when it first appears. Counting every file on every poll cost
+    the benchmark ~34 ms of CPU per poll at 130 files: ~25 % of a core taken from the workers
+    while they drained a step's backlog, on the two cores the figures are about.
+    """
 
     def __init__(self, data_dir: Path) -> None:
         self.directory = data_dir / "tables" / "observations"
         self._db = duckdb.connect(config={"threads": 1})
+        self._rows_in: dict[str, int] = {}  # file -> its rows, for files seen so far
 
     def count(self) -> int:
-        return self._scalar("SELECT count(*) FROM read_parquet(?)")
-
-    def distinct(self) -> int:
-        return self._scalar("SELECT count(*) FROM (SELECT DISTINCT trace_id, id FROM read_parquet(?))")
-
-    def _scalar(self, sql: str) -> int:
+        """Rows in the live files; -1 when none is readable yet or one went away while being read."""
         files = [str(path) for path in live_paths(self.directory)]  # as a reader lists them
         if not files:
             return -1
+        known = {file: self._rows_in[file] for file in files if file in self._rows_in}
+        for file in files:
+            if file not in known:
+                rows = self._scalar("SELECT count(*) FROM read_parquet(?)", [file])
+                if rows < 0:
+                    return -1
+                known[file] = rows
+        self._rows_in = known  # files retired by compaction are forgotten
+        return sum(known.values())
+
+    def distinct(self) -> int:
+        files = [str(path) for path in live_paths(self.directory)]
+        if not files:
+            return -1
+        return self._scalar("SELECT count(*) FROM (SELECT DISTINCT trace_id, id FROM read_parquet(?))", files)
+
+    def _scalar(self, sql: str, files: list[str]) -> int:
         try:
             row = self._db.execute(sql, [files]).fetchone()
-        except duckdb.Error:  # no file yet, or a file replaced by compaction between glob and read
+        except duckdb.Error:  # a file replaced by compaction between listing and reading
             return -1
         return int(row[0]) if row else 0
 
