@@ -17,6 +17,7 @@ import os
 import queue
 import resource
 import signal
+import threading
 from collections.abc import Callable
 
 from collector.config import Config, ConfigError
@@ -94,8 +95,31 @@ def serve_until_stopped(config: Config, reload_config: Callable[[], Config]) -> 
         hint = " (Ctrl-C again exits at once)" if sig == signal.SIGINT else ""
         log.info("received %s%s", signal.Signals(sig).name, hint)
         inbox.stopping = True
-        server.stop()
+        stop_answering_signals(server)
         return
+
+
+def stop_answering_signals(server: Server) -> None:
+    """``server.stop()``, run in a thread of its own while this thread waits for it in rounds.
+
+    The stop joins threads and drains the WAL, for seconds. A Ctrl-C meanwhile must still exit at
+    once, but the kernel may hand it to any thread, and then its handler only runs when the main
+    thread next runs Python code: not while it sits in a join without end (see
+    :meth:`SignalInbox.next`). Re-raises what the stop raised."""
+    failures: list[BaseException] = []
+
+    def stop() -> None:
+        try:
+            server.stop()
+        except BaseException as exc:  # handed to the main thread, which raises it
+            failures.append(exc)
+
+    stopper = threading.Thread(target=stop, name="stop")
+    stopper.start()
+    while stopper.is_alive():
+        stopper.join(_SIGNAL_POLL_SECONDS)
+    if failures:
+        raise failures[0]
 
 
 def leave_out_of_cycle_collections() -> int:

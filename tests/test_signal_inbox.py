@@ -1,14 +1,19 @@
-"""Stop and reload signals reach the main thread whichever thread the kernel hands them to."""
+"""Stop and reload signals are acted on whichever thread the kernel hands them to."""
 
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from collector.lifecycle import RELOAD_SIGNAL, STOP_SIGNALS, SignalInbox
+from collector.lifecycle import RELOAD_SIGNAL, STOP_SIGNALS, SignalInbox, stop_answering_signals
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.timeout(30)
@@ -32,3 +37,46 @@ def test_a_signal_caught_by_another_thread_is_acted_on():
         helper.join()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+# A collector whose stop (say, its WAL drain) outlasts the test: once it runs, another thread
+# raises SIGINT in itself, as the kernel may deliver a terminal's second Ctrl-C.
+_SECOND_CTRL_C = """
+import signal, threading
+from collector.lifecycle import SignalInbox, stop_answering_signals
+
+stopping = threading.Event()
+
+class SlowToStop:
+    def stop(self):
+        stopping.set()
+        threading.Event().wait(60)
+
+def second_ctrl_c():
+    stopping.wait()
+    signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+
+inbox = SignalInbox()
+inbox.install()
+inbox.stopping = True  # as after the first Ctrl-C
+threading.Thread(target=second_ctrl_c, daemon=True).start()
+stop_answering_signals(SlowToStop())
+"""
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_during_a_long_stop_exits_at_once_whichever_thread_catches_it():
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", _SECOND_CTRL_C], cwd=ROOT, capture_output=True, text=True, timeout=50)
+    assert done.returncode == 130, done.stderr
+    assert "Ctrl-C during the stop: exiting now" in done.stderr
+    assert time.monotonic() - started < 30  # not after the stop's minute
+
+
+def test_a_failed_stop_is_raised_in_the_main_thread():
+    class FailsToStop:
+        def stop(self) -> None:
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        stop_answering_signals(FailsToStop())
