@@ -1039,7 +1039,7 @@ def main(argv: list[str] | None = None) -> int:
     now_ns = time.time_ns()
     templates = [build_template(seed, args.batch, now_ns) for seed in range(args.templates)]
     check_template(templates[0], args.batch)
-    payload_bytes = sum(len(t[0]) for t in templates) / len(templates)
+    payload_bytes = sum(len(t.payload) for t in templates) / len(templates)
     console.print(
         f"payloads: {len(templates)} templates of {args.batch} spans, {payload_bytes / 1024:,.0f} KiB each "
         f"({payload_bytes / args.batch:,.0f} B/span), built in {time.perf_counter() - started:.1f}s; "
