@@ -44,7 +44,7 @@ def _disturb(node: Any, rnd: random.Random) -> Any:
             out[_snake(key)] = value if _snake(key) != key else None
         elif roll < 0.08:
             out[key] = None
-        elif roll < 0.10 and isinstance(value, str) and value.isdigit() and int(value) < 2**63:
+        elif roll < 0.10 and isinstance(value, str) and value.isascii() and value.isdigit() and int(value) < 2**63:
             out[key] = rnd.choice([float(value), f"+{value}", f"{value}.0", f"1_{value}", int(value)])
         elif roll < 0.12 and isinstance(value, str) and value.endswith("="):
             out[key] = value.rstrip("=")
