@@ -653,24 +653,28 @@ class RowCounter:
 
     def count(self) -> int:
         """Rows in the live files; -1 when none is readable yet or one went away while being read."""
-        files = [str(path) for path in live_paths(self.directory)]  # as a reader lists them
+        files = self._live_files()
         if not files:
             return -1
-        known = {file: self._rows_in[file] for file in files if file in self._rows_in}
+        rows_in: dict[str, int] = {}  # only the files listed now: those compaction retired are forgotten
         for file in files:
-            if file not in known:
+            rows = self._rows_in.get(file)
+            if rows is None:
                 rows = self._scalar("SELECT count(*) FROM read_parquet(?)", [file])
                 if rows < 0:
                     return -1
-                known[file] = rows
-        self._rows_in = known  # files retired by compaction are forgotten
-        return sum(known.values())
+            rows_in[file] = rows
+        self._rows_in = rows_in
+        return sum(rows_in.values())
 
     def distinct(self) -> int:
-        files = [str(path) for path in live_paths(self.directory)]
+        files = self._live_files()
         if not files:
             return -1
         return self._scalar("SELECT count(*) FROM (SELECT DISTINCT trace_id, id FROM read_parquet(?))", files)
+
+    def _live_files(self) -> list[str]:
+        return [str(path) for path in live_paths(self.directory)]  # as a reader lists them
 
     def _scalar(self, sql: str, files: list[str]) -> int:
         try:

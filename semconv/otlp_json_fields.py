@@ -163,23 +163,27 @@ _ANY_VALUE_SCALARS: Final = {key: field for key, field in table(AnyValue.DESCRIP
 
 def _key_values(items: list[Any], depth: int) -> list[dict[str, Any]]:
     """A list of ``KeyValue`` (attributes: most of a request). The commonest shape, a key and a
-    scalar value (``{"key": "k", "value": {"stringValue": "v"}}``), is read in one step here;
-    every other item goes through :func:`fields`, which reads that shape alike, more slowly."""
+    scalar value, is read in one step (:func:`_scalar_key_value`); every other item goes through
+    :func:`fields`, which reads that shape alike, more slowly."""
     out: list[dict[str, Any]] = []
     for item in items:
-        if type(item) is dict and len(item) == 2:
-            key = item.get("key")
-            value = item.get("value")
-            if type(key) is str and type(value) is dict and len(value) == 1:
-                for member, scalar in value.items():
-                    field = _ANY_VALUE_SCALARS.get(member)
-                    if field is not None:
-                        out.append({"key": key, "value": {field[0]: _value(field[1], field[2], scalar)}})
-                    else:
-                        out.append(fields(item, _KEY_VALUES, depth))
-                continue
-        out.append(_message(item, _KEY_VALUES, depth))
+        quick = _scalar_key_value(item) if type(item) is dict and len(item) == 2 else None
+        out.append(quick if quick is not None else _message(item, _KEY_VALUES, depth))
     return out
+
+
+def _scalar_key_value(item: dict[str, Any]) -> dict[str, Any] | None:
+    """``{"key": "k", "value": {"stringValue": "v"}}`` (or another scalar member) as arguments;
+    None for any other shape."""
+    key = item.get("key")
+    value = item.get("value")
+    if type(key) is not str or type(value) is not dict or len(value) != 1:
+        return None
+    for member, scalar in value.items():  # its one member (compiled, a loop is the cheap way to it)
+        field = _ANY_VALUE_SCALARS.get(member)
+        if field is not None:
+            return {"key": key, "value": {field[0]: _value(field[1], field[2], scalar)}}
+    return None
 
 
 def _value(kind: int, argument: Any, value: Any) -> Any:

@@ -44,14 +44,13 @@ def test_the_ingest_bench_stamps_fresh_ids_and_changes_nothing_else(monkeypatch)
     ingest = _load("ingest", monkeypatch)
     template = ingest.build_template(3, 64, 1_700_000_000_000_000_000)
     ingest.check_template(template, 64)  # the span count and every parent link survive
-    spans = [
-        [span for resource in request.resource_spans for scope in resource.scope_spans for span in scope.spans]
-        for request in (
-            ingest.ExportTraceServiceRequest.FromString(p)
-            for p in (template.payload, *[ingest.fresh_payload(template) for _ in range(2)])
-        )
-    ]
-    original, first, second = spans
+
+    def spans_of(payload: bytes) -> list[Any]:
+        request = ingest.ExportTraceServiceRequest.FromString(payload)
+        return [span for resource in request.resource_spans for scope in resource.scope_spans for span in scope.spans]
+
+    original = spans_of(template.payload)
+    first, second = (spans_of(ingest.fresh_payload(template)) for _ in range(2))
     assert {s.span_id for s in first}.isdisjoint({s.span_id for s in original} | {s.span_id for s in second})
     assert len({s.trace_id for s in first}) == len({s.trace_id for s in original}) == 8  # traces of 8 spans
     for before, after in zip(original, first, strict=True):
