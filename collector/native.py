@@ -50,9 +50,13 @@ def builds_root() -> Path:
     return Path(configured) if configured else source_dir().parent / "build" / "native"
 
 
+_SOURCE_SUFFIXES = (".py", ".pyi", ".c")
+
+
 def sources(package_dir: Path) -> list[Path]:
-    """Every source file of the package, in a stable order (what the digest covers)."""
-    return sorted(package_dir.rglob("*.py"))
+    """Every source file of the package, in a stable order (what the digest covers): the Python
+    mypyc compiles, and the C extensions (``*.c``, each with a ``.pyi`` stub) built beside it."""
+    return sorted(p for p in package_dir.rglob("*") if p.suffix in _SOURCE_SUFFIXES and p.is_file())
 
 
 def source_digest(package_dir: Path | None = None) -> str:
@@ -127,11 +131,12 @@ def build(force: bool = False) -> Path:
         return target
     # Imported here: only building needs mypyc, never running.
     from mypyc.build import mypycify
-    from setuptools import Distribution
+    from setuptools import Distribution, Extension
 
     root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{digest}-", dir=root))
-    modules = [p for p in sources(package_dir) if p.name != "__init__.py"]
+    modules = [p for p in sources(package_dir) if p.suffix == ".py" and p.name != "__init__.py"]
+    c_sources = [p for p in sources(package_dir) if p.suffix == ".c"]
     cwd = Path.cwd()
     os.chdir(package_dir.parent)  # mypy names modules by their path from here
     try:
@@ -141,6 +146,9 @@ def build(force: bool = False) -> Path:
             group_name=_GROUP,
             target_dir=str(work / "c"),
         )
+        for path in c_sources:  # e.g. semconv/_keyvalue.c -> module semconv._keyvalue
+            module = ".".join(path.relative_to(package_dir.parent).with_suffix("").parts)
+            extensions.append(Extension(module, [str(path.relative_to(package_dir.parent))]))
         dist = Distribution({"name": "spanfuse-native", "ext_modules": extensions})
         command = dist.get_command_obj("build_ext")
         command.build_lib = str(work / "lib")

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from semconv import encoded_span
 from semconv.encoded_span import SpanData, from_message, read_span
-from tests.semconv.test_keyvalue import _length_delimited, _values, map_both_ways, request_of
+from tests.fuzz.test_fuzz_otlp import EXTREME_VALUES as _EXTREMES
+from tests.semconv.test_keyvalue import _length_delimited, _nested, _values, map_both_ways, request_of
 
 
 def test_a_plain_span_is_read_without_protobuf():
@@ -122,3 +128,84 @@ def test_damaged_spans_fail_or_map_as_protobuf_does(span, where, noise):
     at = where % (len(span) + 1)
     mine, theirs = map_both_ways(request_of(span[:at] + noise + span[at + len(noise) :]))
     assert mine == theirs
+
+
+# With the compiled mapper, read_span is the C reader (_encoded_span.c); _read_span, the Python
+# reader, is its specification. ``make test`` requires the build (SPANFUSE_REQUIRE_NATIVE=1).
+_C_REQUIRED = os.environ.get("SPANFUSE_REQUIRE_NATIVE") == "1"
+needs_c_reader = pytest.mark.skipif(
+    encoded_span._C_READ_SPAN is None and not _C_REQUIRED, reason="no compiled mapper (`spanfuse build-mapper`)"
+)
+
+
+def _fields(span: SpanData | None) -> str:
+    """Everything a reading gives, as repr (NaN equals NaN, True differs from 1)."""
+    if span is None:
+        return "None"
+    names = ("trace_id", "span_id", "parent_span_id", "name", "kind", "start_time_unix_nano", "end_time_unix_nano")
+    status = (span.status.code, span.status.message)
+    return repr((*(getattr(span, name) for name in names), span.attributes, status, span.events, span.links))
+
+
+def _both_readers(data: bytes) -> tuple[str, str]:
+    """What read_span (the C reader) and the Python reader give for ``data``."""
+    assert encoded_span._C_READ_SPAN is not None, "make test builds the C reader: it should have been loaded"
+    try:
+        python: Any = encoded_span._read_span(data)
+    except (IndexError, ValueError):
+        python = None
+    return _fields(read_span(data)), _fields(python)
+
+
+@needs_c_reader
+@settings(max_examples=400, deadline=None)
+@given(_spans(), st.integers(0, 2**16), st.binary(max_size=3))
+def test_the_c_reader_reads_any_span_as_the_python_reader_does(span, where, noise):
+    at = where % (len(span) + 1)
+    mine, spec = _both_readers(span[:at] + noise + span[at + len(noise) :])
+    assert mine == spec
+
+
+@needs_c_reader
+def test_the_c_reader_agrees_on_every_unusual_form():
+    name = _length_delimited(5, b"n")
+    cases = [
+        name + name,
+        Span(kind=9).SerializeToString(),
+        _length_delimited(15, b"\x18\x01\x18\x02"),
+        _length_delimited(15, b"\x12\x01x\x18\x03"),
+        _length_delimited(15, b"\x12\x02\xc3\x28"),
+        _length_delimited(9, b"\x12\x00" + b"\x0a\x01k"),
+        _length_delimited(9, b"\x0a\x02\xff\xfe"),  # a key of invalid UTF-8
+        _length_delimited(9, b"\x0a\x01k\x12\x04\x0a\x02\xc3\x28"),  # a value of invalid UTF-8
+        _length_delimited(9, b"\x0a\x01k\x12\x0c\x18" + b"\xff" * 10 + b"\x01"),  # an eleven-byte int
+        _length_delimited(9, b"\x0a\x01k\x12\x09\x21" + b"\x00" * 8),  # a double cut short
+        _length_delimited(9, b"\x0a\x01k\x12\x02\x3a\x00"),  # empty bytes: read in Python
+        _length_delimited(9, b"\x0a\x01k\x12\x02\x42\x00"),  # an unknown member
+        b"\x30" + b"\xff" * 10 + b"\x01",
+        b"\x39" + b"\x01" * 7,  # a start time cut short
+        b"\x85\x01" + b"\x01" * 3,  # flags cut short
+        KeyValue(key="k", value=AnyValue(int_value=-(2**63))).SerializeToString(),  # an attribute as a span
+    ]
+    deep = [_nested(depth) for depth in (31, 32, 33, 40)]
+    deep.append(AnyValue(array_value=ArrayValue(values=[AnyValue(string_value="a"), AnyValue(bytes_value=b"b")])))
+    for value in [*_EXTREMES, *deep]:
+        cases.append(_length_delimited(9, KeyValue(key="k", value=value).SerializeToString()))
+    for data in cases:
+        for cut in range(len(data) + 1):
+            mine, spec = _both_readers(data[:cut])
+            assert mine == spec, data[:cut]
+
+
+@needs_c_reader
+def test_the_c_readers_key_table_stays_right_past_its_bounds():
+    # 5,000 distinct keys (the table holds 2,048 before it starts over), some longer than it keeps.
+    keys = [f"attribute.{index}" * (1 + index % 40) for index in range(5000)]
+    for start in range(0, len(keys), 50):
+        chunk = keys[start : start + 50]
+        span = Span(name="s", attributes=[KeyValue(key=k, value=AnyValue(string_value=k[::-1])) for k in chunk])
+        data = span.SerializeToString()
+        mine, spec = _both_readers(data)
+        assert mine == spec
+        read = read_span(data)
+        assert read is not None and list(read.attributes) == chunk
