@@ -1,22 +1,30 @@
-"""What every receiver does with a decoded export request: validate, then append to the WAL.
+"""What every receiver does with an export request: decode, validate, then append to the WAL.
 
 Spans (or log records) with unusable ids are removed from the request and reported through
 ``partial_success``; the rest is appended to the WAL as one record. The caller acknowledges
 only after the returned future resolves (the record is fsynced).
+
+With the compiled mapper, a protobuf trace request is decoded with its spans left encoded
+(:data:`collector.wire.TraceRequest`) and each span checked by the C span reader, which checks
+what protobuf would (UTF-8 included) without making any object; a span it does not read is
+decoded by protobuf. Either way a request is refused exactly when protobuf cannot decode it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from collector.admission import RequestBudget
 from collector.telemetry import Telemetry
+from collector.wire import TraceRequest
+from semconv.encoded_span import C_SPAN_PROBLEMS, ID_PROBLEMS
 from storage.wal import Signal, WalFull, WriteAheadLog
 
 _ZERO_TRACE = bytes(16)
@@ -37,6 +45,21 @@ def _span_problem(span: Any) -> str | None:
     return None
 
 
+def _span_problems(spans: Sequence[Any]) -> list[tuple[int, str]]:
+    """(index, problem) of each unusable span; spans left encoded (see :func:`parse_traces`) are
+    checked in C, and decoded by protobuf when the C reader does not read them (a
+    ``DecodeError`` then refuses the request)."""
+    if not spans or type(spans[0]) is not bytes:
+        return _each(_span_problem, spans)
+    assert C_SPAN_PROBLEMS is not None
+    found = []
+    for index, code in C_SPAN_PROBLEMS(spans):
+        problem = ID_PROBLEMS[code] if code > 0 else _span_problem(Span.FromString(spans[index]))
+        if problem is not None:
+            found.append((index, problem))
+    return found
+
+
 def _log_problem(record: Any) -> str | None:
     if record.trace_id and len(record.trace_id) != 16:
         return "invalid trace id"
@@ -45,42 +68,62 @@ def _log_problem(record: Any) -> str | None:
     return None
 
 
+def parse_traces(raw: bytes) -> Any:
+    """A protobuf ``ExportTraceServiceRequest``: its spans left encoded when the C span reader is
+    built (each then checked by :func:`remove_invalid_items`). Raises ``DecodeError``."""
+    if C_SPAN_PROBLEMS is None:
+        return trace_service_pb2.ExportTraceServiceRequest.FromString(raw)
+    return TraceRequest.FromString(raw)
+
+
+def _each(problem: Callable[[Any], str | None], items: Sequence[Any]) -> list[tuple[int, str]]:
+    """(index, problem) of each item ``problem`` finds fault with."""
+    return [(index, found) for index, item in enumerate(items) if (found := problem(item)) is not None]
+
+
+def _log_problems(records: Sequence[Any]) -> list[tuple[int, str]]:
+    return _each(_log_problem, records)
+
+
 @dataclass(frozen=True)
 class SignalSpec:
     """Everything that differs between the traces and the logs signal."""
 
     signal: int
     name: str
-    request_type: type
+    request_type: type  # what OTLP/JSON is decoded into, and names the signal's messages
+    parse: Callable[[bytes], Any]  # a protobuf request (raises DecodeError)
     response_type: type
     path: tuple[str, str, str]  # resource list, scope list, item list
     items: str  # "spans" / "log records", for messages
     rejected_field: str
     json_root: str
-    problem: Callable[[Any], str | None]
+    problems: Callable[[Sequence[Any]], list[tuple[int, str]]]  # (index, problem) of unusable items
 
 
 TRACES = SignalSpec(
     signal=Signal.TRACES,
     name="traces",
     request_type=trace_service_pb2.ExportTraceServiceRequest,
+    parse=parse_traces,
     response_type=trace_service_pb2.ExportTraceServiceResponse,
     path=("resource_spans", "scope_spans", "spans"),
     items="spans",
     rejected_field="rejected_spans",
     json_root="resourceSpans",
-    problem=_span_problem,
+    problems=_span_problems,
 )
 LOGS = SignalSpec(
     signal=Signal.LOGS,
     name="logs",
     request_type=logs_service_pb2.ExportLogsServiceRequest,
+    parse=logs_service_pb2.ExportLogsServiceRequest.FromString,
     response_type=logs_service_pb2.ExportLogsServiceResponse,
     path=("resource_logs", "scope_logs", "log_records"),
     items="log records",
     rejected_field="rejected_log_records",
     json_root="resourceLogs",
-    problem=_log_problem,
+    problems=_log_problems,
 )
 
 
@@ -101,7 +144,8 @@ def remove_invalid_items(spec: SignalSpec, message: Any) -> tuple[int, int, str 
     """Drop items with unusable ids from ``message`` in place, and the items of a scope whose
     resource and scope, repeated on each of them, exceed :data:`MAX_REPEATED_BYTES`.
 
-    Returns (kept, removed, message describing the first problem).
+    Returns (kept, removed, message describing the first problem). Raises ``DecodeError`` when
+    a span left encoded cannot be decoded (the request is then refused whole, as protobuf would).
     """
     outer, middle, inner = spec.path
     kept = removed = 0
@@ -117,16 +161,14 @@ def remove_invalid_items(spec: SignalSpec, message: Any) -> tuple[int, int, str 
                     f"{len(items)} {spec.items}, exceed {MAX_REPEATED_BYTES >> 20} MiB; send them in smaller requests "
                     "or with smaller resource attributes"
                 )
+                spec.problems(items)  # refused either way, but damage refuses the whole request
                 removed += len(items)
                 del items[:]
                 continue
-            bad = []
-            for index, item in enumerate(items):
-                problem = spec.problem(item)
-                if problem is not None:
-                    bad.append(index)
-                    first_problem = first_problem or problem
-            for index in reversed(bad):
+            bad = spec.problems(items)
+            if bad:
+                first_problem = first_problem or bad[0][1]
+            for index, _ in reversed(bad):
                 del items[index]
             kept += len(items)
             removed += len(bad)

@@ -17,7 +17,7 @@ about a fifth of a worker's instructions before); :func:`_read_span` is its spec
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
@@ -124,17 +124,24 @@ def span_data(item: Any) -> SpanData:
     return from_message(item)
 
 
-def _c_reader() -> Callable[[bytes, Callable[[bytes, int, int, dict[str, Any]], bool]], Any] | None:
-    """``_encoded_span.read_span`` when ``spanfuse build-mapper`` built it and the build is loaded
-    (see collector/native.py); else None."""
+def _c_function(name: str) -> Any:
+    """A function of the C reader ``_encoded_span``, when ``spanfuse build-mapper`` built it and
+    the build is loaded (see collector/native.py); else None."""
     try:
         from semconv import _encoded_span
     except ImportError:
         return None
-    return _encoded_span.read_span
+    return getattr(_encoded_span, name)
 
 
-_C_READ_SPAN: Final = _c_reader()
+_C_READ_SPAN: Final[Callable[[bytes, Callable[[bytes, int, int, dict[str, Any]], bool]], Any] | None] = _c_function(
+    "read_span"
+)
+# The collector's check of encoded spans: (index, problem) of each span with unusable ids (problem
+# indexes ID_PROBLEMS) or that it cannot vouch for (-1: protobuf must decode it). It checks what
+# read_span reads, UTF-8 included, and events and links, and makes nothing.
+C_SPAN_PROBLEMS: Final[Callable[[Iterable[bytes]], list[tuple[int, int]]] | None] = _c_function("span_problems")
+ID_PROBLEMS: Final = ("", "invalid trace id", "invalid span id", "invalid parent span id")
 
 
 def read_span(data: bytes) -> SpanData | None:

@@ -123,17 +123,15 @@ class OtlpGrpcReceiver:
             return self._store(spec, project_id, request)
 
     def _store(self, spec: SignalSpec, project_id: str, request: bytes) -> Any:
-        message = spec.request_type()
         try:
-            message.ParseFromString(request)
+            # Validating a request decodes what parsing left encoded: damage may show in either.
+            submission = self.ingestor.submit(spec, project_id, spec.parse(request), request, "grpc")
         except (DecodeError, RecursionError) as exc:
             raise _Abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"malformed protobuf {spec.request_type.__name__}: {exc}",
                 "malformed",
             ) from None
-        try:
-            submission = self.ingestor.submit(spec, project_id, message, request, "grpc")
         except WalFull as exc:
             raise _Abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), "backpressure", retry=True) from None
         except WalClosed as exc:

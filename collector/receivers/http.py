@@ -234,6 +234,8 @@ class OtlpHttpHandler:
             else:
                 message = self._parse(body, spec, encoding)
             submission = self.ingestor.submit(spec, project_id, message, body if encoding == PROTOBUF else None, "http")
+        except (DecodeError, RecursionError) as exc:  # validating decodes the spans parsing left encoded
+            raise _malformed(spec, exc) from None
         except (WalFull, Busy) as exc:
             raise _retry_later(429, str(exc), "backpressure") from None
         except WalClosed as exc:
@@ -256,12 +258,14 @@ class OtlpHttpHandler:
                 return otlp_json.parse(body, spec.request_type)
             except otlp_json.JsonDecodeError as exc:
                 raise HttpError(400, str(exc)) from None
-        message = spec.request_type()
         try:
-            message.ParseFromString(body)
+            return spec.parse(body)
         except (DecodeError, RecursionError) as exc:
-            raise HttpError(400, f"malformed protobuf {spec.request_type.__name__}: {exc}") from None
-        return message
+            raise _malformed(spec, exc) from None
+
+
+def _malformed(spec: SignalSpec, error: Exception) -> HttpError:
+    return HttpError(400, f"malformed protobuf {spec.request_type.__name__}: {error}")
 
 
 def _endpoint_for(spec: SignalSpec) -> Any:

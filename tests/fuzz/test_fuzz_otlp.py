@@ -23,6 +23,7 @@ import duckdb
 import orjson
 import pytest
 from google.protobuf import json_format
+from google.protobuf.message import DecodeError
 from hypothesis import given
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -34,7 +35,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from collector.admission import RequestBudget
 from collector.batch import BatchProcessor
 from collector.ingest import LOGS, TRACES, Ingestor, SignalSpec
-from collector.receivers.http import JSON, PROTOBUF, HttpError, OtlpHttpHandler
+from collector.receivers.http import JSON, PROTOBUF, HttpError, OtlpHttpHandler, _malformed
 from collector.telemetry import Telemetry
 from storage.wal import WalRecord
 from tests.fuzz.campaign import count, fuzz_settings, long_campaign
@@ -75,12 +76,17 @@ class Pipeline:
         shutil.rmtree(self.root / "tables", ignore_errors=True)
         try:
             message = OtlpHttpHandler._parse(body, spec, encoding)
+            try:  # as the receivers do: validating decodes the spans parsing left encoded
+                submission = self.ingestor.submit(
+                    spec, "default", message, body if encoding == PROTOBUF else None, "http"
+                )
+            except DecodeError as error:
+                raise _malformed(spec, error) from None
         except HttpError as error:
             assert error.status == 400, error
             assert error.message.strip(), "a refusal must say why"
             count(campaign, "refused")
             return "refused"
-        submission = self.ingestor.submit(spec, "default", message, body if encoding == PROTOBUF else None, "http")
         if submission.rejected:
             assert submission.response.partial_success.error_message, "partial_success must say why"
         if submission.future is None:

@@ -111,6 +111,9 @@ def _spans(draw: st.DrawFn) -> bytes:
         span.status.CopyFrom(status)
     if draw(st.integers(0, 9)) == 0:
         span.events.add(name="exception").attributes.add(key="exception.message", value=AnyValue(string_value="m"))
+    if draw(st.integers(0, 9)) == 0:
+        link = span.links.add(trace_id=draw(_ids), span_id=draw(_ids), trace_state=draw(st.text(max_size=3)), flags=1)
+        link.attributes.add(key="k", value=draw(_values))
     return span.SerializeToString()
 
 
@@ -209,3 +212,85 @@ def test_the_c_readers_key_table_stays_right_past_its_bounds():
         assert mine == spec
         read = read_span(data)
         assert read is not None and list(read.attributes) == chunk
+
+
+def _problem_of(data: bytes) -> int:
+    """What the collector's C check says of one encoded span (0: nothing wrong)."""
+    assert encoded_span.C_SPAN_PROBLEMS is not None, "make test builds the C reader: it should have been loaded"
+    found = encoded_span.C_SPAN_PROBLEMS([data])
+    assert len(found) <= 1 and all(index == 0 for index, _ in found)
+    return found[0][1] if found else 0
+
+
+@needs_c_reader
+@settings(max_examples=400, deadline=None)
+@given(_spans(), st.integers(0, 2**16), st.binary(max_size=3), st.sampled_from([b"", b"\0" * 16, b"t" * 15]))
+def test_the_c_check_passes_what_the_c_reader_reads_and_nothing_protobuf_refuses(span, where, noise, trace_id):
+    # Checked as the collector checks a request: it must pass every span a worker reads in C (or
+    # the check would cost more than protobuf's), never one protobuf refuses, and judge ids as
+    # the collector's own rules do. Spans with events or links it checks too (workers read those
+    # through protobuf).
+    from collector.ingest import _span_problem
+
+    at = where % (len(span) + 1)
+    data = span[:at] + noise + span[at + len(noise) :]
+    if where % 3 == 0:
+        data += _length_delimited(1, trace_id)  # a second trace id: another form; the first may be bad
+    problem = _problem_of(data)
+    if read_span(data) is not None:
+        assert problem >= 0
+    if problem >= 0:
+        assert (encoded_span.ID_PROBLEMS[problem] or None) == _span_problem(Span.FromString(data))
+
+
+def _utf8_cases() -> list[bytes]:
+    """Every one- and two-byte sequence, and every lead byte of a longer one before the second
+    byte's edges and continuation bytes' edges."""
+    cases = [bytes([a, b]) for a in range(256) for b in range(256)]
+    edges = (0x00, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xFF)
+    for lead in range(0xC0, 0x100):
+        for second in edges:
+            for rest in ((0x80,), (0xBF,), (0x7F,), (0xC0,), (0x80, 0x80), (0xBF, 0xBF), (0x80, 0x7F), (0x80, 0xC0)):
+                cases.append(bytes([lead, second, *rest]))
+                cases.append(b"abcdefgh" + bytes([lead, second, *rest]) + b"ijklmnop")
+    return cases
+
+
+@needs_c_reader
+def test_the_c_check_takes_utf8_as_python_does():
+    span = Span(trace_id=b"t" * 16, span_id=b"s" * 8).SerializeToString()
+    cases = _utf8_cases()
+    found = dict(encoded_span.C_SPAN_PROBLEMS([span + _length_delimited(5, raw) for raw in cases]))
+    for index, raw in enumerate(cases):
+        try:
+            raw.decode()
+        except UnicodeDecodeError:
+            assert found.get(index) == -1, raw
+        else:
+            assert index not in found, raw
+
+
+@needs_c_reader
+def test_the_c_check_names_each_id_problem():
+    good = {"trace_id": b"t" * 16, "span_id": b"s" * 8}
+    cases = [
+        (Span(**good), 0),
+        (Span(**good, parent_span_id=b"p" * 8), 0),
+        (Span(span_id=b"s" * 8), 1),
+        (Span(trace_id=bytes(16), span_id=b"s" * 8), 1),
+        (Span(trace_id=b"t" * 17, span_id=b"s" * 8), 1),
+        (Span(trace_id=b"t" * 16, span_id=bytes(8)), 2),
+        (Span(trace_id=b"t" * 16, span_id=b"s" * 7), 2),
+        (Span(**good, parent_span_id=b"p" * 9), 3),
+        (Span(**good, events=[Span.Event(name="e")], links=[Span.Link(trace_id=b"t" * 16, flags=1)]), 0),
+        (Span(trace_id=b"t" * 16, events=[Span.Event(name="e", dropped_attributes_count=1)]), 2),
+        (Span(**good, links=[Span.Link(dropped_attributes_count=2)]), 0),
+        (Span(**good).SerializeToString() + _length_delimited(11, b"\x2a\x00"), -1),  # an unknown event field
+        (Span(**good).SerializeToString() + _length_delimited(11, b"\x12\x01\xff"), -1),  # a name of bad UTF-8
+        (Span(**good).SerializeToString() + _length_delimited(13, b"\x35\x01"), -1),  # flags cut short
+        (Span(**good, kind=7), -1),  # read by protobuf
+    ]
+    spans = [span if isinstance(span, bytes) else span.SerializeToString() for span, _ in cases]
+    assert encoded_span.C_SPAN_PROBLEMS(spans) == [(i, code) for i, (_, code) in enumerate(cases) if code]
+    with pytest.raises(TypeError):
+        encoded_span.C_SPAN_PROBLEMS([spans[0], "not bytes"])
