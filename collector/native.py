@@ -2,8 +2,9 @@
 
 Mapping is most of the collector's CPU (decode, dialect rules, row building). ``semconv`` stays
 plain, type-checked Python; ``spanfuse build-mapper`` (run by ``make run`` and ``make test``)
-compiles that same source with mypyc into ``build/native/<digest>/``, where the digest covers
-every ``semconv`` source file and the interpreter's ABI. :func:`activate` — called when the
+compiles that same source with mypyc into ``build/native/<digest>/``, together with the package's
+C extensions (``semconv/*.c``, each with a ``.pyi`` stub for mypy; the Python they speed up stays
+the fallback), where the digest covers every ``semconv`` source file and the interpreter's ABI. :func:`activate` — called when the
 ``collector`` package is imported, before anything imports ``semconv`` — puts a finder in front
 of the import system that loads ``semconv``'s modules from the build of the current digest. A
 source edited since the build, no build, or ``SPANFUSE_NATIVE=0`` means plain Python: a stale
