@@ -4,11 +4,12 @@ Mapping is most of the collector's CPU (decode, dialect rules, row building). ``
 plain, type-checked Python; ``spanfuse build-mapper`` (run by ``make run`` and ``make test``)
 compiles that same source with mypyc into ``build/native/<digest>/``, together with the package's
 C extensions (``semconv/*.c``, each with a ``.pyi`` stub for mypy; the Python they speed up stays
-the fallback), where the digest covers every ``semconv`` source file and the interpreter's ABI. :func:`activate` — called when the
-``collector`` package is imported, before anything imports ``semconv`` — puts a finder in front
-of the import system that loads ``semconv``'s modules from the build of the current digest. A
-source edited since the build, no build, or ``SPANFUSE_NATIVE=0`` means plain Python: a stale
-build is never loaded, so the compiled modules always behave as the code on disk reads.
+the fallback), where the digest covers every ``semconv`` source file and the interpreter's ABI.
+:func:`activate` — called when the ``collector`` package is imported, before anything imports
+``semconv`` — puts a finder in front of the import system that loads ``semconv``'s modules from
+the build of the current digest. A source edited since the build, no build, or
+``SPANFUSE_NATIVE=0`` means plain Python: a stale build is never loaded, so the compiled modules
+always behave as the code on disk reads.
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ def build(force: bool = False) -> Path:
             group_name=_GROUP,
             target_dir=str(work / "c"),
         )
-        for path in c_sources:  # e.g. semconv/_keyvalue.c -> module semconv._keyvalue
+        for path in c_sources:  # e.g. semconv/_encoded_span.c -> semconv._encoded_span
             module = ".".join(path.relative_to(package_dir.parent).with_suffix("").parts)
             extensions.append(Extension(module, [str(path.relative_to(package_dir.parent))]))
         dist = Distribution({"name": "spanfuse-native", "ext_modules": extensions})
