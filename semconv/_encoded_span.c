@@ -55,7 +55,6 @@ typedef struct {
 static KeySlot key_slots[KEY_SLOTS];
 static Py_ssize_t keys_held;
 
-
 static uint64_t
 hash_bytes(const unsigned char *bytes, Py_ssize_t size)
 {
@@ -129,7 +128,6 @@ key_text(const unsigned char *bytes, Py_ssize_t size)
     keys_held++;
     return text;
 }
-
 
 /* What a reading step gives: done; not the plain form or damaged (the span is None); an
  * attribute value left to Python; or a Python exception set (MemoryError: raised). */
@@ -568,7 +566,7 @@ span_field(PyObject *buffer, uint64_t field, Py_ssize_t start, Py_ssize_t stop, 
         span->has_status = 1;
         return read_status(data, size, start, stop, &span->status_code, span->build ? &span->status_message : NULL);
     default:
-        return OTHER; /* events, links, or a field of another wire type */
+        return OTHER; /* an unknown field, or a known one in another wire type */
     }
 }
 
