@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
@@ -46,7 +47,7 @@ def _span_problem(span: Any) -> str | None:
 
 
 def _span_problems(spans: Sequence[Any]) -> list[tuple[int, str]]:
-    """(index, problem) of each unusable span; spans left encoded (see :func:`parse_traces`) are
+    """(index, problem) of each unusable span; spans left encoded (see ``parse_traces``) are
     checked in C, and decoded by protobuf when the C reader does not read them (a
     ``DecodeError`` then refuses the request)."""
     if not spans or type(spans[0]) is not bytes:
@@ -68,21 +69,16 @@ def _log_problem(record: Any) -> str | None:
     return None
 
 
-def parse_traces(raw: bytes) -> Any:
-    """A protobuf ``ExportTraceServiceRequest``: its spans left encoded when the C span reader is
-    built (each then checked by :func:`remove_invalid_items`). Raises ``DecodeError``."""
-    if C_SPAN_PROBLEMS is None:
-        return trace_service_pb2.ExportTraceServiceRequest.FromString(raw)
-    return TraceRequest.FromString(raw)
+# A protobuf ``ExportTraceServiceRequest`` from its bytes (raises ``DecodeError``): with the C span
+# reader built, its spans are left encoded, each then checked by remove_invalid_items. Chosen once.
+parse_traces: Callable[[bytes], Any] = (
+    trace_service_pb2.ExportTraceServiceRequest.FromString if C_SPAN_PROBLEMS is None else TraceRequest.FromString
+)
 
 
 def _each(problem: Callable[[Any], str | None], items: Sequence[Any]) -> list[tuple[int, str]]:
     """(index, problem) of each item ``problem`` finds fault with."""
     return [(index, found) for index, item in enumerate(items) if (found := problem(item)) is not None]
-
-
-def _log_problems(records: Sequence[Any]) -> list[tuple[int, str]]:
-    return _each(_log_problem, records)
 
 
 @dataclass(frozen=True)
@@ -123,7 +119,7 @@ LOGS = SignalSpec(
     items="log records",
     rejected_field="rejected_log_records",
     json_root="resourceLogs",
-    problems=_log_problems,
+    problems=partial(_each, _log_problem),
 )
 
 

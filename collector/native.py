@@ -137,8 +137,9 @@ def build(force: bool = False) -> Path:
 
     root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{digest}-", dir=root))
-    modules = [p for p in sources(package_dir) if p.suffix == ".py" and p.name != "__init__.py"]
-    c_sources = [p for p in sources(package_dir) if p.suffix == ".c"]
+    files = sources(package_dir)
+    modules = [p for p in files if p.suffix == ".py" and p.name != "__init__.py"]
+    c_sources = [p for p in files if p.suffix == ".c"]
     cwd = Path.cwd()
     os.chdir(package_dir.parent)  # mypy names modules by their path from here
     try:

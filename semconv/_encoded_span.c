@@ -110,10 +110,9 @@ key_text(const unsigned char *bytes, Py_ssize_t size)
     if (free_slot == NULL) { /* every probed slot taken by other keys: not kept */
         return text;
     }
-    Py_ssize_t utf8_size;
-    const char *utf8 = PyUnicode_AsUTF8AndSize(text, &utf8_size);
-    if (utf8 == NULL || utf8_size != size) {
-        PyErr_Clear(); /* cannot be (it was decoded from these bytes); then just not kept */
+    const char *utf8 = PyUnicode_AsUTF8AndSize(text, NULL); /* the same bytes, kept by `text` */
+    if (utf8 == NULL) { /* out of memory for them: not kept */
+        PyErr_Clear();
         return text;
     }
     if (keys_held >= KEY_SLOTS / 2) {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from semconv import encoded_span
 from semconv.encoded_span import SpanData, from_message, read_span
 from tests.fuzz.test_fuzz_otlp import EXTREME_VALUES as _EXTREMES
 from tests.semconv.test_keyvalue import _length_delimited, _nested, _values, map_both_ways, request_of
+from tests.test_native_mapper import needs_build
 
 
 def test_a_plain_span_is_read_without_protobuf():
@@ -135,10 +135,7 @@ def test_damaged_spans_fail_or_map_as_protobuf_does(span, where, noise):
 
 # With the compiled mapper, read_span is the C reader (_encoded_span.c); _read_span, the Python
 # reader, is its specification. ``make test`` requires the build (SPANFUSE_REQUIRE_NATIVE=1).
-_C_REQUIRED = os.environ.get("SPANFUSE_REQUIRE_NATIVE") == "1"
-needs_c_reader = pytest.mark.skipif(
-    encoded_span._C_READ_SPAN is None and not _C_REQUIRED, reason="no compiled mapper (`spanfuse build-mapper`)"
-)
+needs_c_reader = needs_build
 
 
 def _fields(span: SpanData | None) -> str:
