@@ -52,26 +52,29 @@ def test_a_plain_span_is_read_without_protobuf():
     assert empty is not None and (empty.name, empty.kind, empty.status.code, empty.attributes) == ("", 0, 0, {})
 
 
+_NAME = _length_delimited(5, b"n")
+# Spans the readers leave to protobuf (None), each the smallest of its kind.
+_UNUSUAL = {
+    "events": Span(name="n", events=[Span.Event(name="e")]).SerializeToString(),
+    "links": Span(name="n", links=[Span.Link(trace_id=b"t" * 16)]).SerializeToString(),
+    "a field twice": _NAME + _NAME,
+    "an unknown field": _NAME + b"\xa0\x01\x01",  # field 20, varint
+    "start time as a varint": _NAME + b"\x38\x05",
+    "a kind without a name": Span(kind=9).SerializeToString(),
+    "a status code without a name": Span(status=Status(code=7)).SerializeToString(),
+    "a status field twice": _length_delimited(15, b"\x18\x01\x18\x02"),
+    "an unknown status field": _length_delimited(15, b"\x20\x01"),
+    "an attribute in another form": _length_delimited(9, b"\x12\x00" + b"\x0a\x01k"),
+    "a group": _NAME + b"\x1b\x1c",
+    "invalid UTF-8 in the name": _length_delimited(5, b"\xff"),
+    "invalid UTF-8 in the trace state": _length_delimited(3, b"\xc3\x28"),
+    "cut short": Span(name="name").SerializeToString()[:-1],
+    "an eleven-byte varint": b"\x30" + b"\xff" * 10 + b"\x01",
+}
+
+
 def test_other_forms_are_left_to_protobuf():
-    name = _length_delimited(5, b"n")
-    unusual = {
-        "events": Span(name="n", events=[Span.Event(name="e")]).SerializeToString(),
-        "links": Span(name="n", links=[Span.Link(trace_id=b"t" * 16)]).SerializeToString(),
-        "a field twice": name + name,
-        "an unknown field": name + b"\xa0\x01\x01",  # field 20, varint
-        "start time as a varint": name + b"\x38\x05",
-        "a kind without a name": Span(kind=9).SerializeToString(),
-        "a status code without a name": Span(status=Status(code=7)).SerializeToString(),
-        "a status field twice": _length_delimited(15, b"\x18\x01\x18\x02"),
-        "an unknown status field": _length_delimited(15, b"\x20\x01"),
-        "an attribute in another form": _length_delimited(9, b"\x12\x00" + b"\x0a\x01k"),
-        "a group": name + b"\x1b\x1c",
-        "invalid UTF-8 in the name": _length_delimited(5, b"\xff"),
-        "invalid UTF-8 in the trace state": _length_delimited(3, b"\xc3\x28"),
-        "cut short": Span(name="name").SerializeToString()[:-1],
-        "an eleven-byte varint": b"\x30" + b"\xff" * 10 + b"\x01",
-    }
-    for label, encoded in unusual.items():
+    for label, encoded in _UNUSUAL.items():
         assert read_span(encoded) is None, label
         mine, theirs = map_both_ways(request_of(encoded))
         assert mine == theirs, label
@@ -168,21 +171,16 @@ def test_the_c_reader_reads_any_span_as_the_python_reader_does(span, where, nois
 
 @needs_c_reader
 def test_the_c_reader_agrees_on_every_unusual_form():
-    name = _length_delimited(5, b"n")
     cases = [
-        name + name,
-        Span(kind=9).SerializeToString(),
-        _length_delimited(15, b"\x18\x01\x18\x02"),
+        *_UNUSUAL.values(),
         _length_delimited(15, b"\x12\x01x\x18\x03"),
         _length_delimited(15, b"\x12\x02\xc3\x28"),
-        _length_delimited(9, b"\x12\x00" + b"\x0a\x01k"),
         _length_delimited(9, b"\x0a\x02\xff\xfe"),  # a key of invalid UTF-8
         _length_delimited(9, b"\x0a\x01k\x12\x04\x0a\x02\xc3\x28"),  # a value of invalid UTF-8
         _length_delimited(9, b"\x0a\x01k\x12\x0c\x18" + b"\xff" * 10 + b"\x01"),  # an eleven-byte int
         _length_delimited(9, b"\x0a\x01k\x12\x09\x21" + b"\x00" * 8),  # a double cut short
         _length_delimited(9, b"\x0a\x01k\x12\x02\x3a\x00"),  # empty bytes: read in Python
         _length_delimited(9, b"\x0a\x01k\x12\x02\x42\x00"),  # an unknown member
-        b"\x30" + b"\xff" * 10 + b"\x01",
         b"\x39" + b"\x01" * 7,  # a start time cut short
         b"\x85\x01" + b"\x01" * 3,  # flags cut short
         KeyValue(key="k", value=AnyValue(int_value=-(2**63))).SerializeToString(),  # an attribute as a span
