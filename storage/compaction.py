@@ -18,6 +18,7 @@ logged; the rest of the partition is merged as usual, so one bad file never stal
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import shutil
 import threading
@@ -96,21 +97,38 @@ def _last_compacted(partition: Path) -> float:
 
 
 class _Deduplicator:
-    """Keeps the first row of each run of equal keys across a stream of key-sorted batches."""
+    """Keeps the first row of each run of equal keys across a stream of key-sorted batches.
+
+    Keys compare as reads partition them (``PARTITION BY`` in :mod:`storage.query`): two nulls are
+    the same key, a null and a value are not. A batch without duplicates, the usual case, is
+    returned as it is, not copied.
+    """
 
     def __init__(self, key: tuple[str, ...]) -> None:
         self.key = key
-        self.last: str | None = None
+        self.last: tuple[object, ...] | None = None
 
     def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        if batch.num_rows == 0:
+        rows = batch.num_rows
+        if rows == 0:
             return batch
-        columns = [pc.cast(pc.fill_null(batch.column(name), ""), pa.string()) for name in self.key]
-        keys = pc.binary_join_element_wise(*columns, "\x1f") if len(columns) > 1 else columns[0]
-        previous = pa.concat_arrays([pa.array([self.last], pa.string()), keys.slice(0, len(keys) - 1)])
-        keep = pc.fill_null(pc.not_equal(keys, previous), True)
-        self.last = keys[-1].as_py()
-        return batch.filter(keep)
+        columns = [batch.column(name) for name in self.key]
+        first = tuple(column[0].as_py() for column in columns)
+        new_key: pa.Array = pa.array([first != self.last])
+        self.last = tuple(column[rows - 1].as_py() for column in columns)
+        if rows > 1:
+            changed = [_differs_from_previous(column) for column in columns]
+            new_key = pa.concat_arrays([new_key, functools.reduce(pc.or_, changed)])
+        return batch if pc.all(new_key).as_py() else batch.filter(new_key)
+
+
+def _differs_from_previous(column: pa.Array) -> pa.Array:
+    """For rows 1… of ``column``: whether each differs from the row before it (nulls equal each other)."""
+    after, before = column.slice(1), column.slice(0, len(column) - 1)
+    differs = pc.not_equal(after, before)
+    if column.null_count:
+        differs = pc.if_else(pc.is_null(differs), pc.xor(pc.is_null(after), pc.is_null(before)), differs)
+    return differs
 
 
 class MergeInterrupted(Exception):

@@ -81,6 +81,28 @@ def test_merging_small_files_keeps_the_latest_version_of_each_row(tmp_path):
     query.close()
 
 
+def test_the_deduplicator_keeps_each_keys_first_row_across_batches_as_reads_partition_keys():
+    """Nulls are one key and differ from "" (as ``PARTITION BY`` in reads); runs span batch edges."""
+    import pyarrow as pa
+
+    dedup = compaction._Deduplicator(("id", "observation_id"))
+
+    def batch(ids: list[str], observations: list[str | None]) -> pa.RecordBatch:
+        return pa.record_batch({"id": ids, "observation_id": observations, "n": list(range(len(ids)))})
+
+    kept = [
+        dedup(batch(["a", "a", "a", "a", "b"], [None, None, "", "x", "x"])),
+        dedup(batch(["b", "b", "c"], ["x", "y", None])),  # the first row repeats the last one before
+        dedup(batch(["c"], [None])),
+        dedup(batch([], [])),
+        dedup(batch(["d", "e"], ["x", "x"])),
+    ]
+    rows = [(r["id"], r["observation_id"]) for b in kept for r in b.to_pylist()]
+    assert rows == [("a", None), ("a", ""), ("a", "x"), ("b", "x"), ("b", "y"), ("c", None), ("d", "x"), ("e", "x")]
+    unique = batch(["f", "g"], [None, "z"])
+    assert dedup(unique) is unique  # nothing dropped: the batch is passed on, not copied
+
+
 def test_few_files_of_today_are_left_alone(tmp_path):
     writer = PartitionedWriter(tmp_path)
     for seq in range(3):
