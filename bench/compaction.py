@@ -4,10 +4,11 @@ Every span a collector stores is written twice: once by a worker's batch into a 
 arrival order), and once more when compaction merges those files into one sorted zstd file. This
 runs both on the ingest benchmark's requests (`bench/worker_batch.py`'s records) in one process:
 batches of 4 records into a temporary directory, then `storage.compaction.Compactor.merge` over
-every partition, as a worker does every `compaction_interval`. It prints CPU time per span of each
-(median of the repeats) and bytes per span on disk before and after.
+every partition, `--merge-files` flush files at a time, as a worker's pass does every
+`compaction_interval` (with the malloc thresholds `collector.allocator` sets there). It prints CPU
+time per span of each (median of the repeats) and bytes per span on disk before and after.
 
-    .venv/bin/python bench/compaction.py [--records 64] [--repeats 3] [--code DIR]
+    .venv/bin/python bench/compaction.py [--records 128] [--merge-files 16] [--repeats 3] [--code DIR]
 """
 
 from __future__ import annotations
@@ -35,8 +36,18 @@ def write_flush_files(processor: Any, records: list[Any]) -> None:
         processor.process(records[first : first + RECORDS_PER_BATCH])
 
 
-def measure(records: int) -> dict[str, float]:
-    """Write ``records`` records as flush files, then compact them; CPU µs per span of each step."""
+def _allocator(code: Path) -> Any:
+    """The checkout's ``collector.allocator`` module, or None for one from before it existed."""
+    if not (code / "collector" / "allocator.py").exists():
+        return None
+    import collector.allocator
+
+    return collector.allocator
+
+
+def measure(records: int, merge_files: int, code: Path) -> dict[str, float]:
+    """Write ``records`` records as flush files, then compact them ``merge_files`` at a time; CPU µs
+    per span of each step."""
     import worker_batch  # bench/worker_batch.py, beside this file
 
     from collector.batch import BatchProcessor
@@ -55,11 +66,19 @@ def measure(records: int) -> dict[str, float]:
         compactor = Compactor(root)
         files = 0
         started = time.process_time()
+        with_allocator = _allocator(code)
+        if with_allocator:
+            with_allocator.reuse_freed_memory()  # as collector.batch.compact does
         for name, spec in TABLES.items():
             for partition in partitions(root, name):
                 inputs = sorted(partition.glob("*.parquet"))
                 files += len(inputs)
-                compactor.merge(spec, partition, inputs)
+                for first in range(0, len(inputs), merge_files):
+                    compactor.merge(spec, partition, inputs[first : first + merge_files])
+        if hasattr(compactor, "close"):  # a checkout from before the pass shared its connection
+            compactor.close()
+        if with_allocator:
+            with_allocator.give_back_freed_memory()
         compaction = time.process_time() - started
         return {
             "spans": spans,
@@ -73,12 +92,15 @@ def measure(records: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=64, help="records of 512 spans per repeat")
+    parser.add_argument("--records", type=int, default=128, help="records of 512 spans per repeat")
+    parser.add_argument(
+        "--merge-files", type=int, default=16, help="flush files per merge (a busy partition takes several merges)"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--code", type=Path, default=Path(__file__).resolve().parent.parent, help="checkout to run")
     args = parser.parse_args()
     sys.path[:0] = [str(args.code), str(Path(__file__).resolve().parent)]
-    runs: list[dict[str, Any]] = [measure(args.records) for _ in range(args.repeats)]
+    runs: list[dict[str, Any]] = [measure(args.records, args.merge_files, args.code) for _ in range(args.repeats)]
 
     def median(key: str) -> float:
         return statistics.median(run[key] for run in runs)

@@ -25,6 +25,7 @@ from typing import Any
 import duckdb
 import orjson
 
+from collector.allocator import give_back_freed_memory, reuse_freed_memory
 from collector.ingest import LOGS
 from collector.logs import configure_logging
 from collector.pricing import PriceTable, PricingEntry
@@ -400,19 +401,20 @@ def compact(
     abandoned (its files stay as they were): a stopping collector neither waits for a merge nor
     keeps a worker from draining the WAL."""
     compactor = Compactor(root, retention_days=retention_days)
-    if stopping is None:
-        return compactor.run_once(budget_seconds=budget_seconds)
-    if stopping.is_set():
-        compactor.interrupt()
+    reuse_freed_memory()  # merges reuse each other's memory (collector.allocator)
     finished = threading.Event()
-    watcher = threading.Thread(
-        target=interrupt_when_stopping, args=(compactor, stopping, finished), name="compaction-stop", daemon=True
-    )
-    watcher.start()
+    if stopping is not None:
+        if stopping.is_set():
+            compactor.interrupt()
+        watcher = threading.Thread(
+            target=interrupt_when_stopping, args=(compactor, stopping, finished), name="compaction-stop", daemon=True
+        )
+        watcher.start()
     try:
         return compactor.run_once(budget_seconds=budget_seconds)
     finally:
         finished.set()
+        give_back_freed_memory()
 
 
 def interrupt_when_stopping(compactor: Compactor, stopping: StopFlag, finished: threading.Event) -> None:

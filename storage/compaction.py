@@ -156,8 +156,10 @@ class Compactor:
         self.retired_seconds = retired_seconds  # how long merged inputs stay for reads (storage.retired)
         # Set by interrupt() (from another thread): the merge in progress ends and none starts.
         self._interrupted = False
-        self._con: duckdb.DuckDBPyConnection | None = None
+        self._con: duckdb.DuckDBPyConnection | None = None  # while a merge runs: what interrupt() ends
         self._lock = threading.Lock()
+        # One DuckDB instance for all the merges of a pass (see _connection), and where it spills.
+        self._db: tuple[duckdb.DuckDBPyConnection, SpillDirectory] | None = None
 
     def interrupt(self) -> None:
         """End the pass soon, from any thread: the merge in progress is abandoned (its files stay as
@@ -194,8 +196,23 @@ class Compactor:
                 else:
                     remove_expired(partition, now, self.retired_seconds)
                     pending.append((spec, partition, date))
-        merged: set[Path] = set()
         pending.sort(key=lambda item: _last_compacted(item[1]))  # a pass out of time starves none
+        try:
+            stats.partitions = self._merge_all(pending, today, now, deadline, stats)
+        finally:
+            self.close()
+        return stats
+
+    def _merge_all(
+        self,
+        pending: list[tuple[TableSpec, Path, dt.date | None]],
+        today: dt.date,
+        now: float,
+        deadline: float | None,
+        stats: CompactionStats,
+    ) -> int:
+        """The merges of :meth:`run_once`, partitions taking turns; how many partitions it merged."""
+        merged: set[Path] = set()
         while pending and not stats.unfinished:
             again = []
             for spec, partition, date in pending:
@@ -211,8 +228,7 @@ class Compactor:
                     merged.add(partition)
                     again.append((spec, partition, date))
             pending = again
-        stats.partitions = len(merged)
-        return stats
+        return len(merged)
 
     def _merge_counted(self, spec: TableSpec, partition: Path, chosen: list[Path], stats: CompactionStats) -> bool:
         """:meth:`merge` ``chosen`` and count it in ``stats``; False if it failed on a damaged file."""
@@ -295,6 +311,38 @@ class Compactor:
             f"hive_partitioning = false) d WHERE {hidden_by_deletion(spec.name)})"
         )
 
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        """The pass's DuckDB connection, opened by its first merge and kept until :meth:`close`.
+
+        Later merges sort in the memory the earlier ones freed: with an instance per merge, each
+        took all its memory fresh from the kernel, which zeroes every page first (1.3 page faults
+        a span against 0.7), and merges took about a quarter more CPU.
+        """
+        if self._db is None:
+            spill = SpillDirectory(self.root, SPILL_USER)
+            con = duckdb.connect(
+                config={
+                    "threads": 1,
+                    "memory_limit": "512MB",
+                    "temp_directory": str(spill.path),
+                    "preserve_insertion_order": False,
+                }
+            )
+            # Off on a connection's own statements (cursors have it off): a merge past 2 s drew a
+            # progress bar on stdout, into the collector's log.
+            con.execute("SET enable_progress_bar = false")
+            self._db = (con, spill)
+        return self._db[0]
+
+    def close(self) -> None:
+        """Close the DuckDB connection merges share (its memory goes back to the system); a later
+        merge opens another. :meth:`run_once` calls it when its pass ends."""
+        if self._db is not None:
+            con, spill = self._db
+            self._db = None
+            con.close()
+            spill.close()
+
     def merge(self, spec: TableSpec, partition: Path, files: list[Path]) -> int:
         """Replace ``files`` of one partition by a single deduplicated, sorted file.
 
@@ -304,24 +352,10 @@ class Compactor:
         key = ", ".join(spec.key)
         final = partition / f"{COMPACTED_FILE_PREFIX}{int(time.time() * 1000)}-{uuid.uuid4().hex[:8]}.parquet"
         rows_in = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-        spill = SpillDirectory(self.root, SPILL_USER)
-        con = duckdb.connect(
-            config={
-                "threads": 1,
-                "memory_limit": "512MB",
-                "temp_directory": str(spill.path),
-                "preserve_insertion_order": False,
-            }
-        )
-        # Off on a connection's own statements (cursors have it off): a merge past 2 s drew a
-        # progress bar on stdout, into the collector's log.
-        con.execute("SET enable_progress_bar = false")
         with self._lock:
             if self._interrupted:
-                con.close()
-                spill.close()
                 raise MergeInterrupted
-            self._con = con
+            con = self._con = self._connection()
         rows_out = 0
         deleted, params = self._deleted_traces(spec, partition), {"files": [str(f) for f in files]}
         if deleted:
@@ -360,14 +394,15 @@ class Compactor:
         try:
             publish(final, write)
         except Exception:
+            with self._lock:
+                self._con = None
+                self.close()  # the next merge starts afresh, whatever state this one left DuckDB in
             if self._interrupted:  # however DuckDB or Arrow reported it
                 raise MergeInterrupted from None
             raise
         finally:
             with self._lock:
                 self._con = None
-            con.close()
-            spill.close()
         # Deleted later (storage.retired): a read may have listed them and not yet opened them.
         retire(partition, final.name, [f.name for f in files if f != final])
         log.info(

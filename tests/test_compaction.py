@@ -226,6 +226,35 @@ def test_one_pass_keeps_merging_while_a_partition_has_enough_small_files(tmp_pat
     query.close()
 
 
+def test_a_pass_opens_one_duckdb_for_all_its_merges_and_closes_it_at_the_end(tmp_path, monkeypatch):
+    """Merges reuse the memory of the ones before (storage.compaction: _connection); none outlives the pass."""
+    writer = PartitionedWriter(tmp_path)
+    for seq in range(24):
+        _write(writer, [_observation(f"s{seq}-{i}", f"t{i}", TODAY_US + seq, "x") for i in range(20)], seq)
+        _write(writer, [_observation(f"o{seq}", "t0", TODAY_US + seq, "x")], seq, project="q")
+    date = dt.datetime.fromtimestamp(NOW, dt.UTC).date().isoformat()
+    one_file = max(f.stat().st_size for f in _files(tmp_path, date))
+    monkeypatch.setattr(compaction, "MAX_MERGE_BYTES", 4 * one_file)
+    opened: list[object] = []
+    connect = compaction.duckdb.connect
+
+    def counted(*args, **kwargs):
+        opened.append(con := connect(*args, **kwargs))
+        return con
+
+    monkeypatch.setattr(compaction.duckdb, "connect", counted)
+    stats = Compactor(tmp_path, min_files=4).run_once(now=NOW)
+    assert stats.merges >= 6 and stats.partitions == 2
+    assert len(opened) == 1
+    with pytest.raises(Exception, match="closed"):
+        opened[0].execute("SELECT 1")
+    assert not [p for p in (tmp_path / "tmp" / "compaction").iterdir()]  # its spill directory went with it
+    query = TableQuery(tmp_path)
+    assert query.query("p", "SELECT count(*) AS n FROM {observations}") == [{"n": 480}]
+    assert query.query("q", "SELECT count(*) AS n FROM {observations}") == [{"n": 24}]
+    query.close()
+
+
 def test_a_pass_out_of_time_says_so_and_the_next_one_goes_on(tmp_path, monkeypatch):
     writer = PartitionedWriter(tmp_path)
     for seq in range(12):
