@@ -36,16 +36,7 @@ def write_flush_files(processor: Any, records: list[Any]) -> None:
         processor.process(records[first : first + RECORDS_PER_BATCH])
 
 
-def _allocator(code: Path) -> Any:
-    """The checkout's ``collector.allocator`` module, or None for one from before it existed."""
-    if not (code / "collector" / "allocator.py").exists():
-        return None
-    import collector.allocator
-
-    return collector.allocator
-
-
-def measure(records: int, merge_files: int, code: Path) -> dict[str, float]:
+def measure(records: int, merge_files: int) -> dict[str, float]:
     """Write ``records`` records as flush files, then compact them ``merge_files`` at a time; CPU µs
     per span of each step."""
     import worker_batch  # bench/worker_batch.py, beside this file
@@ -53,6 +44,11 @@ def measure(records: int, merge_files: int, code: Path) -> dict[str, float]:
     from collector.batch import BatchProcessor
     from storage.compaction import Compactor, partitions
     from storage.schema import TABLES
+
+    try:  # set where a worker compacts (collector.batch.compact); a checkout from before has none
+        from collector import allocator
+    except ImportError:
+        allocator = None
 
     batch = worker_batch.wal_records(records)
     spans = records * worker_batch.SPANS_PER_RECORD
@@ -65,10 +61,9 @@ def measure(records: int, merge_files: int, code: Path) -> dict[str, float]:
         flushed = _disk_bytes(root)
         compactor = Compactor(root)
         files = 0
+        if allocator:
+            allocator.reuse_freed_memory()
         started = time.process_time()
-        with_allocator = _allocator(code)
-        if with_allocator:
-            with_allocator.reuse_freed_memory()  # as collector.batch.compact does
         for name, spec in TABLES.items():
             for partition in partitions(root, name):
                 inputs = sorted(partition.glob("*.parquet"))
@@ -77,8 +72,8 @@ def measure(records: int, merge_files: int, code: Path) -> dict[str, float]:
                     compactor.merge(spec, partition, inputs[first : first + merge_files])
         if hasattr(compactor, "close"):  # a checkout from before the pass shared its connection
             compactor.close()
-        if with_allocator:
-            with_allocator.give_back_freed_memory()
+        if allocator:
+            allocator.give_back_freed_memory()
         compaction = time.process_time() - started
         return {
             "spans": spans,
@@ -100,7 +95,7 @@ def main() -> None:
     parser.add_argument("--code", type=Path, default=Path(__file__).resolve().parent.parent, help="checkout to run")
     args = parser.parse_args()
     sys.path[:0] = [str(args.code), str(Path(__file__).resolve().parent)]
-    runs: list[dict[str, Any]] = [measure(args.records, args.merge_files, args.code) for _ in range(args.repeats)]
+    runs: list[dict[str, Any]] = [measure(args.records, args.merge_files) for _ in range(args.repeats)]
 
     def median(key: str) -> float:
         return statistics.median(run[key] for run in runs)

@@ -25,34 +25,32 @@ _M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_BYTES = 32 * 1024 * 1024  # glibc's DEFAULT_MMAP_THRESHOLD_MAX on 64-bit
 TRIM_THRESHOLD_BYTES = 2 * MMAP_THRESHOLD_BYTES  # what glibc sets beside a raised mmap threshold
 
-_done = False
-
 
 @functools.cache
-def _glibc() -> ctypes.CDLL | None:
+def glibc() -> ctypes.CDLL | None:
+    """The C library, where it is glibc; None elsewhere (musl, macOS: no such thresholds)."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return None  # musl, macOS: their allocators have no such thresholds
+        return None
     return ctypes.CDLL(None)
 
 
+@functools.cache
 def reuse_freed_memory() -> bool:
-    """Fix this process's malloc thresholds as above, once; False where the C library is not
-    glibc or it refused them."""
-    global _done
-    libc = _glibc()
-    if _done or libc is None:
-        return _done
+    """Fix this process's malloc thresholds as above (the first call does it); False where the C
+    library is not glibc or it refused them."""
+    libc = glibc()
+    if libc is None:
+        return False
     ok = libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
     ok = ok and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES) == 1
     if not ok:
         log.warning("malloc thresholds not set: mallopt refused them")
-    _done = ok
     return ok
 
 
 def give_back_freed_memory() -> None:
     """Return the heap's free pages to the kernel (``malloc_trim``): after a pass, a worker's
     memory is what its batches need, not what the pass's merges peaked at."""
-    libc = _glibc()
+    libc = glibc()
     if libc is not None:
         libc.malloc_trim(0)

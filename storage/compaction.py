@@ -337,11 +337,13 @@ class Compactor:
     def close(self) -> None:
         """Close the DuckDB connection merges share (its memory goes back to the system); a later
         merge opens another. :meth:`run_once` calls it when its pass ends."""
-        if self._db is not None:
-            con, spill = self._db
-            self._db = None
-            con.close()
-            spill.close()
+        with self._lock:  # interrupt() never reaches a closed connection
+            self._con = None
+            if self._db is not None:
+                con, spill = self._db
+                self._db = None
+                con.close()
+                spill.close()
 
     def merge(self, spec: TableSpec, partition: Path, files: list[Path]) -> int:
         """Replace ``files`` of one partition by a single deduplicated, sorted file.
@@ -394,9 +396,7 @@ class Compactor:
         try:
             publish(final, write)
         except Exception:
-            with self._lock:
-                self._con = None
-                self.close()  # the next merge starts afresh, whatever state this one left DuckDB in
+            self.close()  # the next merge starts afresh, whatever state this one left DuckDB in
             if self._interrupted:  # however DuckDB or Arrow reported it
                 raise MergeInterrupted from None
             raise

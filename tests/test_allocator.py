@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import platform
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from collector import allocator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,9 +32,7 @@ allocator.give_back_freed_memory()
 print(held, freed, rss_kib())
 """
 
-pytestmark = pytest.mark.skipif(
-    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's malloc only"
-)
+pytestmark = pytest.mark.skipif(allocator.glibc() is None, reason="glibc's malloc only")
 
 
 def _probe(mode: str) -> tuple[int, int, int]:

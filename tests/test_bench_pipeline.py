@@ -35,7 +35,7 @@ def test_the_drain_bench_waits_for_the_whole_backlog(monkeypatch):
 
 
 def test_the_compaction_bench_compacts_what_the_batches_wrote(monkeypatch):
-    figures = _load("compaction", monkeypatch).measure(8, 1, BENCH.parent)  # merges of one file: several a pass
+    figures = _load("compaction", monkeypatch).measure(8, 1)  # merges of one file: several a pass
     assert figures["files"] > 1 and figures["batch_us"] > 0 and figures["compaction_us"] > 0
     assert 0 < figures["compacted_bytes"] < figures["flushed_bytes"]
 
